@@ -1,0 +1,18 @@
+"""Connectors: each reads one kind of source into RDF triples.
+
+A connector knows its source and nothing of HTTP, tokens, policies or the store. The
+node asks it for a cheap ``fingerprint()`` (to notice changes) and, when that changed,
+for ``load()``: every triple of the source, or a ``SourceError`` naming file and line.
+``KINDS`` maps the ``type`` of a ``[[source]]`` table to its connector.
+"""
+
+from __future__ import annotations
+
+from connectors import rdf_file
+from connectors.base import Connector, Kind, SourceEnv
+
+__all__ = ["KINDS", "Connector", "Kind", "SourceEnv"]
+
+KINDS: dict[str, Kind] = {
+    "rdf": Kind(rdf_file.RdfFile.make, rdf_file.OPTIONS),
+}

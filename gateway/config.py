@@ -1,0 +1,247 @@
+"""Node configuration: one TOML file per node, read once into a frozen value.
+
+    [node]
+    party_id = "EU.EORI.NL000000001"       # iSHARE-style party id (or did:ishare:...)
+    name = "Hello Bouw B.V."
+    base_iri = "https://data.hello.example/"   # the party's public namespace
+    host = "127.0.0.1"                     # listen address
+    port = 8100
+    store = "state/store"                  # on-disk store; omit for in memory
+    poll_interval = 2.0                    # seconds between checks for changed sources
+
+    [[source]]                             # one per data source, its own named graph
+    name = "buildings"
+    type = "rdf"
+    path = "data/buildings.ttl"
+
+    [keys] / [registry] / [policies]       # filled by the identity and policy layers
+
+Paths are relative to the file. ``DSGO_<SECTION>_<KEY>`` environment variables override
+single values of the ``node``, ``keys``, ``registry`` and ``policies`` tables (for
+example ``DSGO_NODE_PORT=9000``). Any mistake is one ``ConfigError`` naming the file,
+the key and what is expected, and the node does not start.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from connectors import KINDS
+from gateway.errors import ConfigError
+
+__all__ = ["PARTY_ID", "NodeSettings", "SourceSettings", "load_node_settings"]
+
+PARTY_ID = re.compile(r"^(EU\.EORI\.[A-Z]{2}[A-Za-z0-9]{1,17}|did:ishare:[A-Za-z0-9._:-]{1,100})$")
+_SOURCE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSettings:
+    """One data source; ``options`` holds the connector's own keys (format, mapping, ...)."""
+
+    name: str
+    kind: str
+    path: Path | None
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSettings:
+    file: Path
+    party_id: str
+    name: str
+    base_iri: str
+    host: str = "127.0.0.1"
+    port: int = 8100
+    store_path: Path | None = None
+    poll_interval: float = 2.0
+    sources: tuple[SourceSettings, ...] = ()
+    keys_dir: Path | None = None
+    registry_url: str | None = None
+    policies_dir: Path | None = None
+
+    @property
+    def public_url(self) -> str:
+        """Where this node answers in this deployment (not its namespace)."""
+        return f"http://{self.host}:{self.port}"
+
+
+class _Table:
+    """Typed access to one TOML table, with errors naming file and dotted key."""
+
+    def __init__(self, file: Path, prefix: str, data: Mapping[str, Any], allowed: set[str]):
+        self.file, self.prefix, self.data = file, prefix, data
+        for key in data:
+            if key not in allowed:
+                expected = "one of " + ", ".join(sorted(allowed)) if allowed else "no keys"
+                raise ConfigError(file, self._key(key), f"unknown key (expected {expected})")
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}.{key}" if self.prefix else key
+
+    def get(self, key: str, conv: Callable[[Any], Any], expected: str, default: Any = None) -> Any:
+        if key not in self.data:
+            if default is _REQUIRED:
+                raise ConfigError(self.file, self._key(key), f"missing; expected {expected}")
+            return default
+        try:
+            return conv(self.data[key])
+        except (TypeError, ValueError):
+            got = self.data[key]
+            raise ConfigError(self.file, self._key(key), f"expected {expected}, got {got!r}") from None
+
+
+_REQUIRED = object()
+
+
+def _string(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise TypeError
+    return value
+
+
+def _matching(pattern: re.Pattern[str]) -> Callable[[Any], str]:
+    def conv(value: Any) -> str:
+        if not pattern.fullmatch(_string(value)):
+            raise ValueError
+        return str(value)
+
+    return conv
+
+
+def _namespace(value: Any) -> str:
+    text = _string(value)
+    if not re.fullmatch(r"https?://[^\s/?#]+/[^\s?#]*", text) or not text.endswith("/"):
+        raise ValueError
+    return text
+
+
+def _port(value: Any) -> int:
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535:
+        raise ValueError
+    return value
+
+
+def _positive(value: Any) -> float:
+    if isinstance(value, str):
+        value = float(value)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ValueError
+    return float(value)
+
+
+def _url(value: Any) -> str:
+    text = _string(value)
+    if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s]*)?", text):
+        raise ValueError
+    return text.rstrip("/")
+
+
+def _path_under(base: Path) -> Callable[[Any], Path]:
+    return lambda value: (base / _string(value)).resolve()
+
+
+_ENV_TABLES: dict[str, set[str]] = {
+    "node": {"party_id", "name", "base_iri", "host", "port", "store", "poll_interval"},
+    "keys": {"dir"},
+    "registry": {"url"},
+    "policies": {"dir"},
+}
+
+
+def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
+    for table, keys in _ENV_TABLES.items():
+        for key in keys:
+            value = environ.get(f"DSGO_{table}_{key}".upper())
+            if value is not None:
+                data.setdefault(table, {})[key] = value
+
+
+def load_node_settings(file: Path | str, environ: Mapping[str, str] | None = None) -> NodeSettings:
+    """Read and check a node's TOML file; raise ``ConfigError`` on the first mistake."""
+    file = Path(file)
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(file, "", "no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(file, "", f"cannot be read ({exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(file, "", f"not valid TOML ({exc})") from None
+    _apply_env(data, os.environ if environ is None else environ)
+    base = file.resolve().parent
+
+    top = _Table(file, "", data, {*_ENV_TABLES, "source"})
+    node = _Table(file, "node", top.get("node", _dict, "a [node] table", _REQUIRED), _ENV_TABLES["node"])
+    sources = top.get("source", _list_of_tables, "[[source]] tables", [])
+    names: set[str] = set()
+    parsed: list[SourceSettings] = []
+    for i, raw in enumerate(sources):
+        parsed.append(_source(file, base, f"source[{i}]", raw, names))
+    keys = _Table(file, "keys", top.get("keys", _dict, "a table", {}), _ENV_TABLES["keys"])
+    registry = _Table(file, "registry", top.get("registry", _dict, "a table", {}), _ENV_TABLES["registry"])
+    policies = _Table(file, "policies", top.get("policies", _dict, "a table", {}), _ENV_TABLES["policies"])
+    return NodeSettings(
+        file=file.resolve(),
+        party_id=node.get(
+            "party_id",
+            _matching(PARTY_ID),
+            "an iSHARE party id such as EU.EORI.NL000000001",
+            _REQUIRED,
+        ),
+        name=node.get("name", _string, "the party's display name", _REQUIRED),
+        base_iri=node.get(
+            "base_iri",
+            _namespace,
+            "an http(s) IRI ending in '/', e.g. https://data.firm.example/",
+            _REQUIRED,
+        ),
+        host=node.get("host", _string, "a host name or address", "127.0.0.1"),
+        port=node.get("port", _port, "a port number 0-65535", 8100),
+        store_path=node.get("store", _path_under(base), "a folder path for the on-disk store"),
+        poll_interval=node.get("poll_interval", _positive, "a positive number of seconds", 2.0),
+        sources=tuple(parsed),
+        keys_dir=keys.get("dir", _path_under(base), "a folder path"),
+        registry_url=registry.get("url", _url, "an http(s) URL"),
+        policies_dir=policies.get("dir", _path_under(base), "a folder path"),
+    )
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise TypeError
+    return value
+
+
+def _list_of_tables(value: Any) -> list[dict[str, Any]]:
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise TypeError
+    return value
+
+
+def _source(file: Path, base: Path, prefix: str, raw: dict[str, Any], names: set[str]) -> SourceSettings:
+    kind = _Table(file, prefix, {"type": raw.get("type")} if "type" in raw else {}, {"type"})
+    kind_name = kind.get(
+        "type", _matching(re.compile("|".join(KINDS))), "one of " + ", ".join(KINDS), _REQUIRED
+    )
+    connector = KINDS[kind_name]
+    table = _Table(file, prefix, raw, {"name", "type", "path", *connector.options})
+    name = table.get("name", _matching(_SOURCE_NAME), "a short lowercase name (a-z, 0-9, -, _)", _REQUIRED)
+    if name in names:
+        raise ConfigError(file, f"{prefix}.name", f"expected a unique name; {name!r} is used twice")
+    names.add(name)
+    path = table.get("path", _path_under(base), "a file path relative to this file", _REQUIRED)
+    options = {k: v for k, v in raw.items() if k in connector.options}
+    for key, value in options.items():
+        check, expected = connector.options[key]
+        if not check(value):
+            raise ConfigError(file, f"{prefix}.{key}", f"{expected}, got {value!r}")
+    return SourceSettings(name=name, kind=kind_name, path=path, options=options)

@@ -1,0 +1,1 @@
+"""The HTTP edge: routes, content negotiation and problem+json errors."""

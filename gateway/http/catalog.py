@@ -1,0 +1,115 @@
+"""The node's self-description: a VoID/DCAT dataset per source, classes, counts, formats.
+
+Served at ``/`` and ``/.well-known/void`` in every format, so both people and
+crawlers learn what the node publishes and where its collections are.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+import pyoxigraph as ox
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.formats import FORMATS, Page
+from gateway.http.respond import chosen_format, send
+from gateway.node import Node
+from gateway.store import RDF_TYPE
+
+__all__ = ["WELL_KNOWN", "catalog", "describe_node"]
+
+WELL_KNOWN = "/.well-known/void"
+_VOID, _DCAT, _DCT = (
+    "http://rdfs.org/ns/void#",
+    "http://www.w3.org/ns/dcat#",
+    "http://purl.org/dc/terms/",
+)
+_RDFS_SEEALSO = ox.NamedNode("http://www.w3.org/2000/01/rdf-schema#seeAlso")
+_INT = ox.NamedNode("http://www.w3.org/2001/XMLSchema#integer")
+_DATETIME = ox.NamedNode("http://www.w3.org/2001/XMLSchema#dateTime")
+
+
+def _n(ns: str, local: str) -> ox.NamedNode:
+    return ox.NamedNode(ns + local)
+
+
+def _int(n: int) -> ox.Literal:
+    return ox.Literal(str(n), datatype=_INT)
+
+
+def describe_node(node: Node) -> tuple[list[ox.Triple], Page]:
+    ns = node.namespace
+    doc = ns + WELL_KNOWN.lstrip("/")
+    dataset = ox.NamedNode(doc + "#dataset")
+    T = ox.Triple
+    out = [
+        T(dataset, RDF_TYPE, _n(_VOID, "Dataset")),
+        T(dataset, RDF_TYPE, _n(_DCAT, "Dataset")),
+        T(dataset, _n(_DCT, "title"), ox.Literal(f"Building data of {node.settings.name}")),
+        T(dataset, _n(_DCT, "publisher"), ox.NamedNode(doc + "#publisher")),
+        T(
+            ox.NamedNode(doc + "#publisher"),
+            _n(_DCT, "identifier"),
+            ox.Literal(node.settings.party_id),
+        ),
+        T(ox.NamedNode(doc + "#publisher"), _n(_DCT, "title"), ox.Literal(node.settings.name)),
+        T(dataset, _n(_VOID, "uriSpace"), ox.Literal(ns)),
+        T(
+            dataset,
+            _n(_VOID, "triples"),
+            _int(sum(s.triples for s in node.store.sources().values())),
+        ),
+    ]
+    for fmt in FORMATS:
+        dist = ox.NamedNode(f"{doc}#distribution-{fmt.name}")
+        out += [
+            T(dataset, _n(_DCAT, "distribution"), dist),
+            T(dist, RDF_TYPE, _n(_DCAT, "Distribution")),
+            T(dist, _n(_DCAT, "mediaType"), ox.Literal(fmt.media_type)),
+            T(
+                dist,
+                _n(_VOID, "feature"),
+                ox.NamedNode("http://www.w3.org/ns/formats/" + _FEATURE[fmt.name]),
+            ),
+        ]
+    totals: dict[str, int] = {}
+    for name, state in sorted(node.store.sources().items()):
+        subset = ox.NamedNode(f"{doc}#source-{name}")
+        out += [
+            T(dataset, _n(_VOID, "subset"), subset),
+            T(subset, RDF_TYPE, _n(_VOID, "Dataset")),
+            T(subset, _n(_DCT, "title"), ox.Literal(name)),
+            T(subset, _n(_VOID, "triples"), _int(state.triples)),
+            T(subset, _n(_DCT, "modified"), ox.Literal(_iso(state.loaded_at), datatype=_DATETIME)),
+        ]
+        for cls, count in node.store.class_counts(state.graph).items():
+            totals[cls] = totals.get(cls, 0) + count
+    for i, (cls, count) in enumerate(sorted(totals.items())):
+        part = ox.NamedNode(f"{doc}#class-{i}")
+        curie = node.vocab.curie(cls)
+        name = curie if curie != cls else cls
+        out += [
+            T(dataset, _n(_VOID, "classPartition"), part),
+            T(part, _n(_VOID, "class"), ox.NamedNode(cls)),
+            T(part, _n(_VOID, "entities"), _int(count)),
+            T(part, _RDFS_SEEALSO, ox.NamedNode(ns + "collections/" + quote(name, safe=":"))),
+        ]
+    return out, node.page(dataset.value, f"{node.settings.name} ({node.settings.party_id})")
+
+
+_FEATURE = {"turtle": "Turtle", "jsonld": "JSON-LD", "ntriples": "N-Triples", "html": "RDFa"}
+
+
+def _iso(t: float) -> str:
+    import time
+
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+async def catalog(request: Request) -> Response:
+    node: Node = request.app.state.node
+    fmt = chosen_format(request)
+    rep = node.represent(("catalog",), fmt, lambda: describe_node(node))
+    assert rep is not None
+    return send(request, rep)

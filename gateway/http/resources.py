@@ -1,0 +1,120 @@
+"""Resources at their IRIs, and collections of the resources of a class.
+
+``https://data.firm.example/id/building/42`` is served at ``/id/building/42``: the
+path after the node's namespace. These are the hot routes, so they are plain Starlette
+endpoints (FastAPI's parameter machinery would cost more than the whole answer) and
+answer from the node's representation cache.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from urllib.parse import quote, unquote
+
+import pyoxigraph as ox
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.errors import BadRequest, NotFound
+from gateway.formats import Page
+from gateway.http.respond import chosen_format, send
+from gateway.node import Node
+from gateway.store import RDF_TYPE
+
+__all__ = ["collection", "resource"]
+
+_HYDRA = "http://www.w3.org/ns/hydra/core#"
+_XSD_INT = ox.NamedNode("http://www.w3.org/2001/XMLSchema#integer")
+PAGE_SIZE, MAX_PAGE_SIZE = 100, 1000
+
+
+def _node(request: Request) -> Node:
+    node: Node = request.app.state.node
+    return node
+
+
+async def resource(request: Request) -> Response:
+    node = _node(request)
+    fmt = chosen_format(request)
+    raw = request.scope.get("raw_path") or request.url.path.encode()
+    path = raw.decode("latin-1").partition("?")[0].lstrip("/")
+    for candidate in (path, unquote(path)) if "%" in path else (path,):
+        iri = node.namespace + candidate
+        rep = node.represent(("resource", iri), fmt, partial(_describe, node, iri))
+        if rep is not None:
+            return send(request, rep)
+    raise NotFound(f"no resource {node.namespace + path} on this node")
+
+
+def _describe(node: Node, iri: str) -> tuple[list[ox.Triple], Page] | None:
+    triples = node.store.describe(iri)
+    if not triples:
+        return None
+    return triples, node.page(iri, node.vocab.curie(iri))
+
+
+async def collection(request: Request) -> Response:
+    node = _node(request)
+    fmt = chosen_format(request)
+    name = request.path_params["cls"]
+    class_iri = node.vocab.expand(name)
+    if class_iri is None:
+        raise NotFound(f"unknown class {name!r}; name it as prefix:Name (e.g. bot:Building) or a full IRI")
+    page = _int(request, "page", 1, 1, 10**9)
+    limit = _int(request, "limit", PAGE_SIZE, 1, MAX_PAGE_SIZE)
+    rep = node.represent(
+        ("collection", class_iri, page, limit),
+        fmt,
+        lambda: _page(node, name, class_iri, page, limit),
+    )
+    if rep is None:
+        raise NotFound(f"page {page} of {name} is past its end")
+    return send(request, rep)
+
+
+def _int(request: Request, key: str, default: int, low: int, high: int) -> int:
+    raw = request.query_params.get(key)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise BadRequest(f"query parameter {key!r} must be an integer from {low} to {high}, got {raw!r}")
+    return int(raw)
+
+
+def _page(
+    node: Node, name: str, class_iri: str, page: int, limit: int
+) -> tuple[list[ox.Triple], Page] | None:
+    members = node.store.members(class_iri, node.namespace)
+    last = max(1, -(-len(members) // limit))
+    if page > last:
+        return None
+    path = "/collections/" + quote(name, safe=":")
+
+    def url(n: int) -> str:
+        return f"{path}?page={n}" + (f"&limit={limit}" if limit != PAGE_SIZE else "")
+
+    coll = ox.NamedNode(node.namespace + path.lstrip("/"))
+    view = ox.NamedNode(node.namespace + url(page).lstrip("/"))
+    h = {
+        k: ox.NamedNode(_HYDRA + k)
+        for k in ("member", "totalItems", "view", "first", "last", "next", "previous")
+    }
+    triples = [
+        ox.Triple(coll, RDF_TYPE, ox.NamedNode(_HYDRA + "Collection")),
+        ox.Triple(coll, h["totalItems"], ox.Literal(str(len(members)), datatype=_XSD_INT)),
+        ox.Triple(coll, h["view"], view),
+        ox.Triple(view, RDF_TYPE, ox.NamedNode(_HYDRA + "PartialCollectionView")),
+    ]
+    links = [("first", url(1)), ("last", url(last))]
+    if page > 1:
+        links.append(("prev", url(page - 1)))
+    if page < last:
+        links.append(("next", url(page + 1)))
+    for rel, target in links:
+        predicate = h["previous" if rel == "prev" else rel]
+        triples.append(ox.Triple(view, predicate, ox.NamedNode(node.namespace + target.lstrip("/"))))
+    triples.extend(
+        ox.Triple(coll, h["member"], ox.NamedNode(m)) for m in members[(page - 1) * limit : page * limit]
+    )
+    title = f"{name}: {len(members)} resources, page {page} of {last}"
+    return triples, Page(node.vocab, node.namespace, coll.value, title, tuple(links))

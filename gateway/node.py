@@ -1,0 +1,111 @@
+"""A node's engines put together: store, sources, vocabulary and cached representations.
+
+This is what the HTTP edge talks to; it knows nothing of HTTP itself. A
+representation (bytes, media type, ETag) is rendered once per store generation and
+served from memory until the data changes, so a read costs a dictionary lookup.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import pyoxigraph as ox
+
+from connectors import SourceEnv
+from gateway.config import NodeSettings
+from gateway.formats import Format, Page
+from gateway.sources import Sources
+from gateway.store import Store
+from gateway.vocab import Vocab, load_vocab
+
+__all__ = ["Node", "Representation", "etag_of"]
+
+
+@dataclass(frozen=True, slots=True)
+class Representation:
+    body: bytes
+    content_type: str
+    etag: str
+    links: tuple[tuple[str, str], ...] = ()
+
+
+def etag_of(body: bytes) -> str:
+    """A strong validator: equal bytes, equal tag (RFC 9110 §8.8.3)."""
+    return '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+
+
+@dataclass
+class _Cache:
+    """Representations of the current store generation, bounded in entries and bytes."""
+
+    max_entries: int = 20_000
+    max_bytes: int = 64 << 20
+    generation: int = -1
+    size: int = 0
+    entries: dict[tuple[object, ...], Representation] = field(default_factory=dict)
+
+    def get(self, generation: int, key: tuple[object, ...]) -> Representation | None:
+        if generation != self.generation:
+            self.entries.clear()
+            self.generation, self.size = generation, 0
+            return None
+        return self.entries.get(key)
+
+    def put(self, key: tuple[object, ...], rep: Representation) -> None:
+        if len(self.entries) >= self.max_entries or self.size + len(rep.body) > self.max_bytes:
+            self.entries.clear()
+            self.size = 0
+        self.entries[key] = rep
+        self.size += len(rep.body)
+
+
+class Node:
+    def __init__(self, settings: NodeSettings, vocab: Vocab | None = None) -> None:
+        self.settings = settings
+        self.vocab = vocab or load_vocab()
+        self.store = Store(settings.store_path)
+        env = SourceEnv(base_iri=settings.base_iri, contexts=self.vocab.contexts)
+        self.sources = Sources(settings.sources, self.store, env)
+        self._cache = _Cache()
+
+    @property
+    def namespace(self) -> str:
+        return self.settings.base_iri
+
+    def page(self, subject: str, title: str = "", links: tuple[tuple[str, str], ...] = ()) -> Page:
+        return Page(self.vocab, self.namespace, subject, title, links)
+
+    def represent(
+        self,
+        key: tuple[object, ...],
+        fmt: Format,
+        build: Callable[[], tuple[Sequence[ox.Triple], Page] | None],
+    ) -> Representation | None:
+        """The cached representation for ``key`` in ``fmt``; ``build`` makes its triples
+        (``None``: there is nothing to show)."""
+        generation = self.store.generation
+        full = (*key, fmt.name)
+        rep = self._cache.get(generation, full)
+        if rep is None:
+            built = build()
+            if built is None:
+                return None
+            triples, page = built
+            body = fmt.render(_ordered(triples), page)
+            rep = Representation(body, fmt.content_type, etag_of(body), page.links)
+            self._cache.put(full, rep)
+        return rep
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def _ordered(triples: Sequence[ox.Triple]) -> list[ox.Triple]:
+    """Subjects in order of first appearance, then by predicate and object: stable bytes
+    (so stable ETags) and readable Turtle."""
+    first: dict[object, int] = {}
+    for t in triples:
+        first.setdefault(t.subject, len(first))
+    return sorted(triples, key=lambda t: (first[t.subject], t.predicate.value, str(t.object)))

@@ -1,0 +1,125 @@
+"""Keeps the store in step with the node's sources.
+
+At start every source whose fingerprint differs from the version in the store is read;
+afterwards ``watch`` polls the fingerprints and re-reads what changed, off the event
+loop. A source that fails keeps its last good version in service; the failure (file,
+line, reason, when) is kept for the health report until the source reads cleanly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from connectors import KINDS, Connector, SourceEnv
+from gateway.config import SourceSettings
+from gateway.errors import SourceError
+from gateway.store import Store
+
+__all__ = ["Failure", "Sources"]
+
+log = logging.getLogger("dsgo.sources")
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    error: SourceError
+    at: float
+    fingerprint: str
+
+
+class Sources:
+    def __init__(self, settings: tuple[SourceSettings, ...], store: Store, env: SourceEnv) -> None:
+        self.settings = {s.name: s for s in settings}
+        self.store = store
+        self.failures: dict[str, Failure] = {}
+        self.connectors: dict[str, Connector] = {}
+        self.on_change: list[Callable[[], None]] = []
+        for s in settings:
+            assert s.path is not None
+            try:
+                self.connectors[s.name] = KINDS[s.kind].make(s.path, s.options, env)
+            except SourceError as exc:
+                self._fail(s.name, exc, "")
+        for name in set(store.sources()) - set(self.settings):
+            store.remove_source(name)  # dropped from the configuration
+
+    def refresh(self, name: str) -> bool:
+        """Re-read source ``name`` if it changed; True if the served data changed."""
+        connector = self.connectors.get(name)
+        if connector is None:
+            return False
+        fingerprint = connector.fingerprint()
+        served = self.store.sources().get(name)
+        if served is not None and served.fingerprint == fingerprint:
+            self.failures.pop(name, None)  # e.g. a broken edit was reverted
+            return False
+        failed = self.failures.get(name)
+        if failed is not None and failed.fingerprint == fingerprint:
+            return False  # still the same broken version
+        try:
+            if not fingerprint:
+                raise SourceError(self.settings[name].path or name, "not found")
+            started = time.perf_counter()
+            triples = connector.load()
+            if connector.fingerprint() != fingerprint:
+                return False  # changed while being read: read it whole next time
+            self.store.replace_source(name, triples, fingerprint)
+        except SourceError as exc:
+            self._fail(name, exc, fingerprint)
+            return False
+        self.failures.pop(name, None)
+        log.info("source %s: %d triples in %.3fs", name, len(triples), time.perf_counter() - started)
+        for callback in self.on_change:
+            callback()
+        return True
+
+    def refresh_all(self) -> bool:
+        changed = False
+        for name in self.settings:
+            changed |= self.refresh(name)
+        return changed
+
+    async def watch(self, interval: float) -> None:
+        """Poll for changed sources until cancelled; reads run in a worker thread."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await asyncio.to_thread(self.refresh_all)
+            except Exception:  # never let the watcher die silently
+                log.exception("checking sources failed")
+
+    def _fail(self, name: str, error: SourceError, fingerprint: str) -> None:
+        self.failures[name] = Failure(error, time.time(), fingerprint)
+        log.error("source %s: %s (the last good version stays served)", name, error.detail)
+
+    def health(self) -> dict[str, Any]:
+        """Per source: what is served, and the last failure if it is not the newest."""
+        report: dict[str, Any] = {}
+        for name, s in self.settings.items():
+            served = self.store.sources().get(name)
+            failure = self.failures.get(name)
+            entry: dict[str, Any] = {
+                "type": s.kind,
+                "path": str(s.path),
+                "status": "failed" if failure else ("ok" if served else "empty"),
+                "triples": served.triples if served else 0,
+                "loaded_at": _iso(served.loaded_at) if served else None,
+            }
+            if failure:
+                entry["error"] = {
+                    "code": failure.error.code,
+                    "detail": failure.error.detail,
+                    "line": failure.error.line,
+                    "at": _iso(failure.at),
+                }
+            report[name] = entry
+        return report
+
+
+def _iso(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))

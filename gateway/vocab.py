@@ -1,0 +1,66 @@
+"""The project's vocabularies and JSON-LD context, read from ``vocab/``.
+
+``vocab/`` is the only place JSON-LD contexts come from: the node's own context
+(``context.jsonld``, published as ``CONTEXT_IRI``) compacts every JSON-LD answer, and
+its prefixes make Turtle and HTML readable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+__all__ = ["CONTEXT_IRI", "DSGO", "Vocab", "load_vocab", "vocab_dir"]
+
+CONTEXT_IRI = "https://vocab.dsgo.example/context.jsonld"
+DSGO = "https://vocab.dsgo.example/def#"
+
+
+@dataclass(frozen=True, slots=True)
+class Vocab:
+    #: prefix -> namespace IRI, from the project's context
+    prefixes: dict[str, str]
+    #: the project's context document ({"@context": {...}})
+    context: dict[str, Any]
+    #: every context document that JSON-LD sources may name, by IRI
+    contexts: dict[str, Any]
+
+    def curie(self, iri: str) -> str:
+        """The shortest ``prefix:local`` form of ``iri``, or ``iri`` itself."""
+        best = iri
+        for prefix, ns in self.prefixes.items():
+            if iri.startswith(ns) and len(iri) > len(ns):
+                candidate = f"{prefix}:{iri[len(ns) :]}"
+                if len(candidate) < len(best) or (len(candidate) == len(best) and candidate < best):
+                    best = candidate
+        return best
+
+    def expand(self, name: str) -> str | None:
+        """The IRI of ``prefix:local`` (or of an absolute IRI); ``None`` if unknown."""
+        if name.startswith(("http://", "https://", "urn:")):
+            return name
+        prefix, sep, local = name.partition(":")
+        if sep and prefix in self.prefixes:
+            return self.prefixes[prefix] + local
+        return None
+
+
+def vocab_dir() -> Path:
+    env = os.environ.get("DSGO_VOCAB_DIR")
+    return Path(env) if env else Path(__file__).resolve().parent.parent / "vocab"
+
+
+@cache
+def load_vocab(folder: Path | None = None) -> Vocab:
+    folder = folder or vocab_dir()
+    context = json.loads((folder / "context.jsonld").read_text(encoding="utf-8"))
+    prefixes = {
+        term: value
+        for term, value in context["@context"].items()
+        if isinstance(value, str) and value.endswith(("#", "/"))
+    }
+    return Vocab(prefixes=prefixes, context=context, contexts={CONTEXT_IRI: context})
