@@ -51,6 +51,75 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_keys_ca(args: argparse.Namespace) -> int:
+    from gateway.identity.pki import make_ca
+
+    for path in make_ca(args.dir, force=args.force):
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_keys_party(args: argparse.Namespace) -> int:
+    from gateway.config import PARTY_ID
+    from gateway.identity.pki import make_party
+
+    if not PARTY_ID.fullmatch(args.party_id):
+        raise GatewayError(f"{args.party_id!r} is not an iSHARE party id (e.g. EU.EORI.NL000000001)")
+    folder = args.dir or args.ca.parent / args.party_id
+    for path in make_party(args.party_id, folder, args.ca, name=args.name, force=args.force):
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_registry(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from gateway.registry import create_registry_app, load_registry_settings
+
+    settings = load_registry_settings(args.config)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    uvicorn.run(
+        create_registry_app(settings),
+        host=args.host or settings.host,
+        port=args.port if args.port is not None else settings.port,
+        log_level="info" if args.verbose else "warning",
+        access_log=args.verbose,
+        server_header=False,
+    )
+    return 0
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    """Obtain an access token from another node as this node's party; print it."""
+    import asyncio
+
+    from gateway.http.app import make_auth, outbound_http
+
+    settings = load_node_settings(args.config)
+    if settings.open:
+        raise GatewayError(f"{settings.file}: an open node has no identity to ask a token with")
+
+    async def run() -> str:
+        async with outbound_http() as http:
+            auth = make_auth(settings, http, time.time)
+            registry = auth.trust
+            assert hasattr(registry, "parties") and hasattr(registry, "tokens")
+            target = args.to.rstrip("/")
+            party = args.party
+            if party is None:
+                owners = [
+                    p.party_id for p in await registry.parties() if (p.endpoint or "").rstrip("/") == target
+                ]
+                if not owners:
+                    raise GatewayError(f"no party in the registry answers at {target}; name it with --party")
+                party = owners[0]
+            token: str = await registry.tokens.token(party, target)
+            return token
+
+    print(asyncio.run(run()))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Start the example node, show what it serves, keep serving until Ctrl-C."""
     settings = load_node_settings(HELLO)
@@ -127,6 +196,33 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int)
     p.add_argument("-v", "--verbose", action="store_true", help="log every request")
     p.set_defaults(run=cmd_serve)
+
+    p = sub.add_parser("registry", help="run a participant registry (iSHARE satellite subset)")
+    p.add_argument("config", type=Path, metavar="REGISTRY.toml")
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.add_argument("-v", "--verbose", action="store_true", help="log every request")
+    p.set_defaults(run=cmd_registry)
+
+    keys = sub.add_parser("keys", help="development PKI: a test CA and party certificates")
+    ksub = keys.add_subparsers(dest="keys_command", required=True, metavar="WHAT")
+    p = ksub.add_parser("ca", help="create the development root and issuing CA")
+    p.add_argument("--dir", type=Path, default=Path("keys/ca"), help="where to write (default keys/ca)")
+    p.add_argument("--force", action="store_true", help="replace existing files (new keys!)")
+    p.set_defaults(run=cmd_keys_ca)
+    p = ksub.add_parser("party", help="a key and certificate for a party, signed by the development CA")
+    p.add_argument("party_id", metavar="PARTY_ID")
+    p.add_argument("--dir", type=Path, help="where to write (default: keys/PARTY_ID beside the CA)")
+    p.add_argument("--ca", type=Path, default=Path("keys/ca"), help="the CA folder (default keys/ca)")
+    p.add_argument("--name", help="the organisation's name (certificate CN)")
+    p.add_argument("--force", action="store_true", help="replace existing files (new keys!)")
+    p.set_defaults(run=cmd_keys_party)
+
+    p = sub.add_parser("token", help="obtain an access token from another node, print it")
+    p.add_argument("--as", dest="config", type=Path, required=True, metavar="NODE.toml")
+    p.add_argument("--to", required=True, metavar="URL", help="the other node's base URL")
+    p.add_argument("--party", help="the other node's party id (default: looked up in the registry)")
+    p.set_defaults(run=cmd_token)
 
     p = sub.add_parser("demo", help="start the example node and show what it serves")
     p.add_argument("--once", action="store_true", help="stop after showing, instead of serving on")

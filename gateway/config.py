@@ -8,13 +8,25 @@
     port = 8100
     store = "state/store"                  # on-disk store; omit for in memory
     poll_interval = 2.0                    # seconds between checks for changed sources
+    redis = "redis://127.0.0.1:6379/0"     # optional: jti replay cache shared by workers
+    open = false                           # true: no authentication (local examples only)
 
     [[source]]                             # one per data source, its own named graph
     name = "buildings"
     type = "rdf"
     path = "data/buildings.ttl"
 
-    [keys] / [registry] / [policies]       # filled by the identity and policy layers
+    [keys]
+    dir = "../keys/EU.EORI.NL000000001"    # key.pem + chain.pem (dsgo keys party)
+
+    [registry]                             # the participant registry (iSHARE satellite)
+    url = "http://127.0.0.1:8000"
+    party_id = "EU.EORI.NL000000000"
+    ca = ["../keys/ca/root.cert.pem"]      # CA(s) the registry's own certificate must chain to
+    refresh = 60                           # seconds before a registry answer is asked again
+    lifetime = 600                         # seconds a cached answer may serve while it is down
+
+    [policies]                             # filled by the policy layer
 
 Paths are relative to the file. ``DSGO_<SECTION>_<KEY>`` environment variables override
 single values of the ``node``, ``keys``, ``registry`` and ``policies`` tables (for
@@ -64,7 +76,13 @@ class NodeSettings:
     sources: tuple[SourceSettings, ...] = ()
     keys_dir: Path | None = None
     registry_url: str | None = None
+    registry_id: str | None = None
+    registry_ca: tuple[Path, ...] = ()
+    registry_refresh: float = 60.0
+    registry_lifetime: float = 600.0
     policies_dir: Path | None = None
+    redis_url: str | None = None
+    open: bool = False
 
     @property
     def public_url(self) -> str:
@@ -138,6 +156,32 @@ def _positive(value: Any) -> float:
     return float(value)
 
 
+def _bool(value: Any) -> bool:
+    if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
+        return value.lower() in ("true", "1")
+    if not isinstance(value, bool):
+        raise TypeError
+    return value
+
+
+def _redis(value: Any) -> str:
+    text = _string(value)
+    if not re.fullmatch(r"rediss?://\S+", text):
+        raise ValueError
+    return text
+
+
+def _paths_under(base: Path) -> Callable[[Any], tuple[Path, ...]]:
+    def conv(value: Any) -> tuple[Path, ...]:
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not value:
+            raise TypeError
+        return tuple((base / _string(v)).resolve() for v in value)
+
+    return conv
+
+
 def _url(value: Any) -> str:
     text = _string(value)
     if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s]*)?", text):
@@ -150,9 +194,9 @@ def _path_under(base: Path) -> Callable[[Any], Path]:
 
 
 _ENV_TABLES: dict[str, set[str]] = {
-    "node": {"party_id", "name", "base_iri", "host", "port", "store", "poll_interval"},
+    "node": {"party_id", "name", "base_iri", "host", "port", "store", "poll_interval", "redis", "open"},
     "keys": {"dir"},
-    "registry": {"url"},
+    "registry": {"url", "party_id", "ca", "refresh", "lifetime"},
     "policies": {"dir"},
 }
 
@@ -189,7 +233,8 @@ def load_node_settings(file: Path | str, environ: Mapping[str, str] | None = Non
     keys = _Table(file, "keys", top.get("keys", _dict, "a table", {}), _ENV_TABLES["keys"])
     registry = _Table(file, "registry", top.get("registry", _dict, "a table", {}), _ENV_TABLES["registry"])
     policies = _Table(file, "policies", top.get("policies", _dict, "a table", {}), _ENV_TABLES["policies"])
-    return NodeSettings(
+    open_ = node.get("open", _bool, "true or false", False)
+    settings = NodeSettings(
         file=file.resolve(),
         party_id=node.get(
             "party_id",
@@ -211,8 +256,31 @@ def load_node_settings(file: Path | str, environ: Mapping[str, str] | None = Non
         sources=tuple(parsed),
         keys_dir=keys.get("dir", _path_under(base), "a folder path"),
         registry_url=registry.get("url", _url, "an http(s) URL"),
+        registry_id=registry.get("party_id", _matching(PARTY_ID), "the registry's iSHARE party id"),
+        registry_ca=registry.get("ca", _paths_under(base), "a list of CA certificate files", ()),
+        registry_refresh=registry.get("refresh", _positive, "a positive number of seconds", 60.0),
+        registry_lifetime=registry.get("lifetime", _positive, "a positive number of seconds", 600.0),
         policies_dir=policies.get("dir", _path_under(base), "a folder path"),
+        redis_url=node.get("redis", _redis, "a redis:// URL"),
+        open=open_,
     )
+    if not open_:
+        needed = [
+            ("keys.dir", settings.keys_dir, "the folder with this party's key.pem and chain.pem"),
+            ("registry.url", settings.registry_url, "the participant registry's URL"),
+            ("registry.party_id", settings.registry_id, "the registry's party id"),
+            (
+                "registry.ca",
+                settings.registry_ca,
+                "the CA certificate file(s) the registry's certificate chains to",
+            ),
+        ]
+        for key, value, what in needed:
+            if not value:
+                raise ConfigError(
+                    file, key, f"missing; expected {what} (or node.open = true for a local example)"
+                )
+    return settings
 
 
 def _dict(value: Any) -> dict[str, Any]:
@@ -244,4 +312,6 @@ def _source(file: Path, base: Path, prefix: str, raw: dict[str, Any], names: set
         check, expected = connector.options[key]
         if not check(value):
             raise ConfigError(file, f"{prefix}.{key}", f"{expected}, got {value!r}")
+        if key in connector.paths:
+            options[key] = (base / value).resolve()
     return SourceSettings(name=name, kind=kind_name, path=path, options=options)

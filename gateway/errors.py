@@ -9,10 +9,21 @@ these at the boundary where they occur and never reach a route.
     ├── ConfigError            a node/registry configuration file is wrong (CLI, 2)
     ├── SourceError            a data source cannot be read (file, line)
     │   └── RemoteContextError     a JSON-LD document asks for a context not in vocab/
+    ├── KeyFileError           a key or certificate file is missing, exists, or is unreadable
     └── HttpError              anything a request can cause
         ├── BadRequest             400 bad_request
         ├── NotFound               404 not_found
-        └── NotAcceptable          406 not_acceptable
+        ├── NotAcceptable          406 not_acceptable
+        ├── Unauthorized           401 invalid_token (RFC 6750 §3.1, with WWW-Authenticate)
+        ├── Forbidden              403 forbidden
+        ├── UpstreamError          502 upstream_error: a peer or the registry answered wrongly
+        └── OAuthError             RFC 6749 §5.2, at the token endpoints
+            ├── InvalidRequest         400 invalid_request
+            ├── InvalidClient          401 invalid_client
+            ├── InvalidGrant           400 invalid_grant
+            ├── UnsupportedGrantType   400 unsupported_grant_type
+            ├── InvalidScope           400 invalid_scope
+            └── TemporarilyUnavailable 503 temporarily_unavailable (registry unreachable: fail closed)
 """
 
 from __future__ import annotations
@@ -22,12 +33,23 @@ from pathlib import Path
 __all__ = [
     "BadRequest",
     "ConfigError",
+    "Forbidden",
     "GatewayError",
     "HttpError",
+    "InvalidClient",
+    "InvalidGrant",
+    "InvalidRequest",
+    "InvalidScope",
+    "KeyFileError",
     "NotAcceptable",
     "NotFound",
+    "OAuthError",
     "RemoteContextError",
     "SourceError",
+    "TemporarilyUnavailable",
+    "Unauthorized",
+    "UnsupportedGrantType",
+    "UpstreamError",
 ]
 
 
@@ -73,6 +95,13 @@ class RemoteContextError(SourceError):
     code = "remote_context_refused"
 
 
+class KeyFileError(GatewayError):
+    """A key or certificate file is missing, unreadable, or would be overwritten."""
+
+    code = "key_file"
+    title = "Key file problem"
+
+
 class HttpError(GatewayError):
     """An error caused by a request; ``headers`` are added to its response."""
 
@@ -91,3 +120,56 @@ class NotFound(HttpError):
 
 class NotAcceptable(HttpError):
     code, status, title = "not_acceptable", 406, "Not acceptable"
+
+
+class Unauthorized(HttpError):
+    """A missing, malformed, expired or foreign bearer token (RFC 6750 §3.1)."""
+
+    code, status, title = "invalid_token", 401, "Unauthorized"
+
+    def __init__(self, detail: str, realm: str = "dsgo") -> None:
+        challenge = f'Bearer realm="{realm}", error="invalid_token", error_description="{_quoted(detail)}"'
+        super().__init__(detail, {"www-authenticate": challenge})
+
+
+class Forbidden(HttpError):
+    code, status, title = "forbidden", 403, "Forbidden"
+
+
+class UpstreamError(HttpError):
+    code, status, title = "upstream_error", 502, "Bad gateway"
+
+
+class OAuthError(HttpError):
+    """An RFC 6749 §5.2 error; its ``code`` is the OAuth ``error`` value."""
+
+    title = "Token request refused"
+
+
+class InvalidRequest(OAuthError):
+    code, status = "invalid_request", 400
+
+
+class InvalidClient(OAuthError):
+    code, status = "invalid_client", 401
+
+
+class InvalidGrant(OAuthError):
+    code, status = "invalid_grant", 400
+
+
+class UnsupportedGrantType(OAuthError):
+    code, status = "unsupported_grant_type", 400
+
+
+class InvalidScope(OAuthError):
+    code, status = "invalid_scope", 400
+
+
+class TemporarilyUnavailable(OAuthError):
+    code, status = "temporarily_unavailable", 503
+
+
+def _quoted(text: str) -> str:
+    """RFC 6750 error_description: printable ASCII without quote or backslash."""
+    return "".join(c for c in text if 0x20 <= ord(c) < 0x7F and c not in '"\\')[:200]

@@ -7,6 +7,7 @@ import socket
 import textwrap
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
@@ -14,6 +15,9 @@ from fastapi import FastAPI
 
 from gateway.config import NodeSettings, load_node_settings
 from gateway.http.app import create_app
+
+if TYPE_CHECKING:
+    from tests.kit import Pki
 
 NS = "https://data.test.example/"
 
@@ -63,12 +67,23 @@ def write_node(folder: Path, extra: str = "", sources: str | None = None, **node
         "base_iri": NS,
         "port": free_port(),
         "poll_interval": 0.05,
+        "open": True,
         **node,
     }
-    lines = "\n".join(f"{k} = {v!r}" if not isinstance(v, str) else f'{k} = "{v}"' for k, v in values.items())
+    lines = "\n".join(f"{k} = {_toml(v)}" for k, v in values.items())
     path = folder / "node.toml"
     path.write_text(f"[node]\n{lines}\n\n{sources}\n{textwrap.dedent(extra)}")
     return path
+
+
+def _toml(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return repr(value)
 
 
 @pytest.fixture
@@ -94,3 +109,11 @@ def settings(node_toml: Path) -> NodeSettings:
 
 
 Client = Callable[[], contextlib.AbstractAsyncContextManager[tuple[FastAPI, httpx.AsyncClient]]]
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    """A development PKI shared by the identity tests (keys are slow to make)."""
+    from tests.kit import make_pki
+
+    return make_pki(tmp_path_factory.mktemp("pki"))

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
-import orjson
+import httpx
 from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
@@ -14,17 +16,68 @@ from starlette.routing import Route
 
 from gateway import __version__
 from gateway.config import NodeSettings
+from gateway.errors import ConfigError
 from gateway.http import problems
+from gateway.http.auth import Auth, json_response, optional_bearer, signed, token_endpoint
 from gateway.http.catalog import WELL_KNOWN, catalog
 from gateway.http.resources import collection, resource
+from gateway.identity.client import TokenClient
+from gateway.identity.pki import fingerprint, load_chain, load_identity
+from gateway.identity.registry_client import RegistryClient
+from gateway.identity.replay import replay_cache
+from gateway.identity.tokens import TokenIssuer
 from gateway.node import Node
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "make_auth", "outbound_http"]
 
 
-def create_app(settings: NodeSettings, *, watch: bool = True) -> FastAPI:
-    """The node's app. Sources are read at start-up; with ``watch`` they are re-read
-    when they change."""
+def outbound_http(transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
+    """The node's one outbound client: timeouts, bounded pools, no redirects."""
+    return httpx.AsyncClient(
+        transport=transport,
+        timeout=httpx.Timeout(10.0, connect=3.0),
+        limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+        follow_redirects=False,
+        headers={"user-agent": f"dsgo-gateway/{__version__}"},
+    )
+
+
+def make_auth(settings: NodeSettings, http: httpx.AsyncClient, clock: Callable[[], float]) -> Auth:
+    assert settings.keys_dir and settings.registry_url and settings.registry_id
+    identity = load_identity(settings.keys_dir)
+    if identity.party_id != settings.party_id:
+        raise ConfigError(
+            settings.file,
+            "keys.dir",
+            f"the certificate there is {identity.party_id}'s, not {settings.party_id}'s",
+        )
+    anchors = [fingerprint(cert) for path in settings.registry_ca for cert in load_chain(path)]
+    tokens = TokenClient(identity, http, clock)
+    registry = RegistryClient(
+        settings.registry_url,
+        settings.registry_id,
+        anchors,
+        tokens,
+        refresh=settings.registry_refresh,
+        lifetime=settings.registry_lifetime,
+        clock=clock,
+    )
+    replay = replay_cache(settings.redis_url, settings.party_id)
+    return Auth(identity, TokenIssuer(identity), registry, replay, clock)
+
+
+def create_app(
+    settings: NodeSettings,
+    *,
+    watch: bool = True,
+    http: httpx.AsyncClient | None = None,
+    clock: Callable[[], float] = time.time,
+) -> FastAPI:
+    """The node's app. Keys are read here (a wrong key file stops the node before it
+    starts); sources are read at start-up and, with ``watch``, re-read when they change.
+    ``http`` is the outbound client (tests pass one with an in-process transport)."""
+    client = http or outbound_http()
+    auth = None if settings.open else make_auth(settings, client, clock)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -40,6 +93,10 @@ def create_app(settings: NodeSettings, *, watch: bool = True) -> FastAPI:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             node.close()
+            if auth is not None:
+                await auth.replay.close()
+            if http is None:
+                await client.aclose()
 
     app = FastAPI(
         title=f"DSGO node {settings.name}",
@@ -48,24 +105,54 @@ def create_app(settings: NodeSettings, *, watch: bool = True) -> FastAPI:
         docs_url="/docs",
         redoc_url=None,
     )
+    app.state.auth = auth
     problems.install(app)
 
-    @app.get("/health", summary="Sources and their state")
     async def health(request: Request) -> Response:
         node: Node = request.app.state.node
         sources = node.sources.health()
         ok = all(s["status"] == "ok" for s in sources.values())
-        body = {
-            "status": "ok" if ok else "degraded",
-            "party_id": settings.party_id,
-            "namespace": settings.base_iri,
-            "sources": sources,
-        }
-        return Response(orjson.dumps(body), media_type="application/json")
+        body: dict[str, Any] = {"status": "ok" if ok else "degraded", "party_id": settings.party_id}
+        caller = optional_bearer(request) if auth is not None else None
+        if auth is None or (caller is not None and caller.party_id == settings.party_id):
+            body.update(namespace=settings.base_iri, sources=sources)  # operators only
+        else:
+            body["sources"] = {name: {"status": s["status"]} for name, s in sources.items()}
+        return json_response(body)
 
+    async def capabilities(request: Request) -> Response:
+        public = [
+            {"feature": "access token", "url": "/connect/token"},
+            {"feature": "capabilities", "url": "/capabilities"},
+            {"feature": "health", "url": "/health"},
+        ]
+        restricted: list[dict[str, Any]] = [
+            {"feature": "description", "url": "/", "formats": ["text/turtle", "application/ld+json"]},
+            {"feature": "resource", "url": "/{path}", "namespace": settings.base_iri},
+            {"feature": "collection", "url": "/collections/{class}"},
+        ]
+        if auth is None:
+            return json_response({"party_id": settings.party_id, "public": public + restricted})
+        caller = optional_bearer(request)
+        features: dict[str, Any] = {"public": public}
+        if caller is not None:
+            features["restricted"] = [{**f, "token_endpoint": "/connect/token"} for f in restricted]
+        info = {
+            "party_id": settings.party_id,
+            "ishare_roles": [{"role": "ServiceProvider"}],
+            "supported_versions": [{"version": "2.0", "supported_features": [features]}],
+        }
+        audience = caller.party_id if caller else None
+        return json_response(signed(auth.identity, "capabilities_info", info, audience, clock()))
+
+    routes = app.router.routes
+    routes.append(Route("/health", health, methods=["GET"]))
+    routes.append(Route("/capabilities", capabilities, methods=["GET"]))
+    if auth is not None:
+        routes.append(Route("/connect/token", token_endpoint(), methods=["POST"]))
     for path in ("/", WELL_KNOWN):
-        app.router.routes.append(Route(path, catalog, methods=["GET"], include_in_schema=False))
-    app.router.routes.append(Route("/collections/{cls:path}", collection, methods=["GET"]))
+        routes.append(Route(path, catalog, methods=["GET"], include_in_schema=False))
+    routes.append(Route("/collections/{cls:path}", collection, methods=["GET"]))
     # last: every other path is a resource in the node's namespace
-    app.router.routes.append(Route("/{path:path}", resource, methods=["GET"]))
+    routes.append(Route("/{path:path}", resource, methods=["GET"]))
     return app

@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.formats import FORMATS, Page
+from gateway.http.auth import reader
 from gateway.http.respond import chosen_format, send
 from gateway.node import Node
 from gateway.store import RDF_TYPE
@@ -109,6 +110,7 @@ def _iso(t: float) -> str:
 
 async def catalog(request: Request) -> Response:
     node: Node = request.app.state.node
+    reader(request)
     fmt = chosen_format(request)
     rep = node.represent(("catalog",), fmt, lambda: describe_node(node))
     assert rep is not None

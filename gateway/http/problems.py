@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.errors import GatewayError, HttpError
+from gateway.errors import GatewayError, HttpError, OAuthError
 
 __all__ = ["install", "problem"]
 
@@ -47,7 +47,11 @@ def install(app: FastAPI) -> None:
         headers = exc.headers if isinstance(exc, HttpError) else None
         if exc.status >= 500:
             log.error("%s %s: %s", request.method, request.url.path, exc.detail)
-            return problem(exc.status, exc.code, exc.title, "the node could not answer; see its log")
+            if not isinstance(exc, HttpError):  # not meant for callers: say nothing of it
+                return problem(exc.status, exc.code, exc.title, "the node could not answer; see its log")
+        if isinstance(exc, OAuthError):  # RFC 6749 §5.2 members, for OAuth clients
+            extra = {"error": exc.code, "error_description": exc.detail}
+            return problem(exc.status, exc.code, exc.title, exc.detail, headers, **extra)
         return problem(exc.status, exc.code, exc.title, exc.detail, headers)
 
     async def http_error(request: Request, exc: Exception) -> Response:

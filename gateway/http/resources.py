@@ -17,6 +17,7 @@ from starlette.responses import Response
 
 from gateway.errors import BadRequest, NotFound
 from gateway.formats import Page
+from gateway.http.auth import reader
 from gateway.http.respond import chosen_format, send
 from gateway.node import Node
 from gateway.store import RDF_TYPE
@@ -35,6 +36,7 @@ def _node(request: Request) -> Node:
 
 async def resource(request: Request) -> Response:
     node = _node(request)
+    reader(request)
     fmt = chosen_format(request)
     raw = request.scope.get("raw_path") or request.url.path.encode()
     path = raw.decode("latin-1").partition("?")[0].lstrip("/")
@@ -55,6 +57,7 @@ def _describe(node: Node, iri: str) -> tuple[list[ox.Triple], Page] | None:
 
 async def collection(request: Request) -> Response:
     node = _node(request)
+    reader(request)
     fmt = chosen_format(request)
     name = request.path_params["cls"]
     class_iri = node.vocab.expand(name)

@@ -1,0 +1,90 @@
+"""Access tokens a node issues to authenticated parties, and checks on every request.
+
+The token is a JWT the node signs itself (RS256): ``iss`` and ``aud`` are the node's
+party id, ``sub`` and ``client_id`` the caller's, valid for an hour. Verifying RS256
+costs about as much as serving a resource, so a verified token is remembered (bounded,
+keyed by the whole token string); its expiry is still checked on every request.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from joserfc.jwk import RSAKey
+
+from gateway.errors import Unauthorized
+from gateway.identity import jwt
+from gateway.identity.pki import Identity
+
+__all__ = ["ACCESS_TOKEN_LIFETIME", "Caller", "TokenIssuer"]
+
+ACCESS_TOKEN_LIFETIME = 3600
+_LEEWAY = 10
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """An authenticated party, as its access token says."""
+
+    party_id: str
+    expires: float
+    token_id: str
+
+
+class TokenIssuer:
+    def __init__(self, identity: Identity, cache_size: int = 10_000) -> None:
+        self.identity = identity
+        self._public = RSAKey.import_key(identity.key.public_key())
+        self._verified: OrderedDict[str, Caller] = OrderedDict()
+        self._cache_size = cache_size
+
+    def issue(self, party_id: str, now: float) -> str:
+        iat = int(now)
+        me = self.identity.party_id
+        claims = {
+            "iss": me,
+            "aud": me,
+            "sub": party_id,
+            "client_id": party_id,
+            "scope": "iSHARE",
+            "jti": uuid.uuid4().hex,
+            "iat": iat,
+            "nbf": iat,
+            "exp": iat + ACCESS_TOKEN_LIFETIME,
+        }
+        return jwt.sign(claims, self.identity.key)
+
+    def check(self, token: str, now: float) -> Caller:
+        """The caller a bearer token stands for; ``Unauthorized`` saying why not."""
+        caller = self._verified.get(token)
+        if caller is None:
+            caller = self._verify(token, now)
+            self._verified[token] = caller
+            if len(self._verified) > self._cache_size:
+                self._verified.popitem(last=False)
+        if caller.expires <= now:
+            self._verified.pop(token, None)
+            raise Unauthorized("the access token has expired; request a new one at /connect/token")
+        return caller
+
+    def _verify(self, token: str, now: float) -> Caller:
+        jwt.peek_header(token, Unauthorized)
+        claims = jwt.verify(token, self._public, _foreign)
+        me = self.identity.party_id
+        if claims.get("iss") != me or claims.get("aud") != me:
+            raise Unauthorized("the access token was not issued by this node")
+        sub, exp, jti = claims.get("sub"), claims.get("exp"), claims.get("jti")
+        if not isinstance(sub, str) or not sub or not isinstance(jti, str):
+            raise Unauthorized("the access token has no subject")
+        if isinstance(exp, bool) or not isinstance(exp, int | float):
+            raise Unauthorized("the access token has no valid exp")
+        nbf = claims.get("nbf", 0)
+        if isinstance(nbf, int | float) and nbf > now + _LEEWAY:
+            raise Unauthorized("the access token is not valid yet")
+        return Caller(sub, float(exp), jti)
+
+
+def _foreign(reason: str) -> Unauthorized:
+    return Unauthorized(f"the access token was not issued by this node ({reason})")

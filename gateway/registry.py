@@ -1,0 +1,343 @@
+"""The federation's participant registry: the iSHARE satellite API subset nodes need.
+
+    POST /connect/token          an access token for a participant (as on any node)
+    GET  /parties                parties_token; filters: name (with * wildcards), eori,
+                                 active_only, role, namespace (an IRI: who owns it)
+    GET  /parties/{party_id}     party_token
+    GET  /trusted_list           trusted_list_token: the CAs participants' chains must end in
+    GET  /versions               versions_token
+    GET  /capabilities, /health
+
+Every answer is a JWT signed by the registry with ``exp = iat + 30`` and ``aud`` = the
+requester; every route but the token endpoint, capabilities and health needs a bearer
+token. Party entries are iSHARE v2 (snake_case) with a ``dsgo`` extension: the IRI
+namespaces the party owns and the endpoint that serves them. The content comes from
+one TOML file:
+
+    [registry]
+    party_id = "EU.EORI.NL000000000"
+    name = "DSGO development registry"
+    host = "127.0.0.1"
+    port = 8000
+    keys = "../../keys/EU.EORI.NL000000000"    # key.pem + chain.pem
+    trusted = ["../../keys/ca/root.cert.pem"]   # CA certificates (files) on the trusted list
+    trusted_fingerprints = []                   # or their SHA-256 fingerprints
+    redis = "redis://127.0.0.1:6379/0"          # optional shared jti cache
+
+    [[party]]
+    id = "EU.EORI.NL000000001"
+    name = "Bouwbedrijf"
+    status = "Active"                           # Active, NotActive, Revoked, ...
+    start = 2024-01-01                          # adherence dates (optional)
+    end = 2030-01-01
+    certificates = ["../../keys/EU.EORI.NL000000001/chain.pem"]   # leaf first; or
+    fingerprints = []                            # x5t#s256 of registered certificates
+    roles = ["ServiceProvider"]
+    namespaces = ["https://data.bouwbedrijf.example/"]
+    endpoint = "http://127.0.0.1:8101"
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fnmatch
+import time
+import tomllib
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from gateway import __version__
+from gateway.config import PARTY_ID
+from gateway.errors import ConfigError, KeyFileError, NotFound
+from gateway.http import problems
+from gateway.http.auth import Auth, bearer, json_response, optional_bearer, signed, token_endpoint
+from gateway.identity.parties import Party, TrustedCA, parse_party
+from gateway.identity.pki import fingerprint, load_chain, load_identity
+from gateway.identity.replay import replay_cache
+from gateway.identity.tokens import TokenIssuer
+
+__all__ = ["RegistrySettings", "create_registry_app", "load_registry_settings"]
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrySettings:
+    file: Path
+    party_id: str
+    name: str
+    keys_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 8000
+    trusted: tuple[TrustedCA, ...] = ()
+    parties: tuple[Party, ...] = ()
+    redis: str | None = None
+    entries: tuple[Mapping[str, Any], ...] = field(default=(), repr=False)
+
+
+def _date(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+    if isinstance(value, dt.date):
+        return f"{value.isoformat()}T00:00:00Z"
+    raise TypeError
+
+
+def load_registry_settings(file: Path | str) -> RegistrySettings:
+    file = Path(file)
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(file, "", "no such file") from None
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(file, "", f"not a readable TOML file ({exc})") from None
+    base = file.resolve().parent
+    reg = data.get("registry")
+    if not isinstance(reg, dict):
+        raise ConfigError(file, "registry", "missing; expected a [registry] table")
+    allowed = {"party_id", "name", "host", "port", "keys", "trusted", "trusted_fingerprints", "redis"}
+    for key in reg:
+        if key not in allowed:
+            raise ConfigError(
+                file, f"registry.{key}", "unknown key (expected one of " + ", ".join(sorted(allowed)) + ")"
+            )
+    party_id = reg.get("party_id")
+    if not isinstance(party_id, str) or not PARTY_ID.fullmatch(party_id):
+        raise ConfigError(
+            file, "registry.party_id", "expected an iSHARE party id such as EU.EORI.NL000000000"
+        )
+    if not isinstance(reg.get("keys"), str):
+        raise ConfigError(
+            file, "registry.keys", "expected the folder with the registry's key.pem and chain.pem"
+        )
+    trusted: list[TrustedCA] = []
+    for i, path in enumerate(reg.get("trusted", [])):
+        try:
+            for cert in load_chain(base / path):
+                trusted.append(TrustedCA(cert.subject.rfc4514_string(), fingerprint(cert), "granted"))
+        except (KeyFileError, TypeError) as exc:
+            raise ConfigError(
+                file, f"registry.trusted[{i}]", f"expected a CA certificate file ({exc})"
+            ) from None
+    for fp in reg.get("trusted_fingerprints", []):
+        trusted.append(TrustedCA("", fp.upper().replace(":", ""), "granted"))
+    entries, parties = [], []
+    for i, raw in enumerate(data.get("party", [])):
+        entry = _party_entry(file, base, f"party[{i}]", raw)
+        entries.append(entry)
+        parties.append(parse_party(entry))
+    port = reg.get("port", 8000)
+    if not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ConfigError(file, "registry.port", "expected a port number")
+    return RegistrySettings(
+        file=file.resolve(),
+        party_id=party_id,
+        name=str(reg.get("name", party_id)),
+        keys_dir=base / reg["keys"],
+        host=str(reg.get("host", "127.0.0.1")),
+        port=port,
+        trusted=tuple(trusted),
+        parties=tuple(parties),
+        redis=reg.get("redis"),
+        entries=tuple(entries),
+    )
+
+
+def _party_entry(file: Path, base: Path, where: str, raw: Any) -> dict[str, Any]:
+    """A [[party]] table as an iSHARE v2 party_info entry."""
+    allowed = {
+        "id",
+        "name",
+        "status",
+        "start",
+        "end",
+        "certificates",
+        "fingerprints",
+        "roles",
+        "namespaces",
+        "endpoint",
+    }
+    if not isinstance(raw, dict):
+        raise ConfigError(file, where, "expected a table")
+    for key in raw:
+        if key not in allowed:
+            raise ConfigError(
+                file, f"{where}.{key}", "unknown key (expected one of " + ", ".join(sorted(allowed)) + ")"
+            )
+    pid = raw.get("id")
+    if not isinstance(pid, str) or not PARTY_ID.fullmatch(pid):
+        raise ConfigError(file, f"{where}.id", "expected an iSHARE party id")
+    certificates = []
+    for i, path in enumerate(raw.get("certificates", [])):
+        try:
+            leaf = load_chain(base / path)[0]
+        except (KeyFileError, TypeError) as exc:
+            raise ConfigError(
+                file, f"{where}.certificates[{i}]", f"expected a certificate file ({exc})"
+            ) from None
+        from gateway.identity.pki import b64_der
+
+        certificates.append(
+            {
+                "subject_name": leaf.subject.rfc4514_string(),
+                "certificate_type": "x509",
+                "enabled_from": _date(leaf.not_valid_before_utc),
+                "x5c": b64_der(leaf),
+                "x5t#s256": fingerprint(leaf),
+            }
+        )
+    for fp in raw.get("fingerprints", []):
+        certificates.append({"certificate_type": "x509", "x5t#s256": str(fp)})
+    try:
+        start, end = _date(raw.get("start")), _date(raw.get("end"))
+    except TypeError:
+        raise ConfigError(file, f"{where}.start", "expected TOML dates (start = 2024-01-01)") from None
+    endpoint = raw.get("endpoint")
+    namespaces = raw.get("namespaces", [])
+    if not isinstance(namespaces, list) or not all(
+        isinstance(n, str) and n.endswith("/") for n in namespaces
+    ):
+        raise ConfigError(file, f"{where}.namespaces", "expected IRIs ending in '/'")
+    return {
+        "party_id": pid,
+        "party_name": str(raw.get("name", pid)),
+        "adherence": {"status": str(raw.get("status", "Active")), "start_date": start, "end_date": end},
+        "certificates": certificates,
+        "roles": [
+            {"role": r, "start_date": start, "end_date": end, "loa": "High"} for r in raw.get("roles", [])
+        ],
+        "dsgo": {"namespaces": namespaces, "endpoint": endpoint},
+    }
+
+
+class _LocalTrust:
+    def __init__(self, settings: RegistrySettings) -> None:
+        self._parties = {p.party_id: p for p in settings.parties}
+        self._trusted = list(settings.trusted)
+
+    async def party(self, party_id: str) -> Party | None:
+        return self._parties.get(party_id)
+
+    async def trusted(self) -> list[TrustedCA]:
+        return self._trusted
+
+
+def _matches(entry: Mapping[str, Any], party: Party, query: Mapping[str, str], now: dt.datetime) -> bool:
+    name = query.get("name")
+    if name and not fnmatch.fnmatchcase(party.name.lower(), name.lower()):
+        return False
+    eori = query.get("eori") or query.get("party_id")
+    if eori and party.party_id != eori:
+        return False
+    if query.get("active_only", "").lower() == "true" and party.active_at(now) is not None:
+        return False
+    role = query.get("role")
+    if role and role.lower() not in {r.lower() for r in party.roles}:
+        return False
+    namespace = query.get("namespace")
+    return not namespace or any(namespace.startswith(ns) for ns in party.namespaces)
+
+
+def create_registry_app(settings: RegistrySettings, clock: Callable[[], float] = time.time) -> FastAPI:
+    identity = load_identity(settings.keys_dir)
+    if identity.party_id != settings.party_id:
+        raise ConfigError(
+            settings.file,
+            "registry.keys",
+            f"the certificate there is {identity.party_id}'s, not {settings.party_id}'s",
+        )
+    entries = {e["party_id"]: (e, p) for e, p in zip(settings.entries, settings.parties, strict=True)}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        replay = replay_cache(settings.redis, settings.party_id)
+        app.state.auth = Auth(identity, TokenIssuer(identity), _LocalTrust(settings), replay, clock)
+        try:
+            yield
+        finally:
+            await replay.close()
+
+    app = FastAPI(
+        title=f"DSGO registry {settings.name}", version=__version__, lifespan=lifespan, redoc_url=None
+    )
+    problems.install(app)
+
+    async def parties(request: Request) -> Response:
+        caller = bearer(request)
+        now = dt.datetime.fromtimestamp(clock(), dt.UTC)
+        data = [e for e, p in entries.values() if _matches(e, p, request.query_params, now)]
+        info = {"count": len(data), "data": data}
+        return json_response(signed(identity, "parties_info", info, caller.party_id, clock()))
+
+    async def party(request: Request) -> Response:
+        caller = bearer(request)
+        found = entries.get(request.path_params["party_id"])
+        if found is None:
+            raise NotFound(f"no party {request.path_params['party_id']} in this registry")
+        return json_response(signed(identity, "party_info", found[0], caller.party_id, clock()))
+
+    async def trusted_list(request: Request) -> Response:
+        caller = bearer(request)
+        body = [
+            {
+                "subject": ca.subject,
+                "certificate_fingerprint": ca.fingerprint,
+                "validity": "valid",
+                "status": ca.status,
+            }
+            for ca in settings.trusted
+        ]
+        return json_response(signed(identity, "trusted_list", body, caller.party_id, clock()))
+
+    async def versions(request: Request) -> Response:
+        caller = bearer(request)
+        body = [{"version_number": "2.0", "enabled_from": "2024-01-01T00:00:00Z", "version_status": "active"}]
+        return json_response(signed(identity, "versions_info", body, caller.party_id, clock()))
+
+    async def capabilities(request: Request) -> Response:
+        caller = optional_bearer(request)
+        public = [{"feature": "access token", "url": "/connect/token", "token_endpoint": "/connect/token"}]
+        restricted = [
+            {"feature": f, "url": u, "token_endpoint": "/connect/token"}
+            for f, u in (
+                ("parties", "/parties"),
+                ("party", "/parties/{party_id}"),
+                ("trusted list", "/trusted_list"),
+                ("versions", "/versions"),
+            )
+        ]
+        features: dict[str, Any] = {"public": public}
+        if caller is not None:
+            features["restricted"] = restricted
+        info = {
+            "party_id": settings.party_id,
+            "ishare_roles": [{"role": "SchemeOwner"}],
+            "supported_versions": [{"version": "2.0", "supported_features": [features]}],
+        }
+        return json_response(
+            signed(identity, "capabilities_info", info, caller.party_id if caller else None, clock())
+        )
+
+    async def health(request: Request) -> Response:
+        return json_response({"status": "ok", "party_id": settings.party_id, "parties": len(entries)})
+
+    app.router.routes.extend(
+        [
+            Route("/connect/token", token_endpoint(), methods=["POST"]),
+            Route("/parties", parties, methods=["GET"]),
+            Route("/parties/{party_id}", party, methods=["GET"]),
+            Route("/trusted_list", trusted_list, methods=["GET"]),
+            Route("/versions", versions, methods=["GET"]),
+            Route("/capabilities", capabilities, methods=["GET"]),
+            Route("/health", health, methods=["GET"]),
+        ]
+    )
+    return app
