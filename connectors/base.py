@@ -9,7 +9,10 @@ from typing import Any, Protocol
 
 import pyoxigraph as ox
 
-__all__ = ["Connector", "Kind", "SourceEnv"]
+__all__ = ["Connector", "Kind", "Progress", "SourceEnv"]
+
+#: ``progress(phase, done, total)``: how far a long ``load()`` is (total 0 if unknown)
+Progress = Callable[[str, int, int], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,9 +22,14 @@ class SourceEnv:
     base_iri: str
     #: JSON-LD context documents by IRI, all from vocab/; nothing else may be loaded
     contexts: Mapping[str, Any] = field(default_factory=dict)
+    #: prefix -> namespace IRI (vocab/context.jsonld), for prefixed names in mapping files
+    prefixes: Mapping[str, str] = field(default_factory=dict)
 
 
 class Connector(Protocol):
+    """A source. Connectors that publish good data despite bad parts (a CSV's bad rows)
+    also expose ``problems: list[SourceError]``, describing the last successful ``load()``."""
+
     def fingerprint(self) -> str:
         """A cheap marker that changes whenever the source does ("" if it is gone)."""
 
@@ -34,3 +42,6 @@ class Kind:
     make: Callable[[Path, Mapping[str, Any], SourceEnv], Connector]
     #: extra keys a [[source]] table may have: name -> (check, what is expected)
     options: Mapping[str, tuple[Callable[[Any], bool], str]] = field(default_factory=dict)
+    #: which of those options are file paths: the configuration resolves them relative to
+    #: its own file (as it does ``path``), so a connector receives them absolute
+    paths: frozenset[str] = frozenset()

@@ -9,6 +9,7 @@ fetched.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -71,12 +72,35 @@ class RdfFile:
         if self.format == ox.RdfFormat.JSON_LD:
             data = _resolve_jsonld(self.path, data, self.env.contexts)
         try:
-            quads = ox.parse(data, self.format, base_iri=self.env.base_iri, rename_blank_nodes=True)
-            return [q.triple for q in quads]
+            quads = ox.parse(data, self.format, base_iri=self.env.base_iri)
+            return _stable_blank_nodes([q.triple for q in quads], str(self.path.resolve()))
         except SyntaxError as exc:
             raise SourceError(self.path, _reason(exc), exc.lineno) from None
         except ValueError as exc:  # invalid IRI, literal, ... found while parsing
             raise SourceError(self.path, str(exc)) from None
+
+
+def _stable_blank_nodes(triples: list[ox.Triple], scope: str) -> list[ox.Triple]:
+    """Blank node labels made unique to this file yet the same on every read and in every
+    worker (numbered in order of appearance: the parser's own labels for ``[]`` are random),
+    so that representations and their ETags do not change between processes."""
+    prefix = hashlib.blake2b(scope.encode(), digest_size=6).hexdigest()
+    labels: dict[ox.BlankNode, ox.BlankNode] = {}
+
+    def fix(term: Any) -> Any:
+        if isinstance(term, ox.BlankNode):
+            new = labels.get(term)
+            if new is None:
+                new = labels[term] = ox.BlankNode(f"b{prefix}n{len(labels)}")
+            return new
+        return term
+
+    return [
+        ox.Triple(fix(t.subject), t.predicate, fix(t.object))
+        if isinstance(t.subject, ox.BlankNode) or isinstance(t.object, ox.BlankNode)
+        else t
+        for t in triples
+    ]
 
 
 def _reason(exc: SyntaxError) -> str:

@@ -10,6 +10,9 @@
     poll_interval = 2.0                    # seconds between checks for changed sources
     redis = "redis://127.0.0.1:6379/0"     # optional: jti replay cache shared by workers
     open = false                           # true: no authentication (local examples only)
+    audit = "state/audit.sqlite"           # the audit log of every read (the default)
+    sparql_timeout = 10                    # seconds a /sparql query may run
+    sparql_max_results = 10000             # rows (or triples) a /sparql answer may hold
 
     [[source]]                             # one per data source, its own named graph
     name = "buildings"
@@ -83,6 +86,10 @@ class NodeSettings:
     policies_dir: Path | None = None
     redis_url: str | None = None
     open: bool = False
+    #: the hash-chained audit log of every read (None: not kept, tests only)
+    audit_path: Path | None = None
+    sparql_timeout: float = 10.0
+    sparql_max_results: int = 10_000
 
     @property
     def public_url(self) -> str:
@@ -182,6 +189,23 @@ def _paths_under(base: Path) -> Callable[[Any], tuple[Path, ...]]:
     return conv
 
 
+def _audit_path(base: Path) -> Callable[[Any], Path | None]:
+    def conv(value: Any) -> Path | None:
+        if value is False or (isinstance(value, str) and value.lower() == "false"):
+            return None
+        return (base / _string(value)).resolve()
+
+    return conv
+
+
+def _count(value: Any) -> int:
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError
+    return value
+
+
 def _url(value: Any) -> str:
     text = _string(value)
     if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s]*)?", text):
@@ -194,7 +218,18 @@ def _path_under(base: Path) -> Callable[[Any], Path]:
 
 
 _ENV_TABLES: dict[str, set[str]] = {
-    "node": {"party_id", "name", "base_iri", "host", "port", "store", "poll_interval", "redis", "open"},
+    "node": {
+        "party_id",
+        "name",
+        "base_iri",
+        "host",
+        "port",
+        "store",
+        "poll_interval",
+        "redis",
+        "open",
+        "audit",
+    },
     "keys": {"dir"},
     "registry": {"url", "party_id", "ca", "refresh", "lifetime"},
     "policies": {"dir"},
@@ -263,6 +298,9 @@ def load_node_settings(file: Path | str, environ: Mapping[str, str] | None = Non
         policies_dir=policies.get("dir", _path_under(base), "a folder path"),
         redis_url=node.get("redis", _redis, "a redis:// URL"),
         open=open_,
+        audit_path=node.get(
+            "audit", _audit_path(base), "a file path, or false", base / "state" / "audit.sqlite"
+        ),
     )
     if not open_:
         needed = [

@@ -4,6 +4,8 @@ At start every source whose fingerprint differs from the version in the store is
 afterwards ``watch`` polls the fingerprints and re-reads what changed, off the event
 loop. A source that fails keeps its last good version in service; the failure (file,
 line, reason, when) is kept for the health report until the source reads cleanly.
+Connectors that publish a source despite bad parts (a CSV's skipped rows) list them in
+``problems``; those of the version served show as ``warnings`` in the health report.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from gateway.store import Store
 __all__ = ["Failure", "Sources"]
 
 log = logging.getLogger("dsgo.sources")
+_MAX_WARNINGS = 20  # per source in the health report; warning_count has them all
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +40,7 @@ class Sources:
         self.settings = {s.name: s for s in settings}
         self.store = store
         self.failures: dict[str, Failure] = {}
+        self.warnings: dict[str, list[SourceError]] = {}
         self.connectors: dict[str, Connector] = {}
         self.on_change: list[Callable[[], None]] = []
         for s in settings:
@@ -72,6 +76,7 @@ class Sources:
         except SourceError as exc:
             self._fail(name, exc, fingerprint)
             return False
+        self.warnings[name] = list(getattr(connector, "problems", ()))
         self.failures.pop(name, None)
         log.info("source %s: %d triples in %.3fs", name, len(triples), time.perf_counter() - started)
         for callback in self.on_change:
@@ -110,6 +115,10 @@ class Sources:
                 "triples": served.triples if served else 0,
                 "loaded_at": _iso(served.loaded_at) if served else None,
             }
+            warnings = self.warnings.get(name)
+            if warnings:
+                entry["warnings"] = [{"detail": w.detail, "line": w.line} for w in warnings[:_MAX_WARNINGS]]
+                entry["warning_count"] = len(warnings)
             if failure:
                 entry["error"] = {
                     "code": failure.error.code,

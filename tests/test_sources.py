@@ -256,3 +256,14 @@ def test_sources_removed_from_the_configuration_are_no_longer_served(tmp_path: P
     )
     Sources((), store, ENV)
     assert store.sources() == {} and store.describe(NS + "a") == []
+
+
+def test_blank_node_labels_are_the_same_on_every_read(tmp_path: Path) -> None:
+    path = tmp_path / "a.ttl"
+    path.write_text(f'<{NS}a> <{NS}p> [ <{NS}q> [ <{NS}r> 1 ] ], _:named .\n_:named <{NS}s> "x" .')
+    first, second = rdf(path).load(), rdf(path).load()
+    assert first == second
+    assert len({t.subject for t in first if isinstance(t.subject, ox.BlankNode)}) == 3
+    other = tmp_path / "b.ttl"
+    other.write_text(path.read_text())
+    assert {t.subject for t in rdf(other).load()} != {t.subject for t in first}  # unique per file
