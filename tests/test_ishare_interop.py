@@ -69,9 +69,14 @@ async def test_abc_trucking_reads_a_resource_from_a_node_run_as_warehouse_13(
     node_dir = tmp_path / "w13"
     node_dir.mkdir()
     toml = write_node(node_dir, open=False, party_id=WAREHOUSE, name="Warehouse 13")
+    (node_dir / "policies").mkdir()
+    (node_dir / "policies" / "abc.yaml").write_text(
+        f"rules:\n  - {{id: abc-reads, effect: permit, to: {{parties: [{ABC}]}}, resources: all, fields: all}}\n"
+    )
     toml.write_text(
         toml.read_text() + f'\n[keys]\ndir = "{party_folder(tmp_path, "Warehouse13")}"\n'
         f'[registry]\nurl = "{REGISTRY_URL}"\nparty_id = "{REGISTRY}"\nca = ["{pki.ca / "root.cert.pem"}"]\n'
+        '[policies]\ndir = "policies"\n'
     )
     abc = load_identity(party_folder(tmp_path, "ABCTrucking"))
     async with registry.router.lifespan_context(registry), httpx.AsyncClient(transport=router) as http:

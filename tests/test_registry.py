@@ -95,7 +95,7 @@ async def test_party_entry_carries_ishare_fields_and_the_dsgo_extension(fed: Fed
     assert info["party_id"] == CORP and info["adherence"]["status"] == "Active"
     assert info["adherence"]["start_date"] == "2020-01-01T00:00:00Z"
     assert info["certificates"][0]["x5t#s256"] == fingerprint(pki.ids[CORP].chain[0])
-    assert info["roles"][0]["role"] == "ServiceConsumer"
+    assert info["roles"][0]["role"] == "HousingCorporation"
     assert info["dsgo"] == {"namespaces": ["https://data.p002.example/"], "endpoint": "http://p002.test"}
 
 
@@ -198,7 +198,7 @@ async def test_node_refuses_registry_answers_not_signed_by_the_registry(tmp_path
         ((f'party_id = "{REGISTRY}"', 'party_id = "nobody"'), "registry.party_id"),
         (('id = "EU.EORI.NL000000001"', 'id = "x"'), "party[0].id"),
         (
-            ('roles = ["ServiceConsumer"]', 'roles = ["ServiceConsumer"]\nflavour = "x"', 1),
+            ('roles = ["ConstructionFirm"]', 'roles = ["ConstructionFirm"]\nflavour = "x"', 1),
             "party[0].flavour",
         ),
         (

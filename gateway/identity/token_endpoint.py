@@ -54,7 +54,7 @@ def parse_form(content_type: str | None, body: bytes) -> dict[str, str]:
 
 async def authenticate_client(
     form: Mapping[str, str], *, me: str, trust: TrustSource, replay: ReplayCache, now: float
-) -> Assertion:
+) -> tuple[Assertion, Party]:
     for name in _FIELDS:
         if not form.get(name):
             raise InvalidRequest(f"the {name} parameter is missing")
@@ -81,4 +81,4 @@ async def authenticate_client(
         raise InvalidClient(f"the signing certificate is not the one registered for {client_id}")
     if not await replay.first_use(f"{client_id}:{assertion.jti}", assertion.expires - now + LEEWAY):
         raise InvalidClient("this assertion (jti) has been used before; make a new one per request")
-    return assertion
+    return assertion, party

@@ -31,6 +31,8 @@ class Caller:
     party_id: str
     expires: float
     token_id: str
+    #: the party's roles in the registry when the token was issued
+    roles: frozenset[str] = frozenset()
 
 
 class TokenIssuer:
@@ -40,7 +42,7 @@ class TokenIssuer:
         self._verified: OrderedDict[str, Caller] = OrderedDict()
         self._cache_size = cache_size
 
-    def issue(self, party_id: str, now: float) -> str:
+    def issue(self, party_id: str, now: float, roles: tuple[str, ...] = ()) -> str:
         iat = int(now)
         me = self.identity.party_id
         claims = {
@@ -49,6 +51,7 @@ class TokenIssuer:
             "sub": party_id,
             "client_id": party_id,
             "scope": "iSHARE",
+            "roles": list(roles),
             "jti": uuid.uuid4().hex,
             "iat": iat,
             "nbf": iat,
@@ -83,7 +86,10 @@ class TokenIssuer:
         nbf = claims.get("nbf", 0)
         if isinstance(nbf, int | float) and nbf > now + _LEEWAY:
             raise Unauthorized("the access token is not valid yet")
-        return Caller(sub, float(exp), jti)
+        roles = claims.get("roles", [])
+        if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+            raise Unauthorized("the access token's roles are malformed")
+        return Caller(sub, float(exp), jti, frozenset(roles))
 
 
 def _foreign(reason: str) -> Unauthorized:

@@ -12,6 +12,7 @@ import base64
 import binascii
 import datetime as dt
 from collections.abc import Callable, Iterable
+from functools import lru_cache
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -27,15 +28,24 @@ _MAX_CHAIN = 5
 
 def parse_x5c(x5c: object, fail: Fail) -> list[x509.Certificate]:
     """Certificates from an ``x5c`` header: base64 DER (RFC 7515 §4.1.6), or the PEM
-    text some iSHARE implementations send."""
+    text some iSHARE implementations send. A party sends the same chain with every
+    assertion, so parsed chains are remembered (bounded)."""
     if not isinstance(x5c, list) or not x5c:
         raise fail("the x5c header must be a non-empty array of certificates")
     if len(x5c) > _MAX_CHAIN:
         raise fail(f"the x5c chain has more than {_MAX_CHAIN} certificates")
+    if not all(isinstance(entry, str) for entry in x5c):
+        raise fail("x5c entries must be strings")
+    parsed = _parse(tuple(x5c))
+    if isinstance(parsed, str):
+        raise fail(parsed)
+    return list(parsed)
+
+
+@lru_cache(maxsize=1024)
+def _parse(x5c: tuple[str, ...]) -> tuple[x509.Certificate, ...] | str:
     certs = []
     for i, entry in enumerate(x5c):
-        if not isinstance(entry, str):
-            raise fail(f"x5c[{i}] is not a string")
         try:
             if "-----BEGIN CERTIFICATE-----" in entry:
                 certs.append(x509.load_pem_x509_certificate(entry.encode()))
@@ -44,8 +54,8 @@ def parse_x5c(x5c: object, fail: Fail) -> list[x509.Certificate]:
                     x509.load_der_x509_certificate(base64.b64decode("".join(entry.split()), validate=True))
                 )
         except (ValueError, binascii.Error):
-            raise fail(f"x5c[{i}] is not a certificate (base64 DER or PEM)") from None
-    return certs
+            return f"x5c[{i}] is not a certificate (base64 DER or PEM)"
+    return tuple(certs)
 
 
 def normalise_fingerprint(value: str) -> str:
@@ -79,14 +89,28 @@ def check_chain(chain: list[x509.Certificate], trusted: Iterable[str], now: dt.d
         child, parent = chain[i], chain[i + 1]
         if not _is_ca(parent):
             raise fail(f"certificate {i + 1} of the chain is not a CA")
-        try:
-            child.verify_directly_issued_by(parent)
-        except (ValueError, TypeError, InvalidSignature):
-            raise fail(f"certificate {i} of the chain is not issued by certificate {i + 1}") from None
-    if not any(fingerprint(cert) in trusted_set for cert in chain[1:]):
+        if not _issued_by(child, parent):
+            raise fail(f"certificate {i} of the chain is not issued by certificate {i + 1}")
+    if not any(_fingerprint(cert) in trusted_set for cert in chain[1:]):
         raise fail("the certificate chain does not end in a CA on the trusted list")
 
 
+@lru_cache(maxsize=4096)
+def _issued_by(child: x509.Certificate, parent: x509.Certificate) -> bool:
+    """Signature checks are the costly part of a chain, and chains repeat: remembered."""
+    try:
+        child.verify_directly_issued_by(parent)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+@lru_cache(maxsize=4096)
+def _fingerprint(cert: x509.Certificate) -> str:
+    return fingerprint(cert)
+
+
+@lru_cache(maxsize=4096)
 def _is_ca(cert: x509.Certificate) -> bool:
     try:
         return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)

@@ -1,0 +1,215 @@
+"""Real processes for integration tests: Redis, `dsgo` nodes and a registry on loopback.
+
+``federation`` writes a development PKI, a registry and node configurations into a
+folder; ``process`` runs one `dsgo` command until it answers; ``redis_server`` runs a
+throw-away ``redis-server`` (never the machine's own) on a free port.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import httpx
+import pytest
+
+from gateway.identity.pki import Identity, load_identity, make_ca, make_party
+from tests.conftest import BUILDING_TTL, NS, free_port
+
+__all__ = [
+    "CLIENT",
+    "DSGO",
+    "NODE",
+    "REGISTRY",
+    "Federation",
+    "federation",
+    "free_port",
+    "process",
+    "redis_server",
+]
+
+DSGO = str(Path(sys.executable).parent / "dsgo")
+REGISTRY = "EU.EORI.NL000000000"
+NODE = "EU.EORI.NL000000001"
+CLIENT = "EU.EORI.NL000000002"
+
+
+@contextlib.contextmanager
+def redis_server() -> Iterator[str]:
+    """A private ``redis-server`` on a free loopback port, in the foreground; yields its URL."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        if os.environ.get("CI"):
+            pytest.fail("redis-server is not installed; .ci/run installs it (apt-get install redis-server)")
+        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    import redis
+
+    port = free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+    with tempfile.TemporaryDirectory(prefix="redis-") as folder:
+        argv = [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"]
+        argv += ["--dir", folder]
+        log = Path(folder) / "redis.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            with redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1) as client:
+                deadline = time.monotonic() + 10
+                while True:
+                    if proc.poll() is not None:
+                        raise RuntimeError(f"redis-server exited with {proc.returncode}:\n{log.read_text()}")
+                    with contextlib.suppress(redis.ConnectionError):
+                        if client.ping():
+                            break
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"redis-server did not answer PING in 10 s:\n{log.read_text()}")
+                    time.sleep(0.05)
+            yield url
+        finally:
+            _stop(proc, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def process(
+    argv: Sequence[str],
+    url: str,
+    ready_path: str = "/health",
+    timeout: float = 20,
+    env: Mapping[str, str] | None = None,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``argv`` until ``url + ready_path`` answers 200; stop it (SIGINT, then SIGKILL)
+    on exit. The child gets the test's environment without ``DSGO_*`` overrides, plus ``env``.
+    ``RuntimeError`` with the child's stderr if it exits or does not answer in time."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("DSGO_")}
+        proc = subprocess.Popen(list(argv), stdout=out, stderr=err, env={**environ, **(env or {})})
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"{' '.join(argv)} exited with {proc.returncode}:\n{_text(err)}")
+                with contextlib.suppress(httpx.TransportError):
+                    if httpx.get(url + ready_path, timeout=1).status_code == 200:
+                        break
+                if time.monotonic() > deadline:
+                    what = f"{' '.join(argv)} did not answer {url}{ready_path} in {timeout:g} s"
+                    raise RuntimeError(f"{what}:\n{_text(err)}")
+                time.sleep(0.05)
+            yield proc
+        finally:
+            _stop(proc, signal.SIGINT)
+
+
+def _text(file: IO[bytes]) -> str:
+    file.seek(0)
+    return file.read().decode(errors="replace")
+
+
+def _stop(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@dataclass(frozen=True, slots=True)
+class Federation:
+    """What ``federation`` wrote: the registry's config and URL, one config per node."""
+
+    folder: Path
+    registry: Path
+    registry_url: str
+    nodes: Mapping[str, Path]
+    urls: Mapping[str, str]
+
+    def identity(self, party_id: str) -> Identity:
+        return load_identity(self.folder / "keys" / party_id)
+
+    def registry_process(self) -> contextlib.AbstractContextManager[subprocess.Popen[bytes]]:
+        return process([DSGO, "registry", str(self.registry)], self.registry_url)
+
+    def node_process(
+        self, party_id: str, port: int | None = None, env: Mapping[str, str] | None = None
+    ) -> contextlib.AbstractContextManager[subprocess.Popen[bytes]]:
+        """A worker of ``party_id``'s node, on its configured port or on ``port``."""
+        argv = [DSGO, "serve", str(self.nodes[party_id])]
+        url = self.urls[party_id]
+        if port is not None:
+            argv += ["--port", str(port)]
+            url = f"http://127.0.0.1:{port}"
+        return process(argv, url, env=env)
+
+
+_READ_ALL = """\
+version: 1
+rules:
+  - id: read-all
+    effect: permit
+    to: {anyone: true}
+    resources: all
+    fields: all
+"""
+
+
+def federation(
+    folder: Path,
+    nodes: Mapping[str, str | None] | None = None,
+    clients: Sequence[str] = (CLIENT,),
+) -> Federation:
+    """A development PKI, a registry (``REGISTRY``) and the nodes' configurations in ``folder``.
+
+    ``nodes`` maps each node's party id to its Redis URL (None: the in-process replay
+    cache); default one node, ``NODE``. Nodes and ``clients`` are active registered
+    parties; every node serves ``conftest.BUILDING_TTL`` under ``conftest.NS``, all of it
+    to any authenticated party (``policies/all.yaml``).
+    """
+    nodes = {NODE: None} if nodes is None else nodes
+    keys = folder / "keys"
+    make_ca(keys / "ca")
+    parties = [REGISTRY, *nodes, *clients]
+    for party in parties:
+        make_party(party, keys / party, keys / "ca")
+    (folder / "buildings.ttl").write_text(BUILDING_TTL)
+    (folder / "policies").mkdir()
+    (folder / "policies" / "all.yaml").write_text(_READ_ALL)
+    registry_url = f"http://127.0.0.1:{free_port()}"
+    registry = [
+        "[registry]",
+        f'party_id = "{REGISTRY}"',
+        f"port = {registry_url.rsplit(':', 1)[1]}",
+        f'keys = "keys/{REGISTRY}"',
+        'trusted = ["keys/ca/root.cert.pem"]',
+    ]
+    paths, urls = {}, {}
+    for party in parties[1:]:
+        registry += ["", "[[party]]", f'id = "{party}"', 'name = "Party"', "start = 2024-01-01"]
+        registry += [f'certificates = ["keys/{party}/chain.pem"]']
+        if party in nodes:
+            port = free_port()
+            urls[party] = f"http://127.0.0.1:{port}"
+            registry += [f'namespaces = ["{NS}"]', f'endpoint = "{urls[party]}"']
+            redis = nodes[party]
+            paths[party] = folder / f"node-{party}.toml"
+            paths[party].write_text(
+                f'[node]\nparty_id = "{party}"\nname = "Node {party}"\nbase_iri = "{NS}"\nport = {port}\n'
+                + (f'redis = "{redis}"\n' if redis else "")
+                + f'\n[keys]\ndir = "keys/{party}"\n\n[registry]\nurl = "{registry_url}"\n'
+                + f'party_id = "{REGISTRY}"\nca = ["keys/ca/root.cert.pem"]\n\n'
+                + '[policies]\ndir = "policies"\n\n'
+                + '[[source]]\nname = "buildings"\ntype = "rdf"\npath = "buildings.ttl"\n'
+            )
+    (folder / "registry.toml").write_text("\n".join(registry) + "\n")
+    return Federation(folder, folder / "registry.toml", registry_url, paths, urls)
