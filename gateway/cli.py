@@ -120,6 +120,50 @@ def cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_policy_check(args: argparse.Namespace) -> int:
+    from gateway.policy.load import load_policies, policy_files
+    from gateway.policy.report import grant_table
+    from gateway.vocab import load_vocab
+
+    settings = load_node_settings(args.config)
+    if settings.policies_dir is None:
+        raise GatewayError(f"{settings.file}: no [policies] dir: this node shares nothing (default deny)")
+    files = policy_files(settings.policies_dir)
+    vocab = load_vocab()
+    policies = load_policies(files, vocab)
+    print(f"{len(policies.rules)} rules in {len(files)} file(s) under {settings.policies_dir}: OK")
+    rows = [("PARTY", "CLASS", "FIELDS", "RULE"), *grant_table(policies, vocab)]
+    widths = [min(max(len(r[i]) for r in rows), 40) for i in range(3)]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[3])
+    print("Anything not listed is withheld (default deny); deny rules win over permits.")
+    return 0
+
+
+def cmd_policy_explain(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from gateway.node import Node
+    from gateway.policy.model import Caller
+
+    settings = replace(load_node_settings(args.config), store_path=None)  # a private in-memory copy
+    node = Node(settings)
+    try:
+        node.sources.refresh_all()
+        reasons = node.access.explain(Caller(args.party, frozenset(args.role or ())), args.resource)
+    finally:
+        node.close()
+    if not reasons:
+        raise GatewayError(f"no resource {args.resource} in this node's sources")
+    vocab = node.vocab
+    width = max(len(vocab.curie(r.field)) for r in reasons)
+    print(f"{args.resource} as {args.party} sees it:")
+    for r in reasons:
+        mark = "released" if r.released else "withheld"
+        print(f"  {vocab.curie(r.field).ljust(width)}  {mark}  {r.reason}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Start the example node, show what it serves, keep serving until Ctrl-C."""
     settings = load_node_settings(HELLO)
@@ -218,6 +262,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace existing files (new keys!)")
     p.set_defaults(run=cmd_keys_party)
 
+    policy = sub.add_parser("policy", help="check and explain the node's policies")
+    psub = policy.add_subparsers(dest="policy_command", required=True, metavar="WHAT")
+    p = psub.add_parser("check", help="validate the policy files, print party x class -> fields")
+    p.add_argument("config", type=Path, metavar="NODE.toml")
+    p.set_defaults(run=cmd_policy_check)
+    p = psub.add_parser("explain", help="each field of a resource: released by which rule, or why not")
+    p.add_argument("config", type=Path, metavar="NODE.toml")
+    p.add_argument("--party", required=True, help="the reading party's id")
+    p.add_argument("--role", action="append", help="a registry role of that party (repeatable)")
+    p.add_argument("--resource", required=True, metavar="IRI")
+    p.set_defaults(run=cmd_policy_explain)
+
     p = sub.add_parser("token", help="obtain an access token from another node, print it")
     p.add_argument("--as", dest="config", type=Path, required=True, metavar="NODE.toml")
     p.add_argument("--to", required=True, metavar="URL", help="the other node's base URL")
@@ -227,6 +283,12 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="start the example node and show what it serves")
     p.add_argument("--once", action="store_true", help="stop after showing, instead of serving on")
     p.set_defaults(run=cmd_demo)
+    from gateway import source_check
+
+    source_check.add_parser(sub)
+    from gateway import audit
+
+    audit.add_parser(sub)
     return parser
 
 

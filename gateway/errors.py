@@ -10,6 +10,7 @@ these at the boundary where they occur and never reach a route.
     ├── SourceError            a data source cannot be read (file, line)
     │   └── RemoteContextError     a JSON-LD document asks for a context not in vocab/
     ├── KeyFileError           a key or certificate file is missing, exists, or is unreadable
+    ├── PolicyError            a policy file is wrong (file, line, rule): never loaded, never half-used
     └── HttpError              anything a request can cause
         ├── BadRequest             400 bad_request
         ├── NotFound               404 not_found
@@ -44,6 +45,7 @@ __all__ = [
     "NotAcceptable",
     "NotFound",
     "OAuthError",
+    "PolicyError",
     "RemoteContextError",
     "SourceError",
     "TemporarilyUnavailable",
@@ -100,6 +102,18 @@ class KeyFileError(GatewayError):
 
     code = "key_file"
     title = "Key file problem"
+
+
+class PolicyError(GatewayError):
+    """A policy file cannot be used: names the file, the line and the rule."""
+
+    code = "policy_invalid"
+    title = "Invalid policy"
+
+    def __init__(self, file: Path | str, line: int | None, rule: str | None, reason: str) -> None:
+        self.file, self.line, self.rule, self.reason = str(file), line, rule, reason
+        where = f"{self.file}:{line}" if line else self.file
+        super().__init__(f"{where}: " + (f"rule {rule!r}: " if rule else "") + reason)
 
 
 class HttpError(GatewayError):

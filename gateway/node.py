@@ -8,19 +8,34 @@ served from memory until the data changes, so a read costs a dictionary lookup.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import pyoxigraph as ox
 
 from connectors import SourceEnv
+from gateway.access import Access
 from gateway.config import NodeSettings
 from gateway.formats import Format, Page
 from gateway.sources import Sources
 from gateway.store import Store
 from gateway.vocab import Vocab, load_vocab
 
-__all__ = ["Node", "Representation", "etag_of"]
+__all__ = ["Built", "Node", "Representation", "etag_of"]
+
+
+@dataclass(frozen=True, slots=True)
+class Built:
+    """What a read path hands to a renderer: the visible triples and what was decided."""
+
+    triples: Sequence[ox.Triple]
+    page: Page
+    resources: tuple[str, ...] = ()
+    released: frozenset[str] = frozenset()
+    withheld: int = 0
+    rules: tuple[str, ...] = ()
+    purposes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +44,12 @@ class Representation:
     content_type: str
     etag: str
     links: tuple[tuple[str, str], ...] = ()
+    #: for the audit log and the caller's withheld-fields notice (a count, never which)
+    resources: tuple[str, ...] = ()
+    released: frozenset[str] = frozenset()
+    withheld: int = 0
+    rules: tuple[str, ...] = ()
+    purposes: tuple[str, ...] = ()
 
 
 def etag_of(body: bytes) -> str:
@@ -62,11 +83,22 @@ class _Cache:
 
 
 class Node:
-    def __init__(self, settings: NodeSettings, vocab: Vocab | None = None) -> None:
+    def __init__(
+        self, settings: NodeSettings, vocab: Vocab | None = None, clock: Callable[[], float] = time.time
+    ) -> None:
         self.settings = settings
         self.vocab = vocab or load_vocab()
         self.store = Store(settings.store_path)
-        env = SourceEnv(base_iri=settings.base_iri, contexts=self.vocab.contexts)
+        try:
+            self.access = Access(
+                self.store, self.vocab, settings.policies_dir, open_node=settings.open, clock=clock
+            )
+        except BaseException:
+            self.store.close()
+            raise
+        env = SourceEnv(
+            base_iri=settings.base_iri, contexts=self.vocab.contexts, prefixes=self.vocab.prefixes
+        )
         self.sources = Sources(settings.sources, self.store, env)
         self._cache = _Cache()
 
@@ -81,10 +113,10 @@ class Node:
         self,
         key: tuple[object, ...],
         fmt: Format,
-        build: Callable[[], tuple[Sequence[ox.Triple], Page] | None],
+        build: Callable[[], Built | None],
     ) -> Representation | None:
-        """The cached representation for ``key`` in ``fmt``; ``build`` makes its triples
-        (``None``: there is nothing to show)."""
+        """The cached representation for ``key`` in ``fmt``; ``build`` decides what the
+        caller sees (``None``: nothing). ``key`` must include the caller's grant."""
         generation = self.store.generation
         full = (*key, fmt.name)
         rep = self._cache.get(generation, full)
@@ -92,9 +124,18 @@ class Node:
             built = build()
             if built is None:
                 return None
-            triples, page = built
-            body = fmt.render(_ordered(triples), page)
-            rep = Representation(body, fmt.content_type, etag_of(body), page.links)
+            body = fmt.render(_ordered(built.triples), built.page)
+            rep = Representation(
+                body,
+                fmt.content_type,
+                etag_of(body),
+                built.page.links,
+                built.resources,
+                built.released,
+                built.withheld,
+                built.rules,
+                built.purposes,
+            )
             self._cache.put(full, rep)
         return rep
 

@@ -160,6 +160,34 @@ class Store:
                     todo.append(triple.object)
         return out
 
+    def objects(
+        self, subject: str, predicate: str
+    ) -> list[ox.NamedNode | ox.BlankNode | ox.Literal | ox.Triple]:
+        graphs = self._graphs
+        return [
+            q.object
+            for q in self._ox.quads_for_pattern(ox.NamedNode(subject), ox.NamedNode(predicate), None, None)
+            if q.graph_name in graphs
+        ]
+
+    def subjects(self, predicate: str, obj: str) -> list[str]:
+        graphs = self._graphs
+        return [
+            q.subject.value
+            for q in self._ox.quads_for_pattern(None, ox.NamedNode(predicate), ox.NamedNode(obj), None)
+            if q.graph_name in graphs and isinstance(q.subject, ox.NamedNode)
+        ]
+
+    def named_subjects(self) -> list[ox.NamedNode]:
+        """Every IRI that is the subject of a served triple, each once."""
+        seen: set[ox.NamedNode] = set()
+        graphs = self._graphs
+        for graph in graphs:
+            for q in self._ox.quads_for_pattern(None, None, None, graph):
+                if isinstance(q.subject, ox.NamedNode):
+                    seen.add(q.subject)
+        return sorted(seen, key=lambda n: n.value)
+
     def members(self, class_iri: str, namespace: str) -> list[str]:
         """Sorted IRIs of the resources in ``namespace`` typed ``class_iri``."""
         seen: set[str] = set()

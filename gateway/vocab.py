@@ -14,6 +14,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import pyoxigraph as ox
+
 __all__ = ["CONTEXT_IRI", "DSGO", "Vocab", "load_vocab", "vocab_dir"]
 
 CONTEXT_IRI = "https://vocab.dsgo.example/context.jsonld"
@@ -28,6 +30,14 @@ class Vocab:
     context: dict[str, Any]
     #: every context document that JSON-LD sources may name, by IRI
     contexts: dict[str, Any]
+    #: classes and properties declared by the vocabularies in vocab/
+    terms: frozenset[str] = frozenset()
+    #: namespaces vocab/ defines in full: a term in them that is not declared is unknown
+    closed: tuple[str, ...] = ()
+
+    def known(self, iri: str) -> bool:
+        """False only for an undeclared term in a namespace vocab/ defines in full."""
+        return iri in self.terms or not any(iri.startswith(ns) for ns in self.closed)
 
     def curie(self, iri: str) -> str:
         """The shortest ``prefix:local`` form of ``iri``, or ``iri`` itself."""
@@ -63,4 +73,27 @@ def load_vocab(folder: Path | None = None) -> Vocab:
         for term, value in context["@context"].items()
         if isinstance(value, str) and value.endswith(("#", "/"))
     }
-    return Vocab(prefixes=prefixes, context=context, contexts={CONTEXT_IRI: context})
+    terms: set[str] = set()
+    closed: set[str] = set()
+    for ttl in sorted(folder.glob("*.ttl")):
+        if ttl.name == "shapes.ttl":
+            continue
+        for quad in ox.parse(path=str(ttl)):
+            if quad.predicate.value == _RDF_TYPE and quad.object.value in _DECLARATIONS:
+                terms.add(quad.subject.value)
+            elif quad.predicate.value == _RDF_TYPE and quad.object.value == _OWL + "Ontology":
+                ns = quad.subject.value
+                closed.add(ns if ns.endswith(("#", "/")) else ns + "#")
+    return Vocab(prefixes, context, {CONTEXT_IRI: context}, frozenset(terms), tuple(sorted(closed)))
+
+
+_RDF_TYPE = "http://www.w3.org/1999/02/22-rdf-syntax-ns#type"
+_OWL = "http://www.w3.org/2002/07/owl#"
+_DECLARATIONS = {
+    _OWL + "Class",
+    _OWL + "ObjectProperty",
+    _OWL + "DatatypeProperty",
+    _OWL + "AnnotationProperty",
+    "http://www.w3.org/2000/01/rdf-schema#Class",
+    "http://www.w3.org/1999/02/22-rdf-syntax-ns#Property",
+}

@@ -88,11 +88,13 @@ def self_signed(party: str) -> Identity:
 
 
 def write_registry(folder: Path, pki: Pki) -> Path:
+    roles = {FIRM: "ConstructionFirm", CORP: "HousingCorporation", MUNI: "Municipality"}
+
     def party(pid: str, status: str = "Active", start: str = "2020-01-01", end: str = "2099-01-01") -> str:
         return (
             f'[[party]]\nid = "{pid}"\nname = "Party {pid[-3:]}"\nstatus = "{status}"\n'
             f"start = {start}\nend = {end}\n"
-            f'certificates = ["{pki.keys(pid) / "chain.pem"}"]\nroles = ["ServiceConsumer"]\n'
+            f'certificates = ["{pki.keys(pid) / "chain.pem"}"]\nroles = ["{roles.get(pid, "ServiceConsumer")}"]\n'
             f'namespaces = ["https://data.p{pid[-3:]}.example/"]\nendpoint = "http://p{pid[-3:]}.test"\n\n'
         )
 
@@ -144,8 +146,26 @@ class Federation:
         )
 
 
+SHARE_ALL = """
+rules:
+  - id: share-all
+    effect: permit
+    to: {anyone: true}
+    resources: all
+    fields: all
+"""
+
+
 @contextlib.asynccontextmanager
-async def federation(folder: Path, pki: Pki, nodes: tuple[str, ...] = (FIRM,)) -> AsyncIterator[Federation]:
+async def federation(
+    folder: Path,
+    pki: Pki,
+    nodes: tuple[str, ...] = (FIRM,),
+    policies: dict[str, str] | None = None,
+    data: dict[str, str] | None = None,
+) -> AsyncIterator[Federation]:
+    """A registry and nodes; ``policies`` and ``data`` map a party to its policy YAML
+    (default: all to anyone) and its Turtle (default: conftest's buildings)."""
     clock = Clock()
     router = Router()
     registry = create_registry_app(load_registry_settings(write_registry(folder, pki)), clock=clock)
@@ -158,10 +178,15 @@ async def federation(folder: Path, pki: Pki, nodes: tuple[str, ...] = (FIRM,)) -
             sub = folder / f"node-{party[-3:]}"
             sub.mkdir()
             toml = write_node(sub, open=False, party_id=party)
+            if data and party in data:
+                (sub / "data" / "buildings.ttl").write_text(data[party])
+            (sub / "policies").mkdir()
+            (sub / "policies" / "policy.yaml").write_text((policies or {}).get(party, SHARE_ALL))
             toml.write_text(
                 toml.read_text()
                 + f'\n[keys]\ndir = "{pki.keys(party)}"\n[registry]\nurl = "{REGISTRY_URL}"\n'
                 f'party_id = "{REGISTRY}"\nca = ["{pki.ca / "root.cert.pem"}"]\n'
+                '[policies]\ndir = "policies"\n'
             )
             app = create_app(load_node_settings(toml, {}), watch=False, http=http, clock=clock)
             await stack.enter_async_context(app.router.lifespan_context(app))

@@ -15,18 +15,21 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway import __version__
+from gateway.audit import AuditLog
 from gateway.config import NodeSettings
-from gateway.errors import ConfigError
+from gateway.errors import BadRequest, ConfigError, Forbidden, NotFound
 from gateway.http import problems
-from gateway.http.auth import Auth, json_response, optional_bearer, signed, token_endpoint
+from gateway.http.auth import Auth, json_response, optional_bearer, reader, signed, token_endpoint
 from gateway.http.catalog import WELL_KNOWN, catalog
 from gateway.http.resources import collection, resource
+from gateway.http.sparql import sparql
 from gateway.identity.client import TokenClient
 from gateway.identity.pki import fingerprint, load_chain, load_identity
 from gateway.identity.registry_client import RegistryClient
 from gateway.identity.replay import replay_cache
 from gateway.identity.tokens import TokenIssuer
 from gateway.node import Node
+from gateway.policy.model import Caller as PolicyCaller
 
 __all__ = ["create_app", "make_auth", "outbound_http"]
 
@@ -78,13 +81,21 @@ def create_app(
     ``http`` is the outbound client (tests pass one with an in-process transport)."""
     client = http or outbound_http()
     auth = None if settings.open else make_auth(settings, client, clock)
+    node = Node(settings, clock=clock)  # a broken policy file stops the node here
+    audit_log = AuditLog(settings.audit_path) if settings.audit_path else None
+
+    async def watch_loop() -> None:
+        while True:
+            await asyncio.sleep(settings.poll_interval)
+            await asyncio.to_thread(node.access.refresh)
+            await asyncio.to_thread(node.sources.refresh_all)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        node = Node(settings)
-        app.state.node = node
         await asyncio.to_thread(node.sources.refresh_all)
-        task = asyncio.create_task(node.sources.watch(settings.poll_interval)) if watch else None
+        if audit_log is not None:
+            audit_log.start()
+        task = asyncio.create_task(watch_loop()) if watch else None
         try:
             yield
         finally:
@@ -93,6 +104,8 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             node.close()
+            if audit_log is not None:
+                audit_log.close()
             if auth is not None:
                 await auth.replay.close()
             if http is None:
@@ -104,20 +117,26 @@ def create_app(
         lifespan=lifespan,
         docs_url="/docs",
         redoc_url=None,
+        # FastAPI's OpenTelemetry hooks cost ~5 µs on every request: off unless wanted
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.auth = auth
+    app.state.node = node
+    app.state.audit = audit_log
+    app.state.sparql_limits = (settings.sparql_timeout, settings.sparql_max_results)
     problems.install(app)
 
     async def health(request: Request) -> Response:
-        node: Node = request.app.state.node
         sources = node.sources.health()
-        ok = all(s["status"] == "ok" for s in sources.values())
+        policy = node.access.health()
+        ok = all(s["status"] == "ok" for s in sources.values()) and policy["status"] != "failed"
         body: dict[str, Any] = {"status": "ok" if ok else "degraded", "party_id": settings.party_id}
         caller = optional_bearer(request) if auth is not None else None
         if auth is None or (caller is not None and caller.party_id == settings.party_id):
-            body.update(namespace=settings.base_iri, sources=sources)  # operators only
+            body.update(namespace=settings.base_iri, sources=sources, policy=policy)  # operators only
         else:
             body["sources"] = {name: {"status": s["status"]} for name, s in sources.items()}
+            body["policy"] = {"status": policy["status"]}
         return json_response(body)
 
     async def capabilities(request: Request) -> Response:
@@ -145,6 +164,27 @@ def create_app(
         audience = caller.party_id if caller else None
         return json_response(signed(auth.identity, "capabilities_info", info, audience, clock()))
 
+    async def explain(request: Request) -> Response:
+        """The HTTP twin of ``dsgo policy explain``, for the node's own party only."""
+        caller = reader(request)
+        if auth is not None and caller.party_id != settings.party_id:
+            raise Forbidden("policy explanations are for the node's own operators")
+        party, iri = request.query_params.get("party"), request.query_params.get("resource")
+        if not party or not iri:
+            raise BadRequest("give party=PARTY_ID and resource=IRI")
+        roles: frozenset[str] = frozenset()
+        if auth is not None:
+            entry = await auth.trust.party(party)
+            roles = frozenset(entry.roles) if entry else frozenset()
+        reasons = node.access.explain(PolicyCaller(party, roles), iri)
+        if not reasons:
+            raise NotFound(f"no resource {iri} on this node")
+        fields = [
+            {"field": r.field, "released": r.released, "rules": list(r.rules), "reason": r.reason}
+            for r in reasons
+        ]
+        return json_response({"party": party, "roles": sorted(roles), "resource": iri, "fields": fields})
+
     routes = app.router.routes
     routes.append(Route("/health", health, methods=["GET"]))
     routes.append(Route("/capabilities", capabilities, methods=["GET"]))
@@ -153,6 +193,8 @@ def create_app(
     for path in ("/", WELL_KNOWN):
         routes.append(Route(path, catalog, methods=["GET"], include_in_schema=False))
     routes.append(Route("/collections/{cls:path}", collection, methods=["GET"]))
+    routes.append(Route("/sparql", sparql, methods=["GET", "POST"]))
+    routes.append(Route("/policy/explain", explain, methods=["GET"]))
     # last: every other path is a resource in the node's namespace
     routes.append(Route("/{path:path}", resource, methods=["GET"]))
     return app

@@ -24,6 +24,7 @@ from gateway.identity.pki import Identity
 from gateway.identity.replay import ReplayCache
 from gateway.identity.token_endpoint import TrustSource, authenticate_client, parse_form
 from gateway.identity.tokens import ACCESS_TOKEN_LIFETIME, Caller, TokenIssuer
+from gateway.policy.model import Caller as PolicyCaller
 
 __all__ = ["Auth", "bearer", "json_response", "optional_bearer", "reader", "signed", "token_endpoint"]
 
@@ -88,18 +89,22 @@ def token_endpoint() -> Callable[[Request], Awaitable[Response]]:
         auth = _auth(request)
         form = parse_form(request.headers.get("content-type"), await request.body())
         now = auth.clock()
-        assertion = await authenticate_client(
+        assertion, party = await authenticate_client(
             form, me=auth.identity.party_id, trust=auth.trust, replay=auth.replay, now=now
         )
-        token = auth.issuer.issue(assertion.party_id, now)
+        token = auth.issuer.issue(assertion.party_id, now, party.roles)
         body = {"access_token": token, "token_type": "Bearer", "expires_in": ACCESS_TOKEN_LIFETIME}
         return json_response(body, headers={"cache-control": "no-store", "pragma": "no-cache"})
 
     return connect_token
 
 
-def reader(request: Request) -> Caller | None:
-    """The caller of a data route: None on an open node, else an authenticated party."""
+def reader(request: Request) -> PolicyCaller:
+    """Who reads on a data route: anonymous on an open node, else an authenticated party."""
     if request.app.state.auth is None:
-        return None
-    return bearer(request)
+        return _ANONYMOUS
+    caller = bearer(request)
+    return PolicyCaller(caller.party_id, caller.roles)
+
+
+_ANONYMOUS = PolicyCaller(None)

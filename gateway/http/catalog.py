@@ -6,16 +6,18 @@ crawlers learn what the node publishes and where its collections are.
 
 from __future__ import annotations
 
+import time
 from urllib.parse import quote
 
 import pyoxigraph as ox
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.formats import FORMATS, Page
+from gateway.formats import FORMATS
 from gateway.http.auth import reader
-from gateway.http.respond import chosen_format, send
-from gateway.node import Node
+from gateway.http.respond import audit, chosen_format, send
+from gateway.node import Built, Node
+from gateway.policy.model import Grant
 from gateway.store import RDF_TYPE
 
 __all__ = ["WELL_KNOWN", "catalog", "describe_node"]
@@ -39,7 +41,8 @@ def _int(n: int) -> ox.Literal:
     return ox.Literal(str(n), datatype=_INT)
 
 
-def describe_node(node: Node) -> tuple[list[ox.Triple], Page]:
+def describe_node(node: Node, grant: Grant) -> Built:
+    """The description as ``grant`` sees the data: counts are of the caller's view."""
     ns = node.namespace
     doc = ns + WELL_KNOWN.lstrip("/")
     dataset = ox.NamedNode(doc + "#dataset")
@@ -59,7 +62,7 @@ def describe_node(node: Node) -> tuple[list[ox.Triple], Page]:
         T(
             dataset,
             _n(_VOID, "triples"),
-            _int(sum(s.triples for s in node.store.sources().values())),
+            _int(len(node.access.view(grant))),
         ),
     ]
     for fmt in FORMATS:
@@ -74,19 +77,16 @@ def describe_node(node: Node) -> tuple[list[ox.Triple], Page]:
                 ox.NamedNode("http://www.w3.org/ns/formats/" + _FEATURE[fmt.name]),
             ),
         ]
-    totals: dict[str, int] = {}
-    for name, state in sorted(node.store.sources().items()):
+    sources = node.store.sources().items() if grant.everything else ()  # operators' detail
+    for name, state in sorted(sources):
         subset = ox.NamedNode(f"{doc}#source-{name}")
         out += [
             T(dataset, _n(_VOID, "subset"), subset),
             T(subset, RDF_TYPE, _n(_VOID, "Dataset")),
             T(subset, _n(_DCT, "title"), ox.Literal(name)),
-            T(subset, _n(_VOID, "triples"), _int(state.triples)),
             T(subset, _n(_DCT, "modified"), ox.Literal(_iso(state.loaded_at), datatype=_DATETIME)),
         ]
-        for cls, count in node.store.class_counts(state.graph).items():
-            totals[cls] = totals.get(cls, 0) + count
-    for i, (cls, count) in enumerate(sorted(totals.items())):
+    for i, (cls, count) in enumerate(sorted(node.access.class_counts(grant).items())):
         part = ox.NamedNode(f"{doc}#class-{i}")
         curie = node.vocab.curie(cls)
         name = curie if curie != cls else cls
@@ -96,22 +96,22 @@ def describe_node(node: Node) -> tuple[list[ox.Triple], Page]:
             T(part, _n(_VOID, "entities"), _int(count)),
             T(part, _RDFS_SEEALSO, ox.NamedNode(ns + "collections/" + quote(name, safe=":"))),
         ]
-    return out, node.page(dataset.value, f"{node.settings.name} ({node.settings.party_id})")
+    return Built(out, node.page(dataset.value, f"{node.settings.name} ({node.settings.party_id})"))
 
 
 _FEATURE = {"turtle": "Turtle", "jsonld": "JSON-LD", "ntriples": "N-Triples", "html": "RDFa"}
 
 
 def _iso(t: float) -> str:
-    import time
-
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 
 async def catalog(request: Request) -> Response:
     node: Node = request.app.state.node
-    reader(request)
+    caller = reader(request)
+    grant = node.access.grant(caller)
     fmt = chosen_format(request)
-    rep = node.represent(("catalog",), fmt, lambda: describe_node(node))
+    rep = node.represent(("catalog", grant.key), fmt, lambda: describe_node(node, grant))
     assert rep is not None
+    audit(request, caller, rep)
     return send(request, rep)

@@ -1,9 +1,11 @@
 """Resources at their IRIs, and collections of the resources of a class.
 
 ``https://data.firm.example/id/building/42`` is served at ``/id/building/42``: the
-path after the node's namespace. These are the hot routes, so they are plain Starlette
-endpoints (FastAPI's parameter machinery would cost more than the whole answer) and
-answer from the node's representation cache.
+path after the node's namespace. What a caller sees is decided by ``Access`` (the one
+enforcement point); a resource of which it may see nothing is a 404 like one that does
+not exist, and a partial view says how many fields were withheld, never which. These
+are the hot routes, so they are plain Starlette endpoints answering from the node's
+representation cache, keyed by the caller's grant.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from starlette.responses import Response
 from gateway.errors import BadRequest, NotFound
 from gateway.formats import Page
 from gateway.http.auth import reader
-from gateway.http.respond import chosen_format, send
-from gateway.node import Node
+from gateway.http.respond import audit, chosen_format, send
+from gateway.node import Built, Node
+from gateway.policy.model import Grant
 from gateway.store import RDF_TYPE
 
 __all__ = ["collection", "resource"]
@@ -36,28 +39,45 @@ def _node(request: Request) -> Node:
 
 async def resource(request: Request) -> Response:
     node = _node(request)
-    reader(request)
+    caller = reader(request)
+    grant = node.access.grant(caller)
     fmt = chosen_format(request)
     raw = request.scope.get("raw_path") or request.url.path.encode()
     path = raw.decode("latin-1").partition("?")[0].lstrip("/")
     for candidate in (path, unquote(path)) if "%" in path else (path,):
         iri = node.namespace + candidate
-        rep = node.represent(("resource", iri), fmt, partial(_describe, node, iri))
+        rep = node.represent(("resource", grant.key, iri), fmt, partial(_describe, node, grant, iri))
         if rep is not None:
+            audit(request, caller, rep)
             return send(request, rep)
     raise NotFound(f"no resource {node.namespace + path} on this node")
 
 
-def _describe(node: Node, iri: str) -> tuple[list[ox.Triple], Page] | None:
-    triples = node.store.describe(iri)
-    if not triples:
+def _describe(node: Node, grant: Grant, iri: str) -> Built | None:
+    decision = node.access.resource(grant, iri)
+    if decision is None:
         return None
-    return triples, node.page(iri, node.vocab.curie(iri))
+    notes = (
+        (f"{decision.withheld} field(s) of this resource are withheld from you.",)
+        if decision.withheld
+        else ()
+    )
+    page = Page(node.vocab, node.namespace, iri, node.vocab.curie(iri), notes=notes)
+    return Built(
+        decision.triples,
+        page,
+        (iri,),
+        decision.released,
+        decision.withheld,
+        decision.rules,
+        decision.purposes,
+    )
 
 
 async def collection(request: Request) -> Response:
     node = _node(request)
-    reader(request)
+    caller = reader(request)
+    grant = node.access.grant(caller)
     fmt = chosen_format(request)
     name = request.path_params["cls"]
     class_iri = node.vocab.expand(name)
@@ -66,12 +86,13 @@ async def collection(request: Request) -> Response:
     page = _int(request, "page", 1, 1, 10**9)
     limit = _int(request, "limit", PAGE_SIZE, 1, MAX_PAGE_SIZE)
     rep = node.represent(
-        ("collection", class_iri, page, limit),
+        ("collection", grant.key, class_iri, page, limit),
         fmt,
-        lambda: _page(node, name, class_iri, page, limit),
+        lambda: _page(node, grant, name, class_iri, page, limit),
     )
     if rep is None:
         raise NotFound(f"page {page} of {name} is past its end")
+    audit(request, caller, rep)
     return send(request, rep)
 
 
@@ -84,10 +105,8 @@ def _int(request: Request, key: str, default: int, low: int, high: int) -> int:
     return int(raw)
 
 
-def _page(
-    node: Node, name: str, class_iri: str, page: int, limit: int
-) -> tuple[list[ox.Triple], Page] | None:
-    members = node.store.members(class_iri, node.namespace)
+def _page(node: Node, grant: Grant, name: str, class_iri: str, page: int, limit: int) -> Built | None:
+    members = node.access.members(grant, class_iri, node.namespace)
     last = max(1, -(-len(members) // limit))
     if page > last:
         return None
@@ -116,8 +135,8 @@ def _page(
     for rel, target in links:
         predicate = h["previous" if rel == "prev" else rel]
         triples.append(ox.Triple(view, predicate, ox.NamedNode(node.namespace + target.lstrip("/"))))
-    triples.extend(
-        ox.Triple(coll, h["member"], ox.NamedNode(m)) for m in members[(page - 1) * limit : page * limit]
-    )
+    shown = members[(page - 1) * limit : page * limit]
+    triples.extend(ox.Triple(coll, h["member"], ox.NamedNode(m)) for m in shown)
     title = f"{name}: {len(members)} resources, page {page} of {last}"
-    return triples, Page(node.vocab, node.namespace, coll.value, title, tuple(links))
+    page_info = Page(node.vocab, node.namespace, coll.value, title, tuple(links))
+    return Built(triples, page_info, tuple(shown), frozenset({RDF_TYPE.value}))

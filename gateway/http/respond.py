@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
+import time
+import uuid
+
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway.audit import AuditLog, Entry
 from gateway.errors import NotAcceptable
 from gateway.formats import FORMATS, Format, negotiate
 from gateway.node import Representation
+from gateway.policy.model import Caller as PolicyCaller
 
-__all__ = ["chosen_format", "send"]
+__all__ = ["WITHHELD_HEADER", "audit", "chosen_format", "send"]
+
+#: how many fields of the answer were withheld from the caller (a count, never which)
+WITHHELD_HEADER = "dsgo-withheld-fields"
 
 _BY_NAME = {f.name: f for f in FORMATS}
 
 
 def chosen_format(request: Request) -> Format:
     """``?format=`` (for browsers and links) wins over ``Accept``."""
-    name = request.query_params.get("format")
+    name = request.query_params.get("format") if request.scope["query_string"] else None
     if name is not None:
         fmt = _BY_NAME.get(name)
         if fmt is None:
@@ -29,6 +37,8 @@ def send(request: Request, rep: Representation, extra: dict[str, str] | None = N
     headers = {"etag": rep.etag, "vary": "Accept"}
     if rep.links:
         headers["link"] = ", ".join(f'<{url}>; rel="{rel}"' for rel, url in rep.links)
+    if rep.withheld:
+        headers[WITHHELD_HEADER] = str(rep.withheld)
     if extra:
         headers.update(extra)
     inm = request.headers.get("if-none-match")
@@ -42,3 +52,23 @@ def _matches(header: str, etag: str) -> bool:
     if header.strip() == "*":
         return True
     return any(tag.strip().removeprefix("W/") == etag for tag in header.split(","))
+
+
+def audit(request: Request, caller: PolicyCaller, rep: Representation) -> None:
+    """Append the read to the node's audit log (never waits on the disk)."""
+    log: AuditLog | None = request.app.state.audit
+    if log is None:
+        return
+    log.record(
+        Entry(
+            time=time.time(),
+            request_id=request.headers.get("x-request-id") or uuid.uuid4().hex,
+            caller=caller.party_id or "anonymous",
+            path=request.url.path,
+            resources=rep.resources,
+            released=tuple(sorted(rep.released)),
+            withheld=rep.withheld,
+            rules=rep.rules,
+            purpose="; ".join(rep.purposes),
+        )
+    )

@@ -1,0 +1,207 @@
+"""The one enforcement point: every read of the node's data goes through here.
+
+``Access`` joins the store (what there is) with the policy (who may see what). Every
+read path asks it: a resource (any format, HTML included), a collection, the counts of
+the self-description, SPARQL (over a view materialised per distinct grant) and batch
+reads. Callers with equal grants share cached views; any change of data or policy
+makes new ones. Policy files are re-read when they change; a broken file keeps the
+previous policy in force and shows in the health report.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyoxigraph as ox
+
+from gateway.errors import PolicyError
+from gateway.policy.engine import Decision, FieldReason, decide, explain, grant_for
+from gateway.policy.load import load_policies, policy_files
+from gateway.policy.model import Caller, Grant, PolicySet
+from gateway.store import RDF_TYPE, Store
+from gateway.vocab import Vocab
+
+__all__ = ["Access", "StoreLookup"]
+
+log = logging.getLogger("dsgo.policy")
+
+
+class StoreLookup:
+    """Unfiltered reads for the engine's conditions (the engine does the filtering)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def objects(self, subject: str, predicate: str) -> list[Any]:
+        return self.store.objects(subject, predicate)
+
+    def subjects(self, predicate: str, obj: str) -> list[str]:
+        return self.store.subjects(predicate, obj)
+
+
+@dataclass(frozen=True, slots=True)
+class _PolicyFailure:
+    error: PolicyError
+    at: float
+    fingerprint: str
+
+
+class Access:
+    def __init__(
+        self,
+        store: Store,
+        vocab: Vocab,
+        policies_dir: Path | None,
+        *,
+        open_node: bool,
+        clock: Callable[[], float] = time.time,
+        max_views: int = 8,
+    ) -> None:
+        self.store = store
+        self.vocab = vocab
+        self.dir = policies_dir
+        self.open = open_node
+        self.clock = clock
+        self.lookup = StoreLookup(store)
+        self.failure: _PolicyFailure | None = None
+        self._fingerprint = ""
+        self.policies: PolicySet | None = None
+        if policies_dir is not None:
+            self._fingerprint = self._files_fingerprint()
+            self.policies = load_policies(policy_files(policies_dir), vocab)  # errors stop the node
+        self._grants: dict[tuple[str | None, frozenset[str]], tuple[float, Grant]] = {}
+        self._views: OrderedDict[tuple[Any, ...], ox.Store] = OrderedDict()
+        self._views_lock = threading.Lock()
+        self._max_views = max_views
+
+    # -- policy files ----------------------------------------------------------------
+
+    def _files_fingerprint(self) -> str:
+        assert self.dir is not None
+        parts = []
+        for path in policy_files(self.dir):
+            st = path.stat()
+            parts.append(f"{path.name}:{st.st_size}:{st.st_mtime_ns}")
+        return "|".join(parts)
+
+    def refresh(self) -> bool:
+        """Re-read the policy files if they changed; True if the policy in force changed."""
+        if self.dir is None:
+            return False
+        try:
+            fingerprint = self._files_fingerprint()
+        except OSError:
+            return False
+        if fingerprint == self._fingerprint or (self.failure and self.failure.fingerprint == fingerprint):
+            return False
+        try:
+            policies = load_policies(policy_files(self.dir), self.vocab)
+        except PolicyError as exc:
+            self.failure = _PolicyFailure(exc, time.time(), fingerprint)
+            log.error("policy not reloaded, the previous one stays in force: %s", exc.detail)
+            return False
+        self.policies, self._fingerprint, self.failure = policies, fingerprint, None
+        self._grants.clear()
+        log.info("policy reloaded: %d rules", len(policies.rules))
+        return True
+
+    def health(self) -> dict[str, Any]:
+        report: dict[str, Any] = {
+            "status": "failed" if self.failure else ("ok" if self.policies or self.open else "none"),
+            "rules": len(self.policies.rules) if self.policies else 0,
+            "version": self.policies.version if self.policies else None,
+        }
+        if self.failure:
+            report["error"] = {
+                "detail": self.failure.error.detail,
+                "line": self.failure.error.line,
+                "rule": self.failure.error.rule,
+            }
+        return report
+
+    # -- grants ----------------------------------------------------------------------
+
+    def grant(self, caller: Caller) -> Grant:
+        """The rules that apply to ``caller`` now (cached briefly: validity is per day)."""
+        key = (caller.party_id, caller.roles)
+        now = self.clock()
+        hit = self._grants.get(key)
+        policies = self.policies
+        version = policies.version if policies else "none"
+        if hit is not None and hit[0] > now and hit[1].version == version:
+            return hit[1]
+        grant = grant_for(policies, caller, dt.datetime.fromtimestamp(now, dt.UTC), self.open)
+        if len(self._grants) > 10_000:
+            self._grants.clear()
+        self._grants[key] = (now + 60, grant)
+        return grant
+
+    # -- reads -----------------------------------------------------------------------
+
+    def resource(self, grant: Grant, iri: str) -> Decision | None:
+        """The caller's view of one resource; None when it may see nothing of it."""
+        cbd = self.store.describe(iri)
+        if not cbd:
+            return None
+        decision = decide(grant, ox.NamedNode(iri), cbd, self.lookup)
+        return decision if decision.triples else None
+
+    def members(self, grant: Grant, class_iri: str, namespace: str) -> list[str]:
+        """Resources of a class whose membership (its rdf:type) the caller may see."""
+        if grant.everything:
+            return self.store.members(class_iri, namespace)
+        cls = ox.NamedNode(class_iri)
+        out = []
+        for iri in self.store.members(class_iri, namespace):
+            decision = self.resource(grant, iri)
+            if decision is not None and any(
+                t.predicate == RDF_TYPE and t.object == cls for t in decision.triples
+            ):
+                out.append(iri)
+        return out
+
+    def view(self, grant: Grant) -> ox.Store:
+        """The caller's whole view as a store of its own (default graph only), built once
+        per distinct grant and data version; SPARQL runs over it and nothing else."""
+        key = (self.store.generation, grant.key)
+        with self._views_lock:
+            cached = self._views.get(key)
+            if cached is not None:
+                self._views.move_to_end(key)
+                return cached
+        view = ox.Store()
+        batch: list[ox.Quad] = []
+        for subject in self.store.named_subjects():
+            decision = decide(grant, subject, self.store.describe(subject.value), self.lookup)
+            batch.extend(ox.Quad(t.subject, t.predicate, t.object) for t in decision.triples)
+            if len(batch) > 50_000:
+                view.bulk_extend(batch)
+                batch = []
+        view.bulk_extend(batch)
+        with self._views_lock:
+            self._views = OrderedDict((k, v) for k, v in self._views.items() if k[0] == self.store.generation)
+            self._views[key] = view
+            while len(self._views) > self._max_views:
+                self._views.popitem(last=False)
+        return view
+
+    def class_counts(self, grant: Grant) -> dict[str, int]:
+        """Visible typed resources per class: the self-description's counts."""
+        rows = self.view(grant).query(
+            "SELECT ?c (COUNT(DISTINCT ?s) AS ?n) WHERE { ?s a ?c FILTER isIRI(?c) } GROUP BY ?c"
+        )
+        assert isinstance(rows, ox.QuerySolutions)
+        return {row["c"].value: int(row["n"].value) for row in rows}
+
+    def explain(self, caller: Caller, iri: str) -> list[FieldReason]:
+        cbd = self.store.describe(iri)
+        now = dt.datetime.fromtimestamp(self.clock(), dt.UTC)
+        return explain(self.policies, caller, ox.NamedNode(iri), cbd, self.lookup, now)
