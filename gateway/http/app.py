@@ -145,11 +145,7 @@ def create_app(
             {"feature": "capabilities", "url": "/capabilities"},
             {"feature": "health", "url": "/health"},
         ]
-        restricted: list[dict[str, Any]] = [
-            {"feature": "description", "url": "/", "formats": ["text/turtle", "application/ld+json"]},
-            {"feature": "resource", "url": "/{path}", "namespace": settings.base_iri},
-            {"feature": "collection", "url": "/collections/{class}"},
-        ]
+        restricted = restricted_features
         if auth is None:
             return json_response({"party_id": settings.party_id, "public": public + restricted})
         caller = optional_bearer(request)
@@ -185,6 +181,13 @@ def create_app(
         ]
         return json_response({"party": party, "roles": sorted(roles), "resource": iri, "fields": fields})
 
+    #: what callers with a token may use; a read path the node cannot enforce is left out
+    restricted_features: list[dict[str, Any]] = [
+        {"feature": "description", "url": "/", "formats": ["text/turtle", "application/ld+json"]},
+        {"feature": "resource", "url": "/{path}", "namespace": settings.base_iri},
+        {"feature": "collection", "url": "/collections/{class}"},
+        {"feature": "sparql", "url": "/sparql", "description": "SPARQL 1.1 over the caller's view"},
+    ]
     routes = app.router.routes
     routes.append(Route("/health", health, methods=["GET"]))
     routes.append(Route("/capabilities", capabilities, methods=["GET"]))
