@@ -45,3 +45,8 @@ class Kind:
     #: which of those options are file paths: the configuration resolves them relative to
     #: its own file (as it does ``path``), so a connector receives them absolute
     paths: frozenset[str] = frozenset()
+    #: options a [[source]] table of this kind must have
+    required: frozenset[str] = frozenset()
+    #: a store the node reads live at every request (``sparql``): it has no ``path``, is
+    #: never loaded nor copied into the node, and is then the node's only source
+    live: bool = False

@@ -3,21 +3,29 @@
 This is what the HTTP edge talks to; it knows nothing of HTTP itself. A
 representation (bytes, media type, ETag) is rendered once per store generation and
 served from memory until the data changes, so a read costs a dictionary lookup.
+
+A node whose source is a SPARQL store (``type = "sparql"``) reads it live through
+``RemoteStore`` instead of its own store; that store's generation is a time bucket, so
+its representations live at most ``cache_ttl`` seconds (``gateway.remote_store``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 import pyoxigraph as ox
 
-from connectors import SourceEnv
+from connectors import KINDS, SourceEnv
 from gateway.access import Access
 from gateway.config import NodeSettings
 from gateway.formats import Format, Page
+from gateway.remote_store import RemoteSources, RemoteStore
 from gateway.sources import Sources
 from gateway.store import Store
 from gateway.vocab import Vocab, load_vocab
@@ -59,27 +67,35 @@ def etag_of(body: bytes) -> str:
 
 @dataclass
 class _Cache:
-    """Representations of the current store generation, bounded in entries and bytes."""
+    """Representations of the current store generation, bounded in entries and bytes.
+    Generations only grow; a remote store's reads build in worker threads, hence the lock."""
 
     max_entries: int = 20_000
     max_bytes: int = 64 << 20
     generation: int = -1
     size: int = 0
     entries: dict[tuple[object, ...], Representation] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def get(self, generation: int, key: tuple[object, ...]) -> Representation | None:
-        if generation != self.generation:
-            self.entries.clear()
-            self.generation, self.size = generation, 0
-            return None
-        return self.entries.get(key)
+        with self.lock:
+            if generation != self.generation:
+                if generation > self.generation:
+                    self.entries.clear()
+                    self.generation, self.size = generation, 0
+                return None
+            return self.entries.get(key)
 
-    def put(self, key: tuple[object, ...], rep: Representation) -> None:
-        if len(self.entries) >= self.max_entries or self.size + len(rep.body) > self.max_bytes:
-            self.entries.clear()
-            self.size = 0
-        self.entries[key] = rep
-        self.size += len(rep.body)
+    def put(self, generation: int, key: tuple[object, ...], rep: Representation) -> None:
+        """Keep ``rep``, read at ``generation``, unless the data has moved on since."""
+        with self.lock:
+            if generation != self.generation:
+                return
+            if len(self.entries) >= self.max_entries or self.size + len(rep.body) > self.max_bytes:
+                self.entries.clear()
+                self.size = 0
+            self.entries[key] = rep
+            self.size += len(rep.body)
 
 
 class Node:
@@ -88,10 +104,20 @@ class Node:
     ) -> None:
         self.settings = settings
         self.vocab = vocab or load_vocab()
-        self.store = Store(settings.store_path)
+        live = next((s for s in settings.sources if KINDS[s.kind].live), None)
+        #: the SPARQL store read live in place of the node's own (config: its only source)
+        self.remote: RemoteStore | None = None
+        self.store: Store | RemoteStore
+        if live is None:
+            self.store = Store(settings.store_path)
+        else:
+            self.store = self.remote = RemoteStore.from_settings(live)
         try:
+            # Access reads describe/members/objects/subjects/generation, which RemoteStore
+            # offers alike (named_subjects, for SPARQL views, it refuses)
+            store = cast(Store, self.store)
             self.access = Access(
-                self.store, self.vocab, settings.policies_dir, open_node=settings.open, clock=clock
+                store, self.vocab, settings.policies_dir, open_node=settings.open, clock=clock
             )
         except BaseException:
             self.store.close()
@@ -99,7 +125,11 @@ class Node:
         env = SourceEnv(
             base_iri=settings.base_iri, contexts=self.vocab.contexts, prefixes=self.vocab.prefixes
         )
-        self.sources = Sources(settings.sources, self.store, env)
+        self.sources: Sources | RemoteSources
+        if live is None or self.remote is None:
+            self.sources = Sources(settings.sources, store, env)
+        else:
+            self.sources = RemoteSources(live, self.remote)
         self._cache = _Cache()
 
     @property
@@ -136,8 +166,21 @@ class Node:
                 built.rules,
                 built.purposes,
             )
-            self._cache.put(full, rep)
+            self._cache.put(generation, full, rep)
         return rep
+
+    async def represent_async(
+        self,
+        key: tuple[object, ...],
+        fmt: Format,
+        build: Callable[[], Built | None],
+    ) -> Representation | None:
+        """``represent`` for the HTTP edge: a remote store's reads run in a worker thread
+        so the event loop never waits on the network; cache hits stay on the loop."""
+        if self.remote is None:
+            return self.represent(key, fmt, build)
+        hit = self._cache.get(self.store.generation, (*key, fmt.name))
+        return hit or await asyncio.to_thread(self.represent, key, fmt, build)
 
     def close(self) -> None:
         self.store.close()

@@ -2,13 +2,16 @@
 
 ``federation`` writes a development PKI, a registry and node configurations into a
 folder; ``process`` runs one `dsgo` command until it answers; ``redis_server`` runs a
-throw-away ``redis-server`` (never the machine's own) on a free port.
+throw-away ``redis-server`` (never the machine's own) on a free port;
+``virtuoso_server`` runs a throw-away Virtuoso (Debian ``virtuoso-opensource``) whose
+SPARQL endpoint accepts updates, so tests load and change its data over HTTP.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -32,10 +35,12 @@ __all__ = [
     "NODE",
     "REGISTRY",
     "Federation",
+    "Virtuoso",
     "federation",
     "free_port",
     "process",
     "redis_server",
+    "virtuoso_server",
 ]
 
 DSGO = str(Path(sys.executable).parent / "dsgo")
@@ -75,6 +80,124 @@ def redis_server() -> Iterator[str]:
                         raise RuntimeError(f"redis-server did not answer PING in 10 s:\n{log.read_text()}")
                     time.sleep(0.05)
             yield url
+        finally:
+            _stop(proc, signal.SIGTERM)
+
+
+_VIRTUOSO_INI = Path("/etc/virtuoso-opensource-7/virtuoso.ini")
+
+
+@dataclass(frozen=True, slots=True)
+class Virtuoso:
+    """A running test Virtuoso: its SPARQL endpoint (updates allowed) and SQL port."""
+
+    endpoint: str
+    sql_port: int
+    folder: Path
+    pid: int
+
+    def update(self, text: str) -> None:
+        """Run a SPARQL 1.1 Update over HTTP; ``RuntimeError`` with Virtuoso's message if refused.
+
+        Virtuoso refuses blank nodes in ``INSERT DATA`` (error SP031, against SPARQL 1.1
+        Update §3.1.1): write ``INSERT { ... } WHERE {}`` for data with blank nodes."""
+        answer = httpx.post(self.endpoint, data={"update": text}, timeout=30)
+        if answer.status_code != 200:
+            raise RuntimeError(f"Virtuoso refused the update ({answer.status_code}): {answer.text[:500]}")
+
+    def isql(self, statement: str) -> str:
+        """Run one SQL statement as ``dba`` with ``isql-vt`` (same package); its output."""
+        argv = ["isql-vt", f"127.0.0.1:{self.sql_port}", "dba", "dba", f"exec={statement}"]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+        if done.returncode != 0 or "*** Error" in done.stdout + done.stderr:
+            raise RuntimeError(f"isql-vt {statement!r} failed:\n{done.stdout}{done.stderr}")
+        return done.stdout
+
+
+def _virtuoso_ini(
+    folder: Path, sql_port: int, http_port: int, extra: Mapping[str, Mapping[str, str]]
+) -> Path:
+    """The package's virtuoso.ini with every file in ``folder`` and both ports on loopback.
+
+    ``[Database]`` and ``[TempDatabase]`` must name different files ("file is already
+    open" otherwise); ``ServerPort`` is the SQL port in ``[Parameters]`` and the HTTP
+    (SPARQL) port in ``[HTTPServer]``. ``extra`` sets more keys, by section."""
+    files = {
+        "Database": {
+            "DatabaseFile": "virtuoso.db",
+            "ErrorLogFile": "virtuoso.log",
+            "LockFile": "virtuoso.lck",
+            "TransactionFile": "virtuoso.trx",
+            "xa_persistent_file": "virtuoso.pxa",
+        },
+        "TempDatabase": {"DatabaseFile": "virtuoso-temp.db", "TransactionFile": "virtuoso-temp.trx"},
+    }
+    wanted: dict[str, dict[str, str]] = {
+        s: {k: str(folder / f) for k, f in keys.items()} for s, keys in files.items()
+    }
+    wanted.setdefault("Parameters", {})["ServerPort"] = f"127.0.0.1:{sql_port}"
+    wanted.setdefault("HTTPServer", {})["ServerPort"] = f"127.0.0.1:{http_port}"
+    for section, keys in extra.items():
+        wanted.setdefault(section, {}).update(keys)
+    lines, section, done = [], "", set()
+    for line in _VIRTUOSO_INI.read_text().splitlines():
+        header = re.fullmatch(r"\s*\[(.+)\]\s*", line)
+        if header:
+            lines += [f"{k} = {v}" for k, v in wanted.get(section, {}).items() if (section, k) not in done]
+            done |= {(section, k) for k in wanted.get(section, {})}
+            section = header.group(1)
+        key = re.match(r"\s*(\w+)\s*=", line)
+        if key and key.group(1) in wanted.get(section, {}):
+            if (section, key.group(1)) in done:
+                continue  # the package's file repeats some keys
+            line = f"{key.group(1)} = {wanted[section][key.group(1)]}"
+            done.add((section, key.group(1)))
+        lines.append(line)
+    lines += [f"{k} = {v}" for k, v in wanted.get(section, {}).items() if (section, k) not in done]
+    ini = folder / "virtuoso.ini"
+    ini.write_text("\n".join(lines) + "\n")
+    return ini
+
+
+@contextlib.contextmanager
+def virtuoso_server(extra: Mapping[str, Mapping[str, str]] | None = None) -> Iterator[Virtuoso]:
+    """A private Virtuoso on free loopback ports, in the foreground; stopped by its PID.
+
+    Its data lives in a temporary folder (never the package's ``/var/lib``). Ready in
+    2-3 s. Virtuoso's ``/sparql`` runs as the SQL user ``SPARQL``, which may read but not
+    update (``SR186: No permission to execute procedure DB.DBA.SPARQL_INSERT_DICT_CONTENT``);
+    so the fixture runs ``GRANT SPARQL_UPDATE TO "SPARQL"`` with ``isql-vt`` as ``dba``
+    (password ``dba`` in a fresh database), which lets tests load and change data with
+    plain SPARQL updates. Never do this on a store a node serves in production."""
+    binary = shutil.which("virtuoso-t")
+    if binary is None or shutil.which("isql-vt") is None:
+        what = "virtuoso-t / isql-vt are not installed; .ci/run installs them (apt-get install virtuoso-opensource)"
+        if os.environ.get("CI"):
+            pytest.fail(what)
+        pytest.skip(what)
+    sql_port, http_port = free_port(), free_port()
+    with tempfile.TemporaryDirectory(prefix="virtuoso-") as tmp:
+        folder = Path(tmp)
+        ini = _virtuoso_ini(folder, sql_port, http_port, extra or {})
+        log = folder / "virtuoso.out"
+        with log.open("wb") as out:
+            argv = [binary, "+foreground", "+configfile", str(ini)]
+            proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=folder)
+        try:
+            endpoint = f"http://127.0.0.1:{http_port}/sparql"
+            deadline = time.monotonic() + 60
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"virtuoso-t exited with {proc.returncode}:\n{log.read_text()}")
+                with contextlib.suppress(httpx.TransportError):
+                    if httpx.get(endpoint, params={"query": "ASK {}"}, timeout=1).status_code == 200:
+                        break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"Virtuoso did not answer {endpoint} in 60 s:\n{log.read_text()}")
+                time.sleep(0.1)
+            server = Virtuoso(endpoint, sql_port, folder, proc.pid)
+            server.isql('GRANT SPARQL_UPDATE TO "SPARQL";')
+            yield server
         finally:
             _stop(proc, signal.SIGTERM)
 

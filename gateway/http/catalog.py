@@ -2,6 +2,12 @@
 
 Served at ``/`` and ``/.well-known/void`` in every format, so both people and
 crawlers learn what the node publishes and where its collections are.
+
+A node on a remote SPARQL store (``gateway.remote_store``) gives no ``void:triples``
+(counting it would mean reading the whole store) and counts classes without copying:
+one aggregate query for a caller who may see everything; for anyone else, each member
+is decided by ``Access`` as a collection would, up to ``REMOTE_COUNT_BUDGET`` members,
+beyond which classes are left out with a note rather than guessed.
 """
 
 from __future__ import annotations
@@ -13,14 +19,17 @@ import pyoxigraph as ox
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.formats import FORMATS
+from gateway.formats import FORMATS, Page
 from gateway.http.auth import reader
 from gateway.http.respond import audit, chosen_format, send
 from gateway.node import Built, Node
 from gateway.policy.model import Grant
 from gateway.store import RDF_TYPE
 
-__all__ = ["WELL_KNOWN", "catalog", "describe_node"]
+__all__ = ["REMOTE_COUNT_BUDGET", "WELL_KNOWN", "catalog", "describe_node"]
+
+#: members a remote store's per-caller class counts may decide (one query or more each)
+REMOTE_COUNT_BUDGET = 1000
 
 WELL_KNOWN = "/.well-known/void"
 _VOID, _DCAT, _DCT = (
@@ -29,6 +38,7 @@ _VOID, _DCAT, _DCT = (
     "http://purl.org/dc/terms/",
 )
 _RDFS_SEEALSO = ox.NamedNode("http://www.w3.org/2000/01/rdf-schema#seeAlso")
+_RDFS_COMMENT = ox.NamedNode("http://www.w3.org/2000/01/rdf-schema#comment")
 _INT = ox.NamedNode("http://www.w3.org/2001/XMLSchema#integer")
 _DATETIME = ox.NamedNode("http://www.w3.org/2001/XMLSchema#dateTime")
 
@@ -59,12 +69,9 @@ def describe_node(node: Node, grant: Grant) -> Built:
         ),
         T(ox.NamedNode(doc + "#publisher"), _n(_DCT, "title"), ox.Literal(node.settings.name)),
         T(dataset, _n(_VOID, "uriSpace"), ox.Literal(ns)),
-        T(
-            dataset,
-            _n(_VOID, "triples"),
-            _int(len(node.access.view(grant))),
-        ),
     ]
+    if node.remote is None:
+        out.append(T(dataset, _n(_VOID, "triples"), _int(len(node.access.view(grant)))))
     for fmt in FORMATS:
         dist = ox.NamedNode(f"{doc}#distribution-{fmt.name}")
         out += [
@@ -86,7 +93,10 @@ def describe_node(node: Node, grant: Grant) -> Built:
             T(subset, _n(_DCT, "title"), ox.Literal(name)),
             T(subset, _n(_DCT, "modified"), ox.Literal(_iso(state.loaded_at), datatype=_DATETIME)),
         ]
-    for i, (cls, count) in enumerate(sorted(node.access.class_counts(grant).items())):
+    counts, note = _class_counts(node, grant)
+    if note:
+        out.append(T(dataset, _RDFS_COMMENT, ox.Literal(note)))
+    for i, (cls, count) in enumerate(sorted(counts.items())):
         part = ox.NamedNode(f"{doc}#class-{i}")
         curie = node.vocab.curie(cls)
         name = curie if curie != cls else cls
@@ -96,7 +106,25 @@ def describe_node(node: Node, grant: Grant) -> Built:
             T(part, _n(_VOID, "entities"), _int(count)),
             T(part, _RDFS_SEEALSO, ox.NamedNode(ns + "collections/" + quote(name, safe=":"))),
         ]
-    return Built(out, node.page(dataset.value, f"{node.settings.name} ({node.settings.party_id})"))
+    title = f"{node.settings.name} ({node.settings.party_id})"
+    return Built(out, Page(node.vocab, ns, dataset.value, title, notes=(note,) if note else ()))
+
+
+def _class_counts(node: Node, grant: Grant) -> tuple[dict[str, int], str | None]:
+    """Visible resources per class, and a note when they are not given."""
+    if node.remote is None:
+        return node.access.class_counts(grant), None
+    totals = node.remote.class_counts(node.namespace)
+    if grant.everything:
+        return totals, None
+    if sum(totals.values()) > REMOTE_COUNT_BUDGET:
+        return {}, (
+            f"Classes are not listed: this node reads a remote store holding more than "
+            f"{REMOTE_COUNT_BUDGET} resources, too many to decide for you here; "
+            "ask /collections/{class} for the resources of a class."
+        )
+    counts = {cls: len(node.access.members(grant, cls, node.namespace)) for cls in totals}
+    return {cls: n for cls, n in counts.items() if n}, None
 
 
 _FEATURE = {"turtle": "Turtle", "jsonld": "JSON-LD", "ntriples": "N-Triples", "html": "RDFa"}
@@ -111,7 +139,7 @@ async def catalog(request: Request) -> Response:
     caller = reader(request)
     grant = node.access.grant(caller)
     fmt = chosen_format(request)
-    rep = node.represent(("catalog", grant.key), fmt, lambda: describe_node(node, grant))
+    rep = await node.represent_async(("catalog", grant.key), fmt, lambda: describe_node(node, grant))
     assert rep is not None
     audit(request, caller, rep)
     return send(request, rep)
