@@ -1,0 +1,140 @@
+"""``POST /delegation``: the node's own policies as iSHARE delegation evidence.
+
+As iSHARE's authorization registry answers a delegation mask: HTTP 200 with a
+``delegation_token`` the node signs (``iss`` = this node, ``sub`` = the access subject,
+``aud`` = the requester, ``exp = iat + 30``) whose ``delegationEvidence`` echoes the
+mask with ``Permit`` or ``Deny`` per policy (see ``gateway.policy.delegation``).
+
+- Bearer token required. The node's own party may ask about anyone; any other party
+  only about itself (403 otherwise).
+- ``policyIssuer`` must be this node: it holds no other party's policies. The reference
+  AR answers 404 when it holds no delegation from that issuer; this node says why in a
+  400 instead. A mask without a ``Permit`` rule is a 400, as in the reference AR.
+- An access subject that is not an active participant in the registry may read
+  nothing, so every policy is ``Deny``.
+
+``evidence_rules_for`` is the hook for the read paths: the extra permit rules a
+``Delegation-Evidence`` header gives the caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import uuid
+from collections.abc import Callable, Collection
+from functools import partial
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.config import PARTY_ID
+from gateway.errors import BadRequest, Forbidden, NotFound
+from gateway.http.auth import Auth, bearer, json_response
+from gateway.identity import jwt
+from gateway.node import Node
+from gateway.policy.delegation import (
+    EVIDENCE_HEADER,
+    Policy,
+    answer,
+    parse_mask,
+    permitted,
+    rules_from_evidence,
+)
+from gateway.policy.model import Caller, Rule
+
+__all__ = ["MAX_MASK", "delegation", "evidence_rules_for"]
+
+MAX_MASK = 64 * 1024
+_TOKEN_LIFETIME = 30  # iSHARE: exp = iat + 30
+
+
+async def delegation(request: Request) -> Response:
+    auth: Auth | None = request.app.state.auth
+    if auth is None:
+        raise NotFound("an open node has no identity to sign delegation evidence with")
+    requester = bearer(request).party_id
+    node: Node = request.app.state.node
+    me = auth.identity.party_id
+    mask = parse_mask(await _json(request))
+    if mask.policy_issuer != me:
+        raise BadRequest(
+            f"delegationRequest.policyIssuer must be this node's party, {me}: it answers for its own "
+            f"policies only; ask the authorization registry that holds {mask.policy_issuer}'s"
+        )
+    subject = mask.access_subject
+    if not PARTY_ID.match(subject):
+        raise BadRequest(f"delegationRequest.target.accessSubject {subject!r} is not an iSHARE party id")
+    if requester not in (me, subject):
+        raise Forbidden(f"only {subject} itself or this node's own party may ask what {subject} may read")
+    now = auth.clock()
+    party = await auth.trust.party(subject)
+    if party is None or party.active_at(dt.datetime.fromtimestamp(now, dt.UTC)) is not None:
+        verdict: Callable[[Policy], bool] = _deny  # not an active participant: may read nothing
+    else:
+        grant = node.access.grant(Caller(subject, frozenset(party.roles)))
+        verdict = partial(
+            permitted,
+            grant=grant,
+            data=node.store,
+            lookup=node.access.lookup,
+            namespace=node.namespace,
+            expand=node.vocab.expand,
+            me=me,
+        )
+    iat = int(now)
+    evidence = await asyncio.to_thread(answer, mask, verdict, iat)
+    claims = {
+        "iss": me,
+        "sub": subject,
+        "aud": requester,
+        "jti": uuid.uuid4().hex,
+        "iat": iat,
+        "exp": iat + _TOKEN_LIFETIME,
+        "delegationEvidence": evidence,
+    }
+    token = jwt.sign(claims, auth.identity.key, auth.identity.x5c)
+    return json_response({"delegation_token": token}, headers={"cache-control": "no-store"})
+
+
+def _deny(policy: Policy) -> bool:
+    return False
+
+
+async def _json(request: Request) -> Any:
+    ctype = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if ctype != "application/json":
+        raise BadRequest("a delegation mask is sent as application/json")
+    body = await request.body()
+    if len(body) > MAX_MASK:
+        raise BadRequest(f"the delegation mask is larger than {MAX_MASK} bytes")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise BadRequest("the body is not JSON; send a delegation mask") from None
+
+
+async def evidence_rules_for(
+    request: Request, caller: Caller, authorities: Collection[str]
+) -> tuple[Rule, ...]:
+    """The extra permit rules the request's ``Delegation-Evidence`` header gives ``caller``
+    (none without the header or on an open node); ``Forbidden`` saying why if the
+    evidence is refused. ``authorities``: the ARs the node trusts (its configuration)."""
+    token = request.headers.get(EVIDENCE_HEADER)
+    auth: Auth | None = request.app.state.auth
+    if token is None or auth is None or caller.party_id is None:
+        return ()
+    node: Node = request.app.state.node
+    trusted = [ca.fingerprint for ca in await auth.trust.trusted() if ca.usable]
+    entries = {ar: await auth.trust.party(ar) for ar in authorities}
+    return rules_from_evidence(
+        token.strip(),
+        me=auth.identity.party_id,
+        caller=caller.party_id,
+        trusted=trusted,
+        authorities=entries,
+        now=auth.clock(),
+        expand=node.vocab.expand,
+    )
