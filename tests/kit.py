@@ -113,6 +113,15 @@ def write_registry(folder: Path, pki: Pki) -> Path:
     return path
 
 
+def namespace(party: str) -> str:
+    """The namespace the test registry says ``party`` owns."""
+    return f"https://data.p{party[-3:]}.example/"
+
+
+def endpoint(party: str) -> str:
+    return f"http://p{party[-3:]}.test"
+
+
 class Router(httpx.AsyncBaseTransport):
     """Sends each request to the in-process app registered for its host."""
 
@@ -163,9 +172,12 @@ async def federation(
     nodes: tuple[str, ...] = (FIRM,),
     policies: dict[str, str] | None = None,
     data: dict[str, str] | None = None,
+    own_namespaces: bool = False,
 ) -> AsyncIterator[Federation]:
     """A registry and nodes; ``policies`` and ``data`` map a party to its policy YAML
-    (default: all to anyone) and its Turtle (default: conftest's buildings)."""
+    (default: all to anyone) and its Turtle (default: conftest's buildings). With
+    ``own_namespaces`` each node serves the namespace the registry says it owns
+    (``https://data.pNNN.example/``) instead of conftest's shared ``NS``."""
     clock = Clock()
     router = Router()
     registry = create_registry_app(load_registry_settings(write_registry(folder, pki)), clock=clock)
@@ -177,7 +189,8 @@ async def federation(
         for party in nodes:
             sub = folder / f"node-{party[-3:]}"
             sub.mkdir()
-            toml = write_node(sub, open=False, party_id=party)
+            extra = {"base_iri": namespace(party)} if own_namespaces else {}
+            toml = write_node(sub, open=False, party_id=party, **extra)
             if data and party in data:
                 (sub / "data" / "buildings.ttl").write_text(data[party])
             (sub / "policies").mkdir()

@@ -374,3 +374,44 @@ async def test_policy_change_takes_effect_without_a_restart(fed: Federation, tmp
         after = await client.get("/id/building/2")
     assert before.status_code == 404 and after.status_code == 200
     assert json.dumps(after.text).count("Dorpsstraat") == 1
+
+
+@pytest.mark.parametrize("party", [MUNI, CORP])
+async def test_batch_reads_apply_the_policy_to_each_resource(fed: Federation, party: str) -> None:
+    async with await client_as(fed, party) as client:
+        answer = await client.post(
+            "/resources", json={"resources": [{"iri": B1}, {"iri": B2}, {"iri": S1}, {"iri": NS + "none"}]}
+        )
+        items = {item["iri"]: item for item in answer.json()["resources"]}
+        again = await client.post("/resources", json={"resources": [{"iri": B1, "etag": items[B1]["etag"]}]})
+    for iri in (B1, B2, S1):
+        expected = EXPECTED[party].get(iri)
+        if expected is None:
+            assert items[iri] == {"iri": iri, "status": 404}
+        else:
+            assert items[iri]["status"] == 200
+            assert fields_of(items[iri]["ntriples"].encode(), ox.RdfFormat.N_TRIPLES, iri) == expected
+            assert items[iri]["withheld"] == ALL_FIELDS[iri] - len(expected)
+    assert items[NS + "none"] == {"iri": NS + "none", "status": 404}
+    assert again.json()["resources"] == [{"iri": B1, "status": 304, "etag": items[B1]["etag"]}]
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"not json", "must be JSON"),
+        (b'{"resources": []}', "non-empty"),
+        (b'{"resources": [{"iri": "ftp://x"}]}', "http(s) iri"),
+        (b'{"resources": [{"iri": "https://x", "etag": 5}]}', "etag must be a string"),
+    ],
+)
+async def test_batch_refuses_malformed_requests(fed: Federation, body: bytes, reason: str) -> None:
+    async with await client_as(fed, MUNI) as client:
+        answer = await client.post("/resources", content=body, headers={"content-type": "application/json"})
+    assert answer.status_code == 400 and reason in answer.json()["detail"]
+
+
+async def test_batch_needs_a_token(fed: Federation) -> None:
+    async with fed.client(FIRM) as client:
+        answer = await client.post("/resources", json={"resources": [{"iri": B1}]})
+    assert answer.status_code == 401

@@ -144,6 +144,7 @@ async def test_collection_lists_members_of_a_class_with_paging(settings: NodeSet
         past = await client.get("/collections/bot:Building?limit=2&page=3")
         bad = await client.get("/collections/bot:Building?limit=zero")
         unknown = await client.get("/collections/nope:Thing")
+        invalid = await client.get("/collections/https://x.example/%3Cbad%3E")
     assert first.status_code == 200
     assert '</collections/bot:Building?page=2&limit=2>; rel="next"' in first.headers["link"]
     members = lambda r: {  # noqa: E731
@@ -157,6 +158,7 @@ async def test_collection_lists_members_of_a_class_with_paging(settings: NodeSet
     assert past.status_code == 404 and past.headers["content-type"] == "application/problem+json"
     assert bad.status_code == 400 and bad.json()["code"] == "bad_request"
     assert unknown.status_code == 404
+    assert invalid.status_code == 404 and invalid.headers["content-type"] == "application/problem+json"
 
 
 async def test_collection_in_jsonld_and_html(settings: NodeSettings) -> None:

@@ -92,17 +92,19 @@ class RegistryClient:
         return value
 
     async def _get(self, path: str, claim: str, params: dict[str, str] | None = None) -> dict[str, Any]:
-        token = await self.tokens.token(self.registry_id, self.url)
-        try:
-            answer = await self.tokens.http.get(
-                self.url + path, params=params, headers={"authorization": f"Bearer {token}"}
-            )
-        except httpx.HTTPError as exc:
-            raise UpstreamError(
-                f"the registry at {self.url} cannot be reached ({type(exc).__name__})"
-            ) from None
-        if answer.status_code == 401:
-            self.tokens.forget(self.registry_id, self.url)
+        for attempt in (1, 2):
+            token = await self.tokens.token(self.registry_id, self.url)
+            try:
+                answer = await self.tokens.http.get(
+                    self.url + path, params=params, headers={"authorization": f"Bearer {token}"}
+                )
+            except httpx.HTTPError as exc:
+                raise UpstreamError(
+                    f"the registry at {self.url} cannot be reached ({type(exc).__name__})"
+                ) from None
+            if answer.status_code != 401 or attempt == 2:
+                break
+            self.tokens.forget(self.registry_id, self.url)  # expired or revoked: get a new one
         if answer.status_code == 404:
             return {}
         if answer.status_code != 200:

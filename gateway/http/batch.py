@@ -1,0 +1,108 @@
+"""``POST /resources``: many resources' views in one answer, for the federation.
+
+Body: ``{"resources": [{"iri": "...", "etag": "..."?}, ...]}`` (at most ``MAX_BATCH``).
+Answer: ``{"resources": [{"iri", "status": 200 | 304 | 404, "etag", "ntriples"}]}``. Each
+resource goes through the same enforcement point as a GET (``Access.resource``), in
+N-Triples: 404 for one the caller may not see or that does not exist (the same
+answer), 304 when the caller already holds the current version. Every read is audited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+import pyoxigraph as ox
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.errors import BadRequest
+from gateway.http.auth import reader
+from gateway.http.respond import audit
+from gateway.node import Node, Representation, etag_of
+from gateway.policy.model import Grant
+
+__all__ = ["MAX_BATCH", "batch"]
+
+MAX_BATCH = 500
+_MAX_BODY = 1 << 20
+
+
+async def batch(request: Request) -> Response:
+    node: Node = request.app.state.node
+    caller = reader(request)
+    body = await request.body()
+    if len(body) > _MAX_BODY:
+        raise BadRequest(f"the request is larger than {_MAX_BODY} bytes")
+    wanted = _parse(body)
+    grant = node.access.grant(caller)
+    # off the event loop: a node on a remote SPARQL store reads over the network
+    out, rep_meta = await asyncio.to_thread(_read_all, node, grant, wanted)
+    seen, released, withheld, rules, purposes = rep_meta
+    answer = orjson.dumps({"resources": out})
+    rep = Representation(
+        answer,
+        "application/json",
+        "",
+        (),
+        tuple(seen),
+        frozenset(released),
+        withheld,
+        tuple(sorted(rules)),
+        tuple(sorted(purposes)),
+    )
+    audit(request, caller, rep)
+    return Response(answer, media_type="application/json", headers={"cache-control": "no-store"})
+
+
+def _read_all(
+    node: Node, grant: Grant, wanted: list[tuple[str, str | None]]
+) -> tuple[list[dict[str, Any]], tuple[list[str], set[str], int, set[str], set[str]]]:
+    out: list[dict[str, Any]] = []
+    released: set[str] = set()
+    withheld = 0
+    rules: set[str] = set()
+    purposes: set[str] = set()
+    seen: list[str] = []
+    for iri, known in wanted:
+        decision = node.access.resource(grant, iri) if iri.startswith(node.namespace) else None
+        if decision is None:
+            out.append({"iri": iri, "status": 404})
+            continue
+        text = (ox.serialize(decision.triples, format=ox.RdfFormat.N_TRIPLES) or b"").decode()
+        etag = etag_of(text.encode())
+        seen.append(iri)
+        released |= decision.released
+        withheld += decision.withheld
+        rules.update(decision.rules)
+        purposes.update(decision.purposes)
+        if known == etag:
+            out.append({"iri": iri, "status": 304, "etag": etag})
+        else:
+            out.append(
+                {"iri": iri, "status": 200, "etag": etag, "ntriples": text, "withheld": decision.withheld}
+            )
+    return out, (seen, released, withheld, rules, purposes)
+
+
+def _parse(body: bytes) -> list[tuple[str, str | None]]:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise BadRequest('the body must be JSON: {"resources": [{"iri": ...}]}') from None
+    items = data.get("resources") if isinstance(data, dict) else None
+    if not isinstance(items, list) or not items:
+        raise BadRequest('give a non-empty "resources" list')
+    if len(items) > MAX_BATCH:
+        raise BadRequest(f"at most {MAX_BATCH} resources per request")
+    wanted = []
+    for i, item in enumerate(items):
+        iri = item.get("iri") if isinstance(item, dict) else item
+        etag = item.get("etag") if isinstance(item, dict) else None
+        if not isinstance(iri, str) or not iri.startswith(("http://", "https://")):
+            raise BadRequest(f"resources[{i}] has no http(s) iri")
+        if etag is not None and not isinstance(etag, str):
+            raise BadRequest(f"resources[{i}].etag must be a string")
+        wanted.append((iri, etag))
+    return wanted

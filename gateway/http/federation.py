@@ -1,0 +1,132 @@
+"""``POST /federation/query``: a party asks its own node a question across the federation.
+
+Only the node's own party and its configured local clients may ask: the node follows
+links with its *own* identity, so answering a remote party would let it borrow the
+node's rights (the confused deputy). Body: ``{"query", "start"?: [IRI], "follow"?:
+"predicates" | "all", "max_depth"?, "max_documents"?, "timeout"?, "provenance"?: bool}``.
+Answer: SPARQL JSON results (or ``ntriples`` for CONSTRUCT) with a ``report`` saying
+which node supplied what, what failed or was withheld, and whether the answer is
+complete. With ``Accept: application/x-ndjson`` progress lines come first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+import pyoxigraph as ox
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from gateway.errors import BadRequest, Forbidden
+from gateway.federation.engine import Budget, Federation, Outcome
+from gateway.http.auth import json_response, reader
+from gateway.http.sparql import MAX_QUERY, _term_json, refuse_service
+
+__all__ = ["federated_query", "outcome_json"]
+
+
+def _budget(body: dict[str, Any], defaults: Budget) -> Budget:
+    def number(key: str, kind: type, low: float, high: float) -> Any:
+        value = body.get(key, getattr(defaults, key))
+        if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+            raise BadRequest(f"{key} must be a number from {low:g} to {high:g}")
+        return kind(value)
+
+    follow = body.get("follow", defaults.follow)
+    if follow not in ("predicates", "all"):
+        raise BadRequest('follow must be "predicates" or "all"')
+    return Budget(
+        max_documents=number("max_documents", int, 1, defaults.max_documents),
+        max_depth=number("max_depth", int, 0, 10),
+        timeout=number("timeout", float, 0.1, defaults.timeout),
+        # a slow node may take at most half the time, so the others' answers still count
+        node_timeout=min(defaults.node_timeout, number("timeout", float, 0.1, defaults.timeout) / 2),
+        concurrency=defaults.concurrency,
+        follow=follow,
+    )
+
+
+def outcome_json(outcome: Outcome) -> dict[str, Any]:
+    out: dict[str, Any] = {"kind": outcome.kind, "report": outcome.report}
+    if outcome.kind == "ask":
+        out.update(head={}, boolean=outcome.boolean)
+    elif outcome.kind == "graph":
+        out["ntriples"] = (ox.serialize(outcome.triples, format=ox.RdfFormat.N_TRIPLES) or b"").decode()
+    else:
+        out["head"] = {"vars": outcome.variables}
+        out["results"] = {"bindings": [{k: _term_json(v) for k, v in row.items()} for row in outcome.rows]}
+        if outcome.sources is not None:
+            out["sources"] = outcome.sources
+    return out
+
+
+async def federated_query(request: Request) -> Response:
+    federation: Federation | None = request.app.state.federation
+    if federation is None:
+        raise Forbidden("this node has no identity to query other nodes with (it is open)")
+    caller = reader(request)
+    allowed = request.app.state.federation_clients
+    if caller.party_id not in allowed:
+        raise Forbidden(
+            "only this node's own party and its configured local clients may ask it federated questions; "
+            "ask your own node"
+        )
+    raw = await request.body()
+    if len(raw) > MAX_QUERY:
+        raise BadRequest(f"the request is larger than {MAX_QUERY} bytes")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise BadRequest('the body must be JSON: {"query": "SELECT ..."}') from None
+    if not isinstance(body, dict) or not isinstance(body.get("query"), str) or not body["query"].strip():
+        raise BadRequest('give a "query"')
+    query = body["query"]
+    refuse_service(query)
+    start = body.get("start", [])
+    if not isinstance(start, list) or not all(
+        isinstance(s, str) and s.startswith(("http://", "https://")) for s in start
+    ):
+        raise BadRequest('"start" must be a list of http(s) IRIs')
+    budget = _budget(body, request.app.state.federation_budget)
+    provenance = bool(body.get("provenance", False))
+    if "application/x-ndjson" not in (request.headers.get("accept") or ""):
+        outcome = await federation.run(query, start, budget, provenance=provenance)
+        return json_response(outcome_json(outcome), headers={"cache-control": "no-store"})
+
+    queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+
+    async def produce() -> None:
+        try:
+            outcome = await federation.run(
+                query,
+                start,
+                budget,
+                lambda p: queue.put_nowait(orjson.dumps({"progress": p}) + b"\n"),
+                provenance,
+            )
+            queue.put_nowait(orjson.dumps({"result": outcome_json(outcome)}) + b"\n")
+        except Exception as exc:  # the stream has started: report the error in it
+            detail = getattr(exc, "detail", None) or "the query failed; see the node's log"
+            queue.put_nowait(
+                orjson.dumps({"error": {"code": getattr(exc, "code", "error"), "detail": detail}}) + b"\n"
+            )
+        finally:
+            queue.put_nowait(None)
+
+    async def stream() -> AsyncIterator[bytes]:
+        task = asyncio.create_task(produce())
+        try:
+            while (line := await queue.get()) is not None:
+                yield line
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    return StreamingResponse(
+        stream(), media_type="application/x-ndjson", headers={"cache-control": "no-store"}
+    )
