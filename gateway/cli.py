@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
-import signal
-import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-
-import httpx
 
 from gateway.config import NodeSettings, load_node_settings
 from gateway.errors import GatewayError
@@ -21,7 +16,6 @@ from gateway.errors import GatewayError
 __all__ = ["main"]
 
 ROOT = Path(__file__).resolve().parent.parent
-HELLO = ROOT / "examples" / "hello" / "node.toml"
 
 
 def _settings(args: argparse.Namespace) -> NodeSettings:
@@ -39,7 +33,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from gateway.http.app import create_app
 
     settings = _settings(args)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    _logging(args.verbose)
     uvicorn.run(
         create_app(settings),
         host=settings.host,
@@ -49,6 +43,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         server_header=False,
     )
     return 0
+
+
+def _logging(verbose: bool) -> None:
+    """The node's own messages (sources read, policies reloaded, failures); every outbound
+    request only with --verbose."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if not verbose:
+        logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def cmd_keys_ca(args: argparse.Namespace) -> int:
@@ -77,7 +79,7 @@ def cmd_registry(args: argparse.Namespace) -> int:
     from gateway.registry import create_registry_app, load_registry_settings
 
     settings = load_registry_settings(args.config)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    _logging(args.verbose)
     uvicorn.run(
         create_registry_app(settings),
         host=args.host or settings.host,
@@ -164,72 +166,6 @@ def cmd_policy_explain(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    """Start the example node, show what it serves, keep serving until Ctrl-C."""
-    settings = load_node_settings(HELLO)
-    url = settings.public_url
-    say = _printer()
-    say(f"starting the example node {settings.name} ({settings.party_id}) on {url}")
-    proc = subprocess.Popen([sys.executable, "-m", "gateway.cli", "serve", str(HELLO)])
-    try:
-        with httpx.Client(base_url=url, timeout=5) as client:
-            health = _wait_healthy(client, proc, 20.0)
-            say(
-                f"healthy: {sum(s['triples'] for s in health['sources'].values())} triples "
-                f"from {len(health['sources'])} sources"
-            )
-            for title, path, accept in (
-                ("What the node publishes (GET / as Turtle)", "/", "text/turtle"),
-                (
-                    "Its buildings (GET /collections/bot:Building)",
-                    "/collections/bot:Building",
-                    "text/turtle",
-                ),
-                ("One building as Turtle (GET /id/building/1)", "/id/building/1", "text/turtle"),
-                ("The same building as JSON-LD", "/id/building/1", "application/ld+json"),
-            ):
-                answer = client.get(path, headers={"accept": accept})
-                answer.raise_for_status()
-                text = json.dumps(answer.json(), indent=2) if "json" in accept else answer.text.strip()
-                say(f"\n=== {title}\n{text}")
-        say(f"\nBrowse it: {url}/  (HTML in a browser; Turtle, JSON-LD or N-Triples by Accept)")
-        if args.once:
-            return 0
-        say("Serving until Ctrl-C.")
-        proc.wait()
-        return proc.returncode or 0
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        say("stopped.")
-
-
-def _wait_healthy(client: httpx.Client, proc: subprocess.Popen[bytes], within: float) -> dict[str, dict]:  # type: ignore[type-arg]
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise GatewayError(f"the node exited with code {proc.returncode} before it was healthy")
-        try:
-            answer = client.get("/health")
-            if answer.status_code == 200:
-                body: dict[str, dict] = answer.json()  # type: ignore[type-arg]
-                return body
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise GatewayError(f"the node was not healthy within {within:.0f} s")
-
-
-def _printer() -> Callable[[str], None]:
-    return lambda line: print(line, flush=True)
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dsgo", description="DSGO federated building-data gateway")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -280,15 +216,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--party", help="the other node's party id (default: looked up in the registry)")
     p.set_defaults(run=cmd_token)
 
-    p = sub.add_parser("demo", help="start the example node and show what it serves")
-    p.add_argument("--once", action="store_true", help="stop after showing, instead of serving on")
-    p.set_defaults(run=cmd_demo)
-    from gateway import source_check
+    from gateway import audit, demo, query_cli, source_check
 
-    source_check.add_parser(sub)
-    from gateway import audit
-
-    audit.add_parser(sub)
+    for module in (source_check, audit, query_cli, demo):
+        module.add_parser(sub)
     return parser
 
 
@@ -302,6 +233,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # e.g. `dsgo policy check | head`
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

@@ -19,6 +19,14 @@
     type = "rdf"
     path = "data/buildings.ttl"
 
+    [[source]]                             # or: a SPARQL 1.1 store read live, never copied;
+    name = "warehouse"                     # it is then the node's only source
+    type = "sparql"
+    endpoint = "http://127.0.0.1:8890/sparql"
+    graph = "urn:dsgo:firm"                # optional; default: the endpoint's default graph
+    timeout = 5                            # optional; seconds per query
+    cache_ttl = 2                          # optional; seconds an answer may be reused (0: never)
+
     [keys]
     dir = "../keys/EU.EORI.NL000000001"    # key.pem + chain.pem (dsgo keys party)
 
@@ -29,10 +37,18 @@
     refresh = 60                           # seconds before a registry answer is asked again
     lifetime = 600                         # seconds a cached answer may serve while it is down
 
-    [policies]                             # filled by the policy layer
+    [policies]
+    dir = "policies"                       # YAML policy files (see policies/schema.json)
+
+    [federation]                           # federated queries asked at this node
+    clients = []                           # parties besides this one that may ask
+    max_documents = 2000                   # budgets of one query
+    timeout = 10
+    node_timeout = 5
+    concurrency = 4                        # parallel requests per other node
 
 Paths are relative to the file. ``DSGO_<SECTION>_<KEY>`` environment variables override
-single values of the ``node``, ``keys``, ``registry`` and ``policies`` tables (for
+single values of the ``node``, ``keys``, ``registry``, ``policies`` and ``federation`` tables (for
 example ``DSGO_NODE_PORT=9000``). Any mistake is one ``ConfigError`` naming the file,
 the key and what is expected, and the node does not start.
 """
@@ -90,11 +106,18 @@ class NodeSettings:
     audit_path: Path | None = None
     sparql_timeout: float = 10.0
     sparql_max_results: int = 10_000
+    #: parties besides the node's own that may ask it federated questions
+    federation_clients: tuple[str, ...] = ()
+    federation_max_documents: int = 2000
+    federation_timeout: float = 10.0
+    federation_node_timeout: float = 5.0
+    federation_concurrency: int = 4
 
     @property
     def public_url(self) -> str:
-        """Where this node answers in this deployment (not its namespace)."""
-        return f"http://{self.host}:{self.port}"
+        """Where this node answers on this machine (not its namespace)."""
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host  # noqa: S104
+        return f"http://{host}:{self.port}"
 
 
 class _Table:
@@ -198,6 +221,14 @@ def _audit_path(base: Path) -> Callable[[Any], Path | None]:
     return conv
 
 
+def _party_list(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    if not isinstance(value, list) or not all(isinstance(v, str) and PARTY_ID.fullmatch(v) for v in value):
+        raise ValueError
+    return tuple(value)
+
+
 def _count(value: Any) -> int:
     if isinstance(value, str) and value.isdigit():
         value = int(value)
@@ -229,10 +260,13 @@ _ENV_TABLES: dict[str, set[str]] = {
         "redis",
         "open",
         "audit",
+        "sparql_timeout",
+        "sparql_max_results",
     },
     "keys": {"dir"},
     "registry": {"url", "party_id", "ca", "refresh", "lifetime"},
     "policies": {"dir"},
+    "federation": {"clients", "max_documents", "timeout", "node_timeout", "concurrency"},
 }
 
 
@@ -265,8 +299,12 @@ def load_node_settings(file: Path | str, environ: Mapping[str, str] | None = Non
     parsed: list[SourceSettings] = []
     for i, raw in enumerate(sources):
         parsed.append(_source(file, base, f"source[{i}]", raw, names))
+    _one_live_source(file, parsed)
     keys = _Table(file, "keys", top.get("keys", _dict, "a table", {}), _ENV_TABLES["keys"])
     registry = _Table(file, "registry", top.get("registry", _dict, "a table", {}), _ENV_TABLES["registry"])
+    federation = _Table(
+        file, "federation", top.get("federation", _dict, "a table", {}), _ENV_TABLES["federation"]
+    )
     policies = _Table(file, "policies", top.get("policies", _dict, "a table", {}), _ENV_TABLES["policies"])
     open_ = node.get("open", _bool, "true or false", False)
     settings = NodeSettings(
@@ -301,6 +339,13 @@ def load_node_settings(file: Path | str, environ: Mapping[str, str] | None = Non
         audit_path=node.get(
             "audit", _audit_path(base), "a file path, or false", base / "state" / "audit.sqlite"
         ),
+        sparql_timeout=node.get("sparql_timeout", _positive, "a positive number of seconds", 10.0),
+        sparql_max_results=node.get("sparql_max_results", _count, "a positive whole number", 10_000),
+        federation_clients=federation.get("clients", _party_list, "a list of party ids", ()),
+        federation_max_documents=federation.get("max_documents", _count, "a positive whole number", 2000),
+        federation_timeout=federation.get("timeout", _positive, "a positive number of seconds", 10.0),
+        federation_node_timeout=federation.get("node_timeout", _positive, "positive seconds", 5.0),
+        federation_concurrency=federation.get("concurrency", _count, "a positive whole number", 4),
     )
     if not open_:
         needed = [
@@ -339,12 +384,18 @@ def _source(file: Path, base: Path, prefix: str, raw: dict[str, Any], names: set
         "type", _matching(re.compile("|".join(KINDS))), "one of " + ", ".join(KINDS), _REQUIRED
     )
     connector = KINDS[kind_name]
-    table = _Table(file, prefix, raw, {"name", "type", "path", *connector.options})
+    allowed = {"name", "type", *connector.options} | (set() if connector.live else {"path"})
+    table = _Table(file, prefix, raw, allowed)
     name = table.get("name", _matching(_SOURCE_NAME), "a short lowercase name (a-z, 0-9, -, _)", _REQUIRED)
     if name in names:
         raise ConfigError(file, f"{prefix}.name", f"expected a unique name; {name!r} is used twice")
     names.add(name)
-    path = table.get("path", _path_under(base), "a file path relative to this file", _REQUIRED)
+    path = None
+    if not connector.live:
+        path = table.get("path", _path_under(base), "a file path relative to this file", _REQUIRED)
+    missing = sorted(connector.required - raw.keys())
+    if missing:
+        raise ConfigError(file, f"{prefix}.{missing[0]}", f"missing; {connector.options[missing[0]][1]}")
     options = {k: v for k, v in raw.items() if k in connector.options}
     for key, value in options.items():
         check, expected = connector.options[key]
@@ -353,3 +404,17 @@ def _source(file: Path, base: Path, prefix: str, raw: dict[str, Any], names: set
         if key in connector.paths:
             options[key] = (base / value).resolve()
     return SourceSettings(name=name, kind=kind_name, path=path, options=options)
+
+
+def _one_live_source(file: Path, sources: list[SourceSettings]) -> None:
+    """A live store (``type = "sparql"``) is never copied into the node, so it is where
+    every read goes: it must then be the node's one and only source."""
+    live = [i for i, s in enumerate(sources) if KINDS[s.kind].live]
+    if live and len(sources) > 1:
+        i = live[1] if len(live) > 1 else next(i for i in range(len(sources)) if i not in live)
+        raise ConfigError(
+            file,
+            f"source[{i}].type",
+            "a node whose data is a SPARQL store reads only that store: it takes no other "
+            "[[source]] (its data is not copied, so every read goes to the store)",
+        )

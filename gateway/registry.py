@@ -42,6 +42,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fnmatch
+import os
 import time
 import tomllib
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -91,8 +92,12 @@ def _date(value: Any) -> str | None:
     raise TypeError
 
 
-def load_registry_settings(file: Path | str) -> RegistrySettings:
+def load_registry_settings(file: Path | str, environ: Mapping[str, str] | None = None) -> RegistrySettings:
+    """Read and check a registry's TOML file. ``DSGO_PARTY_ENDPOINTS="ID=URL,..."`` (from
+    the environment) replaces the ``endpoint`` of the named parties: the same file then
+    serves a local run and a docker compose deployment, where nodes answer elsewhere."""
     file = Path(file)
+    environ = os.environ if environ is None else environ
     try:
         data = tomllib.loads(file.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -130,10 +135,16 @@ def load_registry_settings(file: Path | str) -> RegistrySettings:
     for fp in reg.get("trusted_fingerprints", []):
         trusted.append(TrustedCA("", fp.upper().replace(":", ""), "granted"))
     entries, parties = [], []
+    overrides = _endpoint_overrides(file, environ.get("DSGO_PARTY_ENDPOINTS", ""))
     for i, raw in enumerate(data.get("party", [])):
         entry = _party_entry(file, base, f"party[{i}]", raw)
+        if entry["party_id"] in overrides:
+            entry["dsgo"]["endpoint"] = overrides.pop(entry["party_id"])
         entries.append(entry)
         parties.append(parse_party(entry))
+    if overrides:
+        unknown = ", ".join(sorted(overrides))
+        raise ConfigError("DSGO_PARTY_ENDPOINTS", "", f"names parties not in {file}: {unknown}")
     port = reg.get("port", 8000)
     if not isinstance(port, int) or not 0 <= port <= 65535:
         raise ConfigError(file, "registry.port", "expected a port number")
@@ -216,6 +227,22 @@ def _party_entry(file: Path, base: Path, where: str, raw: Any) -> dict[str, Any]
         ],
         "dsgo": {"namespaces": namespaces, "endpoint": endpoint},
     }
+
+
+def _endpoint_overrides(file: Path, text: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        party, sep, url = item.partition("=")
+        if (
+            not sep
+            or not PARTY_ID.fullmatch(party.strip())
+            or not url.strip().startswith(("http://", "https://"))
+        ):
+            raise ConfigError(
+                "DSGO_PARTY_ENDPOINTS", "", f"expected PARTY_ID=http(s)://host:port,..., got {item!r}"
+            )
+        out[party.strip()] = url.strip().rstrip("/")
+    return out
 
 
 class _LocalTrust:

@@ -1,27 +1,75 @@
-"""The README's main command, as the demo runs it (on a free port)."""
+"""The README's main command: the pilot federation end to end, then nothing left running."""
 
 from __future__ import annotations
 
-import os
+import random
+import shutil
+import socket
 import subprocess
 import sys
+from pathlib import Path
 
-from tests.conftest import free_port
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.integration
 
 
-def test_demo_starts_the_example_node_shows_what_it_serves_and_stops() -> None:
-    env = {**os.environ, "DSGO_NODE_PORT": str(free_port())}
+def free_block(size: int = 4) -> int:
+    """The first of ``size`` consecutive free loopback ports."""
+    for _ in range(100):
+        base = random.randrange(20_000, 60_000)
+        try:
+            for port in range(base, base + size):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    raise RuntimeError("no block of free ports")
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_demo_answers_the_pilot_question_and_stops_everything(tmp_path: Path) -> None:
+    shutil.copytree(
+        ROOT / "examples" / "pilot", tmp_path / "examples" / "pilot", ignore=shutil.ignore_patterns("state")
+    )
+    base = free_block()
     done = subprocess.run(
-        [sys.executable, "-m", "gateway.cli", "demo", "--once"],
-        env=env,
+        [sys.executable, "-m", "gateway.cli", "demo", "--once", "--root", str(tmp_path), "--port", str(base)],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=120,
     )
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 0, done.stderr + done.stdout
     out = done.stdout
-    assert "healthy: 62 triples from 2 sources" in out
-    assert "void:classPartition" in out
-    assert "hydra:member <https://data.hellobouw.example/id/building/1>" in out
-    assert '"dsgo:energyLabel": "F"' in out
-    assert "stopped." in out
+    assert "making a development CA" in out and (tmp_path / "keys" / "ca" / "root.cert.pem").exists()
+    assert "all healthy in" in out
+    rows = [line.split("  ")[0] for line in out.splitlines() if "Amsterdam" in line and line[0].isupper()]
+    assert rows == [
+        "Hugo de Vrieslaan 7, 1097 EA Amsterdam",
+        "Zaaiersweg 12, 1097 SR Amsterdam",
+        "Zaaiersweg 14, 1097 SR Amsterdam",
+    ]
+    assert "(3 rows)" in out and "Answer complete" in out
+    assert "Bouwbedrijf De Vries B.V. (EU.EORI.NL000000101)" in out and "fields withheld by its policy" in out
+    assert "Woonstichting De Nieuwe Stad (EU.EORI.NL000000102)" in out
+    assert "curl -H" in out
+    assert not any(listening(port) for port in range(base, base + 4))
+
+
+def test_demo_keys_are_made_once_and_reused(tmp_path: Path) -> None:
+    shutil.copytree(
+        ROOT / "examples" / "pilot", tmp_path / "examples" / "pilot", ignore=shutil.ignore_patterns("state")
+    )
+    argv = [sys.executable, "-m", "gateway.cli", "demo", "--once", "--root", str(tmp_path)]
+    first = subprocess.run([*argv, "--port", str(free_block())], capture_output=True, text=True, timeout=120)
+    key = (tmp_path / "keys" / "EU.EORI.NL000000101" / "key.pem").read_bytes()
+    second = subprocess.run([*argv, "--port", str(free_block())], capture_output=True, text=True, timeout=120)
+    assert first.returncode == second.returncode == 0, second.stderr
+    assert "making" not in second.stdout
+    assert (tmp_path / "keys" / "EU.EORI.NL000000101" / "key.pem").read_bytes() == key

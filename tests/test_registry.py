@@ -215,3 +215,17 @@ def test_broken_registry_file_names_the_key(
     with pytest.raises(ConfigError) as err:
         load_registry_settings(path)
     assert err.value.key == key
+
+
+def test_party_endpoints_can_be_overridden_from_the_environment(tmp_path: Path, pki: Pki) -> None:
+    path = write_registry(tmp_path, pki)
+    settings = load_registry_settings(path, {"DSGO_PARTY_ENDPOINTS": f"{FIRM}=http://firm:8201/, {CORP}=http://corp:8202"})
+    endpoints = {p.party_id: p.endpoint for p in settings.parties}
+    assert endpoints[FIRM] == "http://firm:8201" and endpoints[CORP] == "http://corp:8202"
+    assert endpoints[MUNI] == "http://p003.test"
+
+
+@pytest.mark.parametrize("value", ["EU.EORI.NL999999999=http://x:1", f"{FIRM}=ftp://x", "nonsense"])
+def test_a_wrong_endpoint_override_is_named(tmp_path: Path, pki: Pki, value: str) -> None:
+    with pytest.raises(ConfigError, match="DSGO_PARTY_ENDPOINTS"):
+        load_registry_settings(write_registry(tmp_path, pki), {"DSGO_PARTY_ENDPOINTS": value})

@@ -7,8 +7,10 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
+import pyoxigraph as ox
 from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
@@ -18,9 +20,13 @@ from gateway import __version__
 from gateway.audit import AuditLog
 from gateway.config import NodeSettings
 from gateway.errors import BadRequest, ConfigError, Forbidden, NotFound
+from gateway.federation.engine import Budget, Federation
 from gateway.http import problems
 from gateway.http.auth import Auth, json_response, optional_bearer, reader, signed, token_endpoint
+from gateway.http.batch import batch
 from gateway.http.catalog import WELL_KNOWN, catalog
+from gateway.http.delegation import delegation
+from gateway.http.federation import federated_query
 from gateway.http.resources import collection, resource
 from gateway.http.sparql import sparql
 from gateway.identity.client import TokenClient
@@ -30,6 +36,8 @@ from gateway.identity.replay import replay_cache
 from gateway.identity.tokens import TokenIssuer
 from gateway.node import Node
 from gateway.policy.model import Caller as PolicyCaller
+from gateway.policy.model import Grant
+from gateway.remote_store import SPARQL_NOT_OFFERED
 
 __all__ = ["create_app", "make_auth", "outbound_http"]
 
@@ -67,6 +75,54 @@ def make_auth(settings: NodeSettings, http: httpx.AsyncClient, clock: Callable[[
     )
     replay = replay_cache(settings.redis_url, settings.party_id)
     return Auth(identity, TokenIssuer(identity), registry, replay, clock)
+
+
+def _federation(
+    settings: NodeSettings, node: Node, auth: Auth | None, clock: Callable[[], float]
+) -> Federation | None:
+    """The node's federated query engine; none for an open node (it has no identity)."""
+    if auth is None:
+        return None
+    registry = auth.trust
+    assert isinstance(registry, RegistryClient)
+    owner = Grant.of((), "owner", everything=True)  # a node reads its own data in full
+
+    collections = settings.base_iri + "collections/"
+    member = ox.NamedNode("http://www.w3.org/ns/hydra/core#member")
+
+    async def local(docs: list[str]) -> dict[str, tuple[list[ox.Triple], int]]:
+        def read() -> dict[str, tuple[list[ox.Triple], int]]:
+            out: dict[str, tuple[list[ox.Triple], int]] = {}
+            for doc in docs:
+                if doc.startswith(collections):  # the node's own collection: all its members
+                    class_iri = node.vocab.expand(unquote(doc[len(collections) :].partition("?")[0]))
+                    if class_iri is not None:
+                        members = node.access.members(owner, class_iri, settings.base_iri)
+                        coll = ox.NamedNode(doc)
+                        out[doc] = ([ox.Triple(coll, member, ox.NamedNode(m)) for m in members], 0)
+                    continue
+                decision = node.access.resource(owner, doc)
+                if decision is not None:
+                    out[doc] = (decision.triples, decision.withheld)
+            return out
+
+        return await asyncio.to_thread(read)
+
+    return Federation(
+        settings.party_id,
+        settings.base_iri,
+        registry.tokens,
+        registry.parties,
+        local,
+        node.vocab.prefixes,
+        clock,
+    )
+
+
+async def _sparql_refused(request: Request) -> Response:
+    """``/sparql`` on a node whose data is a remote store: not offered, and why."""
+    reader(request)  # a caller without a token learns no more than elsewhere
+    raise NotFound(SPARQL_NOT_OFFERED)
 
 
 def create_app(
@@ -124,6 +180,14 @@ def create_app(
     app.state.node = node
     app.state.audit = audit_log
     app.state.sparql_limits = (settings.sparql_timeout, settings.sparql_max_results)
+    app.state.federation = _federation(settings, node, auth, clock)
+    app.state.federation_clients = frozenset({settings.party_id, *settings.federation_clients})
+    app.state.federation_budget = Budget(
+        max_documents=settings.federation_max_documents,
+        timeout=settings.federation_timeout,
+        node_timeout=settings.federation_node_timeout,
+        concurrency=settings.federation_concurrency,
+    )
     problems.install(app)
 
     async def health(request: Request) -> Response:
@@ -186,7 +250,13 @@ def create_app(
         {"feature": "description", "url": "/", "formats": ["text/turtle", "application/ld+json"]},
         {"feature": "resource", "url": "/{path}", "namespace": settings.base_iri},
         {"feature": "collection", "url": "/collections/{class}"},
-        {"feature": "sparql", "url": "/sparql", "description": "SPARQL 1.1 over the caller's view"},
+        (
+            {"feature": "sparql", "url": "/sparql", "description": "SPARQL 1.1 over the caller's view"}
+            if node.remote is None  # a remote store's views cannot be had without copying it
+            else {"feature": "sparql", "url": "/sparql", "offered": False, "reason": SPARQL_NOT_OFFERED}
+        ),
+        {"feature": "delegation", "url": "/delegation"},
+        {"feature": "batch", "url": "/resources", "description": "many resources' views in one request"},
     ]
     routes = app.router.routes
     routes.append(Route("/health", health, methods=["GET"]))
@@ -196,8 +266,12 @@ def create_app(
     for path in ("/", WELL_KNOWN):
         routes.append(Route(path, catalog, methods=["GET"], include_in_schema=False))
     routes.append(Route("/collections/{cls:path}", collection, methods=["GET"]))
-    routes.append(Route("/sparql", sparql, methods=["GET", "POST"]))
+    sparql_route = sparql if node.remote is None else _sparql_refused  # views need copying: refused
+    routes.append(Route("/sparql", sparql_route, methods=["GET", "POST"]))
+    routes.append(Route("/resources", batch, methods=["POST"]))
+    routes.append(Route("/federation/query", federated_query, methods=["POST"]))
     routes.append(Route("/policy/explain", explain, methods=["GET"]))
+    routes.append(Route("/delegation", delegation, methods=["POST"]))
     # last: every other path is a resource in the node's namespace
     routes.append(Route("/{path:path}", resource, methods=["GET"]))
     return app

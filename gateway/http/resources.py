@@ -46,7 +46,9 @@ async def resource(request: Request) -> Response:
     path = raw.decode("latin-1").partition("?")[0].lstrip("/")
     for candidate in (path, unquote(path)) if "%" in path else (path,):
         iri = node.namespace + candidate
-        rep = node.represent(("resource", grant.key, iri), fmt, partial(_describe, node, grant, iri))
+        rep = await node.represent_async(
+            ("resource", grant.key, iri), fmt, partial(_describe, node, grant, iri)
+        )
         if rep is not None:
             audit(request, caller, rep)
             return send(request, rep)
@@ -81,11 +83,11 @@ async def collection(request: Request) -> Response:
     fmt = chosen_format(request)
     name = request.path_params["cls"]
     class_iri = node.vocab.expand(name)
-    if class_iri is None:
+    if class_iri is None or not _valid_iri(class_iri):
         raise NotFound(f"unknown class {name!r}; name it as prefix:Name (e.g. bot:Building) or a full IRI")
     page = _int(request, "page", 1, 1, 10**9)
     limit = _int(request, "limit", PAGE_SIZE, 1, MAX_PAGE_SIZE)
-    rep = node.represent(
+    rep = await node.represent_async(
         ("collection", grant.key, class_iri, page, limit),
         fmt,
         lambda: _page(node, grant, name, class_iri, page, limit),
@@ -94,6 +96,14 @@ async def collection(request: Request) -> Response:
         raise NotFound(f"page {page} of {name} is past its end")
     audit(request, caller, rep)
     return send(request, rep)
+
+
+def _valid_iri(iri: str) -> bool:
+    try:
+        ox.NamedNode(iri)
+    except ValueError:
+        return False
+    return True
 
 
 def _int(request: Request, key: str, default: int, low: int, high: int) -> int:

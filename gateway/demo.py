@@ -1,0 +1,222 @@
+"""``dsgo demo``: the pilot federation, end to end, on this machine.
+
+Makes the development keys if they are missing, starts the registry and the three
+nodes of ``examples/pilot`` on loopback ports (the same configuration files docker
+compose uses), waits until all are healthy, asks the pilot's question as the
+municipality, prints the answer and the report (which node supplied what, what was
+withheld and by whom), says where to look at the nodes, and stops everything cleanly on
+Ctrl-C (or at once with ``--once``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+import tomllib
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from gateway.config import NodeSettings, load_node_settings
+from gateway.errors import GatewayError
+from gateway.identity.pki import make_ca, make_party
+from gateway.query_cli import format_report, format_table
+from gateway.vocab import load_vocab
+
+__all__ = ["add_parser", "run"]
+
+ROOT = Path(__file__).resolve().parent.parent
+ASKER = "municipality"
+QUESTION = Path("queries") / "labels-and-insulation.rq"
+
+
+@dataclass(frozen=True, slots=True)
+class _Pilot:
+    folder: Path
+    registry: Path
+    registry_id: str
+    registry_url: str
+    names: dict[str, str]  # party id -> name
+    nodes: dict[str, NodeSettings]  # folder name -> settings (after port overrides)
+    env: dict[str, str]  # environment for the processes (port overrides)
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("demo", help="the pilot federation, end to end")
+    p.add_argument("--once", action="store_true", help="stop after answering, instead of serving on")
+    p.add_argument("--root", type=Path, default=ROOT, help="the folder holding examples/pilot and keys/")
+    p.add_argument("--port", type=int, help="first of four free ports (default: the pilot's 8200-8203)")
+    p.set_defaults(run=run)
+
+
+def _pilot(root: Path, port: int | None) -> _Pilot:
+    folder = root / "examples" / "pilot"
+    registry = folder / "registry.toml"
+    try:
+        config = tomllib.loads(registry.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise GatewayError(f"{registry}: cannot be read ({exc})") from None
+    names = {p["id"]: p.get("name", p["id"]) for p in config.get("party", [])}
+    names[config["registry"]["party_id"]] = config["registry"].get("name", "registry")
+    registry_url = f"http://127.0.0.1:{port or config['registry'].get('port', 8200)}"
+    env: dict[str, str] = {}
+    nodes = {}
+    endpoints = []
+    for i, name in enumerate(("firm", "corporation", ASKER), start=1):
+        file = folder / name / "node.toml"
+        overrides = {"DSGO_NODE_PORT": str(port + i), "DSGO_REGISTRY_URL": registry_url} if port else {}
+        nodes[name] = load_node_settings(file, {**os.environ, **overrides})
+        if port:
+            endpoints.append(f"{nodes[name].party_id}=http://127.0.0.1:{port + i}")
+    if port:
+        env["DSGO_PARTY_ENDPOINTS"] = ",".join(endpoints)
+    return _Pilot(folder, registry, config["registry"]["party_id"], registry_url, names, nodes, env)
+
+
+def _keys(root: Path, pilot: _Pilot, say: _Say) -> None:
+    keys = root / "keys"
+    if not (keys / "ca" / "root.cert.pem").exists():
+        say(f"making a development CA in {keys / 'ca'}")
+        make_ca(keys / "ca")
+    for party, name in pilot.names.items():
+        if not (keys / party / "chain.pem").exists():
+            say(f"making keys for {name} ({party})")
+            make_party(party, keys / party, keys / "ca", name=name)
+
+
+class _Say:
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+
+    def __call__(self, line: str) -> None:
+        print(f"[{time.monotonic() - self.started:5.1f}s] {line}", flush=True)
+
+
+def _start(argv: list[str], env: dict[str, str], stack: ExitStack) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen([sys.executable, "-m", "gateway.cli", *argv], env={**os.environ, **env})
+
+    def stop() -> None:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    stack.callback(stop)
+    return proc
+
+
+def _wait(urls: dict[str, str], procs: dict[str, subprocess.Popen[bytes]], within: float) -> None:
+    pending = dict(urls)
+    deadline = time.monotonic() + within
+    with httpx.Client(timeout=1) as client:
+        while pending:
+            for name, url in list(pending.items()):
+                if procs[name].poll() is not None:
+                    raise GatewayError(
+                        f"{name} exited with code {procs[name].returncode}; see its messages above"
+                    )
+                try:
+                    if client.get(url + "/health").status_code == 200:
+                        del pending[name]
+                except httpx.TransportError:
+                    pass
+            if pending and time.monotonic() > deadline:
+                raise GatewayError(f"not healthy within {within:.0f} s: {', '.join(pending)}")
+            time.sleep(0.05)
+
+
+def run(args: argparse.Namespace) -> int:
+    say = _Say()
+    pilot = _pilot(args.root, args.port)
+    _keys(args.root, pilot, say)
+    env = {**pilot.env, "DSGO_REGISTRY_URL": pilot.registry_url}
+    urls = {"registry": pilot.registry_url} | {name: s.public_url for name, s in pilot.nodes.items()}
+    with ExitStack() as stack:
+        procs = {}
+        registry_argv = ["registry", str(pilot.registry)]
+        if args.port:
+            registry_argv += ["--port", str(args.port)]
+        say(f"starting the registry and {len(pilot.nodes)} nodes")
+        procs["registry"] = _start(registry_argv, env, stack)
+        for name, settings in pilot.nodes.items():
+            procs[name] = _start(["serve", str(settings.file), "--port", str(settings.port)], env, stack)
+        began = time.monotonic()
+        _wait(urls, procs, 60)
+        say(
+            f"all healthy in {time.monotonic() - began:.1f} s: "
+            + ", ".join(f"{n} {u}" for n, u in urls.items())
+        )
+        answer, seconds = _ask(pilot)
+        asker = pilot.nodes[ASKER]
+        say(f"{pilot.names[asker.party_id]} asks: which homes in our municipality have energy label")
+        say("E, F or G, and what do the builder's models say about their roof and facade insulation?")
+        print()
+        print(format_table(answer, load_vocab().curie))
+        print()
+        print(format_report(_named(answer, pilot.names), seconds))
+        print()
+        _where(pilot, urls)
+        if args.once:
+            return 0
+        say("serving until Ctrl-C")
+        try:
+            while all(p.poll() is None for p in procs.values()):
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            print()
+        say("stopping")
+    return 0
+
+
+def _ask(pilot: _Pilot) -> tuple[dict[str, Any], float]:
+    from gateway.http.app import make_auth, outbound_http
+    from gateway.query_cli import _stream
+
+    settings = pilot.nodes[ASKER]
+    text = (pilot.folder / QUESTION).read_text(encoding="utf-8")
+    start = [line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("# start:")]
+    body = {"query": text, "start": start}
+
+    async def ask() -> dict[str, Any]:
+        async with outbound_http() as http:
+            auth = make_auth(settings, http, time.time)
+            token = await auth.trust.tokens.token(settings.party_id, settings.public_url)  # type: ignore[attr-defined]
+            headers = {"authorization": f"Bearer {token}", "accept": "application/x-ndjson"}
+            return await _stream(
+                http, settings.public_url + "/federation/query", body, headers, io.StringIO()
+            )
+
+    began = time.monotonic()
+    answer = asyncio.run(ask())
+    return answer, time.monotonic() - began
+
+
+def _named(answer: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
+    report = dict(answer["report"])
+    report["nodes"] = {f"{names.get(p, p)} ({p})": n for p, n in report["nodes"].items()}
+    return {**answer, "report": report}
+
+
+def _where(pilot: _Pilot, urls: dict[str, str]) -> None:
+    asker = _shown(pilot.nodes[ASKER].file)
+    print("Look around: every data route wants a token, which `dsgo token` gets as a party.")
+    for name in pilot.nodes:
+        print(f"  {name:12} {urls[name]}/   (HTML for browsers, Turtle/JSON-LD/N-Triples for programs)")
+    print(f"  TOKEN=$(.venv/bin/dsgo token --as {asker} --to {urls['firm']})")
+    print(f'  curl -H "Authorization: Bearer $TOKEN" -H "Accept: text/html" {urls["firm"]}/')
+
+
+def _shown(path: Path) -> Path:
+    return path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path

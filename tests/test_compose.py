@@ -1,0 +1,281 @@
+"""docker-compose.yml and the Dockerfile: a valid Compose file that runs the pilot of
+examples/pilot/ from the very files the local demo reads, with keys made once, health
+checks, start-up order and namespace host names; one small image without a tool-chain."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path, PurePosixPath
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+from gateway.config import load_node_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE = ROOT / "docker-compose.yml"
+DOCKERFILE = ROOT / "Dockerfile"
+PILOT = ROOT / "examples" / "pilot"
+NODES = ("firm", "corporation", "municipality")
+ONE_SHOT = "keys"
+
+
+def compose() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load(COMPOSE.read_text())
+    return data
+
+
+def services() -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = compose()["services"]
+    return found
+
+
+def workdir() -> PurePosixPath:
+    """The final stage's WORKDIR: where relative paths in commands resolve."""
+    final = DOCKERFILE.read_text().rpartition("\nFROM ")[2]
+    return PurePosixPath(re.findall(r"(?m)^WORKDIR\s+(\S+)", final)[-1])
+
+
+def binds(service: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """The service's bind mounts as (host path, container path, mode)."""
+    out = []
+    for volume in service.get("volumes", []):
+        source, target, *mode = volume.split(":")
+        if source.startswith((".", "/")):
+            out.append((source, target, mode[0] if mode else "rw"))
+    return out
+
+
+def host_path(service: dict[str, Any], path: str) -> Path:
+    """The repository file a path in the container is, through the service's binds."""
+    inside = workdir() / path
+    for source, target, _ in binds(service):
+        if inside.is_relative_to(target):
+            return (ROOT / source / inside.relative_to(target)).resolve()
+    raise AssertionError(f"{path} is not mounted from the repository")
+
+
+def config_of(name: str) -> Path:
+    """The configuration file a server service runs with (the command's first argument)."""
+    service = services()[name]
+    return host_path(service, service["command"][1])
+
+
+def port_of(name: str) -> int:
+    if name == "registry":
+        port: int = tomllib.loads(config_of(name).read_text())["registry"]["port"]
+        return port
+    return load_node_settings(config_of(name), {}).port
+
+
+def test_compose_file_is_valid_against_the_compose_specification() -> None:
+    compose_spec = pytest.importorskip("compose_spec")
+    compose_spec.PyCompose.from_yaml(COMPOSE.read_text()).validate()
+
+
+def test_services_are_the_registry_the_three_nodes_and_the_keys() -> None:
+    assert set(services()) == {"registry", ONE_SHOT, *NODES}
+
+
+@pytest.mark.parametrize("name", NODES)
+def test_node_serves_the_local_demos_own_configuration_file(name: str) -> None:
+    command = services()[name]["command"]
+    assert command == ["serve", f"examples/pilot/{name}/node.toml"]
+    assert config_of(name) == PILOT / name / "node.toml"
+
+
+def test_registry_serves_the_local_demos_own_registry_file() -> None:
+    command = services()["registry"]["command"]
+    assert command[:2] == ["registry", "examples/pilot/registry.toml"]
+    assert command[2:] == ["--host", "0.0.0.0"]
+    assert config_of("registry") == PILOT / "registry.toml"
+
+
+@pytest.mark.parametrize("name", ["registry", *NODES, ONE_SHOT])
+def test_every_bind_mount_comes_from_the_repository(name: str) -> None:
+    for source, _, _ in binds(services()[name]):
+        assert source.startswith("./"), source
+        assert (ROOT / source).is_dir(), source
+
+
+@pytest.mark.parametrize("name", ["registry", *NODES])
+def test_servers_mount_configuration_and_keys_read_only(name: str) -> None:
+    mounts = {source: (target, mode) for source, target, mode in binds(services()[name])}
+    assert mounts == {
+        "./examples/pilot": (str(workdir() / "examples/pilot"), "ro"),
+        "./keys": (str(workdir() / "keys"), "ro"),
+    }
+
+
+@pytest.mark.parametrize("name", NODES)
+def test_node_keys_and_registry_ca_resolve_to_the_mounted_keys(name: str) -> None:
+    settings = load_node_settings(config_of(name), {})
+    assert settings.keys_dir is not None
+    assert settings.keys_dir.parent == ROOT / "keys"
+    assert all(ca.parent.parent == ROOT / "keys" for ca in settings.registry_ca)
+
+
+@pytest.mark.parametrize("name", NODES)
+def test_node_state_lives_in_its_own_volume(name: str) -> None:
+    service = services()[name]
+    audit = service["environment"]["DSGO_NODE_AUDIT"]
+    named = [v for v in service["volumes"] if not v.startswith((".", "/"))]
+    assert named == [f"{name}-state:{PurePosixPath(audit).parent}"]
+    assert f"{name}-state" in compose()["volumes"]
+
+
+@pytest.mark.parametrize("name", NODES)
+def test_environment_adapts_the_node_file_to_the_compose_network(name: str) -> None:
+    env = services()[name]["environment"]
+    settings = load_node_settings(config_of(name), env)
+    assert settings.host == "0.0.0.0"
+    assert settings.registry_url == f"http://registry:{port_of('registry')}"
+
+
+@pytest.mark.parametrize("name", ["registry", *NODES])
+def test_ports_are_published_on_loopback_as_in_the_local_demo(name: str) -> None:
+    port = port_of(name)
+    assert services()[name]["ports"] == [f"127.0.0.1:{port}:{port}"]
+
+
+@pytest.mark.parametrize("name", ["registry", *NODES])
+def test_every_server_has_a_health_check_of_its_own_health_route(name: str) -> None:
+    check = services()[name]["healthcheck"]
+    test = check["test"]
+    assert test[:3] == ["CMD", "python", "-c"]  # no curl in a slim image
+    assert f"http://127.0.0.1:{port_of(name)}/health" in test[3]
+    assert {"interval", "timeout", "retries"} <= set(check)
+
+
+def test_only_the_one_shot_service_goes_without_a_health_check() -> None:
+    without = {name for name, service in services().items() if "healthcheck" not in service}
+    assert without == {ONE_SHOT}
+    assert services()[ONE_SHOT]["restart"] == "no"
+
+
+@pytest.mark.parametrize("name", NODES)
+def test_nodes_wait_for_the_keys_and_a_healthy_registry(name: str) -> None:
+    assert services()[name]["depends_on"] == {
+        ONE_SHOT: {"condition": "service_completed_successfully"},
+        "registry": {"condition": "service_healthy"},
+    }
+
+
+def test_registry_waits_for_the_keys() -> None:
+    assert services()["registry"]["depends_on"] == {ONE_SHOT: {"condition": "service_completed_successfully"}}
+
+
+def test_keys_service_makes_every_key_the_configuration_names() -> None:
+    script = services()[ONE_SHOT]["command"][0]
+    registry = tomllib.loads(config_of("registry").read_text())
+    parties = [registry["registry"]["party_id"], *(p["id"] for p in registry["party"])]
+    assert "[ -f keys/ca/root.cert.pem ] || dsgo keys ca --dir keys/ca;" in script
+    for party in parties:
+        assert f"[ -f keys/{party}/chain.pem ] || dsgo keys party {party} " in script
+    assert script.count("dsgo keys") == len(parties) + 1  # every one guarded above
+    assert binds(services()[ONE_SHOT]) == [("./keys", str(workdir() / "keys"), "rw")]
+
+
+def test_keys_service_succeeds_again_when_the_keys_exist(tmp_path: Path) -> None:
+    """It runs at every `docker compose up`; `dsgo keys` alone refuses to overwrite."""
+    sh = shutil.which("sh")
+    if sh is None:
+        pytest.skip("no sh")
+    service = services()[ONE_SHOT]
+    assert service["entrypoint"] == ["sh", "-c"]
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    shim = bin_dir / "dsgo"
+    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m gateway.cli "$@"\n')
+    shim.chmod(0o755)
+    (tmp_path / "keys").mkdir()
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+        "PYTHONPATH": str(ROOT),
+    }
+    runs = [
+        subprocess.run(
+            [sh, "-c", service["command"][0]], cwd=tmp_path, env=env, capture_output=True, text=True
+        )
+        for _ in range(2)
+    ]
+    assert [r.returncode for r in runs] == [0, 0], runs[-1].stderr
+    assert "wrote" in runs[0].stdout and "wrote" not in runs[1].stdout
+    assert len(list((tmp_path / "keys").glob("EU.EORI.*/chain.pem"))) == 4
+
+
+def test_registry_publishes_each_partys_compose_endpoint() -> None:
+    pairs = dict(
+        item.split("=", 1)
+        for item in services()["registry"]["environment"]["DSGO_PARTY_ENDPOINTS"].split(",")
+    )
+    expected = {
+        load_node_settings(config_of(name), {}).party_id: f"http://{name}:{port_of(name)}" for name in NODES
+    }
+    assert pairs == expected
+    registered = {p["id"] for p in tomllib.loads(config_of("registry").read_text())["party"]}
+    assert set(pairs) == registered
+
+
+@pytest.mark.parametrize("name", NODES)
+def test_node_is_reachable_under_its_namespace_host_name(name: str) -> None:
+    host = urlsplit(load_node_settings(config_of(name), {}).base_iri).hostname
+    assert host in services()[name]["networks"]["default"]["aliases"]
+
+
+@pytest.mark.parametrize("name", ["registry", *NODES, ONE_SHOT])
+def test_every_service_runs_the_one_image(name: str) -> None:
+    service = services()[name]
+    assert (service["image"], service["build"]) == ("dsgo-gateway:pilot", ".")
+
+
+# -- the image ---------------------------------------------------------------------------
+
+
+def stages() -> list[str]:
+    return re.split(r"(?m)^FROM ", DOCKERFILE.read_text())[1:]
+
+
+def test_image_is_built_in_stages_on_python_slim() -> None:
+    assert len(stages()) >= 2
+    assert re.search(r"(?m)^ARG PYTHON_IMAGE=python:3\.11-slim$", DOCKERFILE.read_text())
+    assert all(stage.startswith("${PYTHON_IMAGE}") for stage in stages())
+
+
+def test_final_stage_has_no_compiler_or_build_tools() -> None:
+    final = stages()[-1]
+    for tool in ("gcc", "g++", "build-essential", "make ", "apt-get install", "cargo", "rustc"):
+        assert tool not in final, tool
+    assert "from=build" in final  # the wheels come from the build stage
+
+
+def test_final_stage_runs_as_a_non_root_user_with_dsgo_as_entry_point() -> None:
+    final = stages()[-1]
+    assert re.search(r"(?m)^USER (?!root)\S+$", final)
+    assert re.search(r'(?m)^ENTRYPOINT \["dsgo"\]$', final)
+
+
+def test_image_bakes_in_no_configuration_data_or_keys() -> None:
+    copies = re.findall(r"(?m)^COPY (?!--from)(.+)$", DOCKERFILE.read_text())
+    sources = [part for line in copies for part in line.split()[:-1]]
+    assert sources and not any(s.startswith(("examples", "keys", ".")) for s in sources)
+
+
+def test_build_context_holds_what_the_image_copies_and_no_keys() -> None:
+    patterns = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()]
+    patterns = [p for p in patterns if p and not p.startswith("#")]
+    assert patterns[0] == "**"  # everything out, then only what the image needs back in
+    included = {p[1:].rstrip("/") for p in patterns if p.startswith("!")}
+    copies = re.findall(r"(?m)^COPY (?!--from)(.+)$", DOCKERFILE.read_text())
+    for line in copies:
+        for source in line.split()[:-1]:
+            assert source.rstrip("/") in included, source
+    assert not any(p.startswith(("keys", "examples", ".venv")) for p in included)
