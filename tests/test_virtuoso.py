@@ -527,9 +527,9 @@ async def test_a_class_iri_that_would_break_out_of_a_query_has_no_members(
     cls = "https%3A%2F%2Fw3id.org%2Fbot%23Building%3E%20.%20%3Fs%20%3Fp%20%3Fo"
     async with open_node(tmp_path, sparql_source(virtuoso.endpoint, load(virtuoso, DATA))) as (_, client):
         answer = await client.get(f"/collections/{cls}", headers={"accept": NT})
-    assert answer.status_code == 200
-    assert "hydra/core#member" not in answer.text
-    assert '"0"^^<http://www.w3.org/2001/XMLSchema#integer>' in answer.text
+    assert answer.status_code == 404  # not an IRI: an unknown class, never a query
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert "unknown class" in answer.json()["detail"]
 
 
 def test_an_iri_that_is_not_one_never_reaches_the_store() -> None:
