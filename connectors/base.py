@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 import pyoxigraph as ox
 
-__all__ = ["Connector", "Kind", "Progress", "SourceEnv"]
+__all__ = ["Connector", "Kind", "Progress", "SourceEnv", "file_fingerprint"]
 
 #: ``progress(phase, done, total)``: how far a long ``load()`` is (total 0 if unknown)
 Progress = Callable[[str, int, int], None]
@@ -24,6 +24,22 @@ class SourceEnv:
     contexts: Mapping[str, Any] = field(default_factory=dict)
     #: prefix -> namespace IRI (vocab/context.jsonld), for prefixed names in mapping files
     prefixes: Mapping[str, str] = field(default_factory=dict)
+
+
+def file_fingerprint(*paths: Path) -> str:
+    """Changes whenever one of the files does (inode, size, mtime); "" if the first is gone,
+    "-" in place of any other that is missing."""
+    parts = []
+    for i, path in enumerate(paths):
+        try:
+            st = path.stat()
+        except OSError:
+            if i == 0:
+                return ""
+            parts.append("-")
+            continue
+        parts.append(f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}")
+    return "/".join(parts)
 
 
 class Connector(Protocol):

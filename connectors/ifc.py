@@ -69,7 +69,7 @@ from urllib.parse import quote
 import pyoxigraph as ox
 
 from connectors import terms
-from connectors.base import Progress, SourceEnv
+from connectors.base import Progress, SourceEnv, file_fingerprint
 from connectors.terms import BOT, DSGO, IFC, PROPS, QUDT, RDF_TYPE, RDFS_LABEL, UNIT, XSD
 from gateway.errors import SourceError
 
@@ -150,11 +150,7 @@ class IfcModel:
         return cls(path, env, options.get("bag_pand"))
 
     def fingerprint(self) -> str:
-        try:
-            st = self.path.stat()
-        except OSError:
-            return ""
-        return f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
+        return file_fingerprint(self.path)
 
     def load(self, progress: Progress | None = None) -> list[ox.Triple]:
         ifcopenshell = _import(self.path)

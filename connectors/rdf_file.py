@@ -18,7 +18,7 @@ from typing import Any
 
 import pyoxigraph as ox
 
-from connectors.base import SourceEnv
+from connectors.base import SourceEnv, file_fingerprint
 from gateway.errors import RemoteContextError, SourceError
 
 __all__ = ["FORMATS", "OPTIONS", "RdfFile", "inline_contexts"]
@@ -58,11 +58,7 @@ class RdfFile:
         return cls(path, FORMATS[name], env)
 
     def fingerprint(self) -> str:
-        try:
-            st = self.path.stat()
-        except OSError:
-            return ""
-        return f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
+        return file_fingerprint(self.path)
 
     def load(self) -> Sequence[ox.Triple]:
         try:

@@ -71,7 +71,7 @@ from urllib.parse import quote
 
 import pyoxigraph as ox
 
-from connectors.base import Progress, SourceEnv
+from connectors.base import Progress, SourceEnv, file_fingerprint
 from connectors.terms import RDF_TYPE, XSD
 from gateway.errors import SourceError
 
@@ -117,16 +117,7 @@ class CsvTable:
 
     def fingerprint(self) -> str:
         """The CSV's and the mapping's stat: either changing re-reads the table."""
-        try:
-            st = self.path.stat()
-        except OSError:
-            return ""
-        try:
-            m = self.mapping.stat()
-            mapped = f"{m.st_ino}:{m.st_size}:{m.st_mtime_ns}"
-        except OSError:
-            mapped = "-"
-        return f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}/{mapped}"
+        return file_fingerprint(self.path, self.mapping)
 
     def load(self, progress: Progress | None = None) -> list[ox.Triple]:
         spec = _read_mapping(self.mapping, self.env)
