@@ -66,7 +66,7 @@ from typing import Any
 from connectors import KINDS
 from gateway.errors import ConfigError
 
-__all__ = ["PARTY_ID", "NodeSettings", "SourceSettings", "load_node_settings"]
+__all__ = ["PARTY_ID", "NodeSettings", "SourceSettings", "Table", "load_node_settings"]
 
 PARTY_ID = re.compile(r"^(EU\.EORI\.[A-Z]{2}[A-Za-z0-9]{1,17}|did:ishare:[A-Za-z0-9._:-]{1,100})$")
 _SOURCE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -120,7 +120,7 @@ class NodeSettings:
         return f"http://{host}:{self.port}"
 
 
-class _Table:
+class Table:
     """Typed access to one TOML table, with errors naming file and dotted key."""
 
     def __init__(self, file: Path, prefix: str, data: Mapping[str, Any], allowed: set[str]):
@@ -292,20 +292,20 @@ def load_node_settings(file: Path | str, environ: Mapping[str, str] | None = Non
     _apply_env(data, os.environ if environ is None else environ)
     base = file.resolve().parent
 
-    top = _Table(file, "", data, {*_ENV_TABLES, "source"})
-    node = _Table(file, "node", top.get("node", _dict, "a [node] table", _REQUIRED), _ENV_TABLES["node"])
+    top = Table(file, "", data, {*_ENV_TABLES, "source"})
+    node = Table(file, "node", top.get("node", _dict, "a [node] table", _REQUIRED), _ENV_TABLES["node"])
     sources = top.get("source", _list_of_tables, "[[source]] tables", [])
     names: set[str] = set()
     parsed: list[SourceSettings] = []
     for i, raw in enumerate(sources):
         parsed.append(_source(file, base, f"source[{i}]", raw, names))
     _one_live_source(file, parsed)
-    keys = _Table(file, "keys", top.get("keys", _dict, "a table", {}), _ENV_TABLES["keys"])
-    registry = _Table(file, "registry", top.get("registry", _dict, "a table", {}), _ENV_TABLES["registry"])
-    federation = _Table(
+    keys = Table(file, "keys", top.get("keys", _dict, "a table", {}), _ENV_TABLES["keys"])
+    registry = Table(file, "registry", top.get("registry", _dict, "a table", {}), _ENV_TABLES["registry"])
+    federation = Table(
         file, "federation", top.get("federation", _dict, "a table", {}), _ENV_TABLES["federation"]
     )
-    policies = _Table(file, "policies", top.get("policies", _dict, "a table", {}), _ENV_TABLES["policies"])
+    policies = Table(file, "policies", top.get("policies", _dict, "a table", {}), _ENV_TABLES["policies"])
     open_ = node.get("open", _bool, "true or false", False)
     settings = NodeSettings(
         file=file.resolve(),
@@ -379,13 +379,13 @@ def _list_of_tables(value: Any) -> list[dict[str, Any]]:
 
 
 def _source(file: Path, base: Path, prefix: str, raw: dict[str, Any], names: set[str]) -> SourceSettings:
-    kind = _Table(file, prefix, {"type": raw.get("type")} if "type" in raw else {}, {"type"})
+    kind = Table(file, prefix, {"type": raw.get("type")} if "type" in raw else {}, {"type"})
     kind_name = kind.get(
         "type", _matching(re.compile("|".join(KINDS))), "one of " + ", ".join(KINDS), _REQUIRED
     )
     connector = KINDS[kind_name]
     allowed = {"name", "type", *connector.options} | (set() if connector.live else {"path"})
-    table = _Table(file, prefix, raw, allowed)
+    table = Table(file, prefix, raw, allowed)
     name = table.get("name", _matching(_SOURCE_NAME), "a short lowercase name (a-z, 0-9, -, _)", _REQUIRED)
     if name in names:
         raise ConfigError(file, f"{prefix}.name", f"expected a unique name; {name!r} is used twice")

@@ -56,7 +56,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway import __version__
-from gateway.config import PARTY_ID
+from gateway.config import PARTY_ID, Table
 from gateway.errors import ConfigError, KeyFileError, NotFound
 from gateway.http import problems
 from gateway.http.auth import Auth, bearer, json_response, optional_bearer, signed, token_endpoint
@@ -109,11 +109,7 @@ def load_registry_settings(file: Path | str, environ: Mapping[str, str] | None =
     if not isinstance(reg, dict):
         raise ConfigError(file, "registry", "missing; expected a [registry] table")
     allowed = {"party_id", "name", "host", "port", "keys", "trusted", "trusted_fingerprints", "redis"}
-    for key in reg:
-        if key not in allowed:
-            raise ConfigError(
-                file, f"registry.{key}", "unknown key (expected one of " + ", ".join(sorted(allowed)) + ")"
-            )
+    Table(file, "registry", reg, allowed)  # unknown keys are named
     party_id = reg.get("party_id")
     if not isinstance(party_id, str) or not PARTY_ID.fullmatch(party_id):
         raise ConfigError(
@@ -178,11 +174,7 @@ def _party_entry(file: Path, base: Path, where: str, raw: Any) -> dict[str, Any]
     }
     if not isinstance(raw, dict):
         raise ConfigError(file, where, "expected a table")
-    for key in raw:
-        if key not in allowed:
-            raise ConfigError(
-                file, f"{where}.{key}", "unknown key (expected one of " + ", ".join(sorted(allowed)) + ")"
-            )
+    Table(file, where, raw, allowed)
     pid = raw.get("id")
     if not isinstance(pid, str) or not PARTY_ID.fullmatch(pid):
         raise ConfigError(file, f"{where}.id", "expected an iSHARE party id")
