@@ -46,7 +46,7 @@ class Built:
     purposes: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True, eq=False)  # identity: cache keys
 class Representation:
     body: bytes
     content_type: str

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 import uuid
+import weakref
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -20,6 +22,8 @@ __all__ = ["WITHHELD_HEADER", "audit", "chosen_format", "send"]
 WITHHELD_HEADER = "dsgo-withheld-fields"
 
 _BY_NAME = {f.name: f for f in FORMATS}
+#: request ids unique to this process (an os.urandom call per request costs more than the read)
+_RUN, _COUNTER = uuid.uuid4().hex[:12], itertools.count(1)
 
 
 def chosen_format(request: Request) -> Format:
@@ -33,18 +37,39 @@ def chosen_format(request: Request) -> Format:
     return negotiate(request.headers.get("accept"))
 
 
-def send(request: Request, rep: Representation, extra: dict[str, str] | None = None) -> Response:
-    headers = {"etag": rep.etag, "vary": "Accept"}
+class _Prebuilt(Response):
+    """A response whose header bytes were built once, with its cached representation."""
+
+    def __init__(self, status: int, body: bytes, raw_headers: list[tuple[bytes, bytes]]) -> None:
+        self.status_code, self.body, self.raw_headers, self.background = status, body, raw_headers, None
+
+
+def _headers(rep: Representation) -> list[tuple[bytes, bytes]]:
+    headers = [(b"etag", rep.etag.encode()), (b"vary", b"Accept")]
     if rep.links:
-        headers["link"] = ", ".join(f'<{url}>; rel="{rel}"' for rel, url in rep.links)
+        headers.append((b"link", ", ".join(f'<{url}>; rel="{rel}"' for rel, url in rep.links).encode()))
     if rep.withheld:
-        headers[WITHHELD_HEADER] = str(rep.withheld)
-    if extra:
-        headers.update(extra)
+        headers.append((WITHHELD_HEADER.encode(), str(rep.withheld).encode()))
+    return headers
+
+
+def send(request: Request, rep: Representation) -> Response:
+    prebuilt = _PREBUILT.get(rep)
+    if prebuilt is None:
+        common = _headers(rep)
+        length = str(len(rep.body)).encode()
+        full = [(b"content-type", rep.content_type.encode()), (b"content-length", length)]
+        prebuilt = _PREBUILT[rep] = (common + full, common)
     inm = request.headers.get("if-none-match")
     if inm is not None and _matches(inm, rep.etag):
-        return Response(status_code=304, headers=headers)
-    return Response(rep.body, headers=headers, media_type=rep.content_type)
+        return _Prebuilt(304, b"", prebuilt[1])
+    return _Prebuilt(200, rep.body, prebuilt[0])
+
+
+#: header bytes per cached representation, forgotten with it
+_PREBUILT: weakref.WeakKeyDictionary[Representation, tuple[list[tuple[bytes, bytes]], ...]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _matches(header: str, etag: str) -> bool:
@@ -62,9 +87,9 @@ def audit(request: Request, caller: PolicyCaller, rep: Representation) -> None:
     log.record(
         Entry(
             time=time.time(),
-            request_id=request.headers.get("x-request-id") or uuid.uuid4().hex,
+            request_id=request.headers.get("x-request-id") or f"{_RUN}-{next(_COUNTER)}",
             caller=caller.party_id or "anonymous",
-            path=request.url.path,
+            path=request.scope["path"],
             resources=rep.resources,
             released=tuple(sorted(rep.released)),
             withheld=rep.withheld,
