@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from typing import Any
 import pyoxigraph as ox
 
 from gateway.errors import PolicyError
-from gateway.policy.engine import Decision, FieldReason, decide, explain, grant_for
+from gateway.policy.engine import Decision, FieldReason, Lookup, decide, explain, grant_for
 from gateway.policy.load import load_policies, policy_files
 from gateway.policy.model import Caller, Grant, PolicySet
 from gateway.store import RDF_TYPE, Store
@@ -32,6 +32,8 @@ from gateway.vocab import Vocab
 __all__ = ["Access", "StoreLookup"]
 
 log = logging.getLogger("dsgo.policy")
+#: quads handed to the view store at once
+_BATCH = 100_000
 
 
 class StoreLookup:
@@ -45,6 +47,53 @@ class StoreLookup:
 
     def subjects(self, predicate: str, obj: str) -> list[str]:
         return self.store.subjects(predicate, obj)
+
+
+class _MemoLookup:
+    """A lookup that remembers its answers: for one view build, where the storeys of a
+    building, or the spaces of a storey, ask their conditions the same questions."""
+
+    def __init__(self, lookup: Lookup, limit: int = 100_000) -> None:
+        self.lookup, self.limit = lookup, limit
+        self._objects: dict[tuple[str, str], list[Any]] = {}
+        self._subjects: dict[tuple[str, str], list[str]] = {}
+
+    def objects(self, subject: str, predicate: str) -> list[Any]:
+        found = self._objects.get((subject, predicate))
+        if found is None:
+            if len(self._objects) >= self.limit:
+                self._objects.clear()
+            found = self._objects[subject, predicate] = self.lookup.objects(subject, predicate)
+        return found
+
+    def subjects(self, predicate: str, obj: str) -> list[str]:
+        found = self._subjects.get((predicate, obj))
+        if found is None:
+            if len(self._subjects) >= self.limit:
+                self._subjects.clear()
+            found = self._subjects[predicate, obj] = self.lookup.subjects(predicate, obj)
+        return found
+
+
+def _closed(raw: ox.Store, graphs: frozenset[ox.NamedNode], direct: list[ox.Triple]) -> list[ox.Triple]:
+    """``direct`` and the triples of the blank nodes it reaches, as ``Store.describe``."""
+    todo = [t.object for t in direct if isinstance(t.object, ox.BlankNode)]
+    if not todo:
+        return direct
+    out, seen, visited = list(direct), set(direct), set()
+    while todo:
+        node = todo.pop()
+        if node in visited:
+            continue
+        visited.add(node)
+        for quad in raw.quads_for_pattern(node, None, None, None):
+            triple = quad.triple
+            if quad.graph_name in graphs and triple not in seen:
+                seen.add(triple)
+                out.append(triple)
+                if isinstance(triple.object, ox.BlankNode):
+                    todo.append(triple.object)
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,10 +228,11 @@ class Access:
                 return cached
         view = ox.Store()
         batch: list[ox.Quad] = []
-        for subject in self.store.named_subjects():
-            decision = decide(grant, subject, self.store.describe(subject.value), self.lookup)
+        lookup = _MemoLookup(self.lookup)  # conditions of neighbours read the same links
+        for subject, cbd in self._descriptions():
+            decision = decide(grant, subject, cbd, lookup)
             batch.extend(ox.Quad(t.subject, t.predicate, t.object) for t in decision.triples)
-            if len(batch) > 50_000:
+            if len(batch) >= _BATCH:
                 view.bulk_extend(batch)
                 batch = []
         view.bulk_extend(batch)
@@ -192,6 +242,27 @@ class Access:
             while len(self._views) > self._max_views:
                 self._views.popitem(last=False)
         return view
+
+    def _descriptions(self) -> Iterator[tuple[ox.NamedNode, list[ox.Triple]]]:
+        """Every named subject with its concise bounded description (``Store.describe``'s),
+        read leanly from the embedded store: one index lookup per subject, duplicates
+        removed only when there is more than one source graph, blank nodes followed only
+        when there are any. Other stores (a remote one refuses ``named_subjects``) are
+        asked through ``describe``."""
+        store = self.store
+        if not isinstance(store, Store):
+            for subject in store.named_subjects():
+                yield subject, store.describe(subject.value)
+            return
+        raw: ox.Store = store._ox  # the lean scan Store does not offer (yet)
+        graphs = store.graphs()
+        for subject in store.named_subjects():
+            direct = [
+                q.triple for q in raw.quads_for_pattern(subject, None, None, None) if q.graph_name in graphs
+            ]
+            if len(graphs) > 1:
+                direct = list(dict.fromkeys(direct))  # a triple two sources hold, once
+            yield subject, _closed(raw, graphs, direct)
 
     def class_counts(self, grant: Grant) -> dict[str, int]:
         """Visible typed resources per class: the self-description's counts."""

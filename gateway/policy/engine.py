@@ -9,8 +9,11 @@ For one subject and its concise bounded description:
    *deny* does; ``rdf:type`` values named in a permit's classes come with that permit;
 3. blank nodes hang off the field that reaches them: visible with it, hidden with it.
 
-Conditions are three-valued: a value that is absent makes a condition *unknown*, which
-fails a permit and satisfies a deny, so missing data never widens a view.
+Conditions are three-valued, as SPARQL's are (SPARQL 1.1 §17.2): a value that is absent,
+or that cannot be compared with the policy's (a text against a number), makes a condition
+*unknown*, which fails a permit and satisfies a deny, so missing or malformed data never
+widens a view. A resource with several values meets a condition when one of them does
+(``not_equals``: when none equals), and is unknown when none does but one is unknown.
 """
 
 from __future__ import annotations
@@ -107,16 +110,20 @@ def decide(
                 permits.append(rule)
         elif matches(rule, subject.value, types, lookup) is not False:
             denies.append(rule)
+    by_field = _fields_for(permits, denies)
     visible: list[ox.Triple] = []
     released: set[str] = set()
     used: dict[str, Rule] = {}
     for t in direct:
         p = t.predicate.value
-        if any(d.covers(p) for d in denies):
+        granting = by_field.get(p, _UNDECIDED)
+        if granting is _UNDECIDED:
+            denied = any(d.covers(p) for d in denies)
+            granting = by_field[p] = None if denied else tuple(r for r in permits if r.covers(p))
+        if granting is None:  # a matching deny covers it
             continue
-        granting = [r for r in permits if r.covers(p)]
         if not granting and p == RDF_TYPE and isinstance(t.object, ox.NamedNode):
-            granting = [r for r in permits if t.object.value in r.classes]
+            granting = tuple(r for r in permits if t.object.value in r.classes)
         if granting:
             visible.append(t)
             released.add(p)
@@ -130,6 +137,25 @@ def decide(
         tuple(sorted(used)),
         tuple(sorted({r.purpose for r in used.values() if r.purpose})),
     )
+
+
+_UNDECIDED: Any = object()
+#: what each field comes to under a combination of matching permits and denies: the same
+#: for every resource those rules match, so a view decides each field once per
+#: combination. Keyed by the rules' identities; the entry holds the rules, so an
+#: identity cannot be reused while its entry lives. None = denied, () = not granted.
+_FIELDS: dict[tuple[int, ...], tuple[list[Rule], list[Rule], dict[str, tuple[Rule, ...] | None]]] = {}
+_MAX_FIELDS = 4096
+
+
+def _fields_for(permits: list[Rule], denies: list[Rule]) -> dict[str, tuple[Rule, ...] | None]:
+    key = (*map(id, permits), 0, *map(id, denies))
+    entry = _FIELDS.get(key)
+    if entry is None:
+        if len(_FIELDS) >= _MAX_FIELDS:
+            _FIELDS.clear()
+        entry = _FIELDS[key] = (permits, denies, {})
+    return entry[2]
 
 
 def _with_blank_nodes(visible: list[ox.Triple], cbd: Sequence[ox.Triple]) -> list[ox.Triple]:
@@ -154,7 +180,8 @@ def _with_blank_nodes(visible: list[ox.Triple], cbd: Sequence[ox.Triple]) -> lis
 
 
 def matches(rule: Rule, subject: str, types: set[str], lookup: Lookup) -> bool | None:
-    """True, False, or None when a condition cannot be decided (a value is missing)."""
+    """True, False, or None when a condition cannot be decided (a value is missing or
+    cannot be compared)."""
     if rule.classes and not rule.classes & types:
         return False
     if rule.iris and not any(p.match(subject) for p in rule.iris):
@@ -184,22 +211,34 @@ def holds(cond: Condition, subject: str, lookup: Lookup) -> bool | None:
         return bool(values) == bool(cond.value)
     if not values:
         return None
-    if cond.op == "not_equals":
-        compared = [_compare(v, cond.value) for v in values]
-        return None if None in compared else 0 not in compared
     wanted = cond.value if cond.op == "in" else [cond.value]
+    accepted = _ACCEPTED[cond.op]
+    found: bool | None = False  # SPARQL's ||: true wins, then unknown (an error), then false
     for v in values:
         for w in wanted:
             c = _compare(v, w)
             if c is None:
-                continue
-            if cond.op in ("equals", "in") and c == 0:
-                return True
-            if (cond.op == "before" and c < 0) or (cond.op == "after" and c > 0):
-                return True
-            if (cond.op == "at_most" and c <= 0) or (cond.op == "at_least" and c >= 0):
-                return True
-    return False
+                found = None
+            elif c in accepted:
+                found = True
+                break
+        if found is True:
+            break
+    if cond.op == "not_equals":
+        return None if found is None else not found
+    return found
+
+
+#: the outcomes of ``_compare`` each operator accepts (``not_equals``: negated after)
+_ACCEPTED: dict[str, tuple[int, ...]] = {
+    "equals": (0,),
+    "in": (0,),
+    "not_equals": (0,),
+    "before": (-1,),
+    "after": (1,),
+    "at_most": (-1, 0),
+    "at_least": (0, 1),
+}
 
 
 def _compare(term: Any, value: Any) -> int | None:
@@ -298,6 +337,9 @@ def _why_not(
         if outcome is False:
             reasons.append(f"rule {rule.id} would release it but the resource does not match its selector")
         elif outcome is None:
-            reasons.append(f"rule {rule.id} would release it but a value its condition needs is missing")
+            reasons.append(
+                f"rule {rule.id} would release it but a value its condition needs is missing "
+                "or cannot be compared"
+            )
     who = caller.party_id or "an anonymous caller"
     return "; ".join(reasons) if reasons else f"no rule releases it to {who} (default deny)"

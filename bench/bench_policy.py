@@ -1,0 +1,616 @@
+"""What do field-level policies cost a node?
+
+(a) Resource GET through the policy filter (20 rules) with the audit log on, against the
+    same route with an allow-all policy and no audit, and (to tell the two costs apart)
+    with the 20 rules and no audit. All nodes authenticate (a bearer token checked on
+    every request) and hold the same 2,000 buildings; each request asks for the next
+    building, so once warm every answer comes from the representation cache but still
+    pays token check, grant lookup, cache lookup and the audit record. *Cold* is the
+    first pass over all buildings: each answer decided (describe, rules, conditions)
+    and rendered. Measured in process (a plain ASGI call loop, no sockets; the audit log
+    flushed every 10,000 requests so its writer thread is paid for and drops nothing)
+    and, when ``wrk`` is installed, with ``dsgo serve`` (one uvicorn worker) under
+    ``wrk -t1 -c32`` cycling through the paths, one server at a time.
+    Target: policy and audit together cost at most 15 % of warm throughput.
+(b) SPARQL over 1 million triples (buildings -> storeys -> spaces -> elements with
+    properties): a point lookup and a 3-hop join, over a party's warm view against the
+    node's store itself (its source graphs as the default graph). Target: within 1.5x.
+(c) Building that party's view cold from the 1M-triple store: time, and memory (RSS
+    with the store loaded, with the view, and the peak while building, from /proc).
+
+Always exits 0: a report, not a test.
+
+    .venv/bin/python bench/bench_policy.py [--buildings 2000] [--seconds 5] [--rounds 5]
+        [--big 1000000] [--no-wrk] [--only a|bc]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ctypes
+import gc
+import os
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+sys.path.insert(0, str(ROOT))
+
+import pyoxigraph as ox  # noqa: E402
+
+from gateway.audit import DROPPED_PATH, verify  # noqa: E402
+
+NS = "https://data.bench.example/"
+FIRM, MUNI, CORP = "EU.EORI.NL000000001", "EU.EORI.NL000000003", "EU.EORI.NL000000002"
+BOT, DSGO, PROPS = "https://w3id.org/bot#", "https://vocab.dsgo.example/def#", "https://w3id.org/props#"
+RDFS, XSD = "http://www.w3.org/2000/01/rdf-schema#", "http://www.w3.org/2001/XMLSchema#"
+QUDT = "http://qudt.org/schema/qudt/"
+RDF_TYPE = "http://www.w3.org/1999/02/22-rdf-syntax-ns#type"
+WARM_TARGET, SPARQL_TARGET = 0.85, 1.5
+
+#: 20 rules: 9 apply to the municipality (by party, role or anyone; two are not in force),
+#: 11 to others. Conditions reach up to three links back (element -> space -> storey ->
+#: building) as a municipality's "elements of buildings in my municipality" would.
+POLICY = f"""
+rules:
+  - id: muni-buildings
+    effect: permit
+    to: {{parties: [{MUNI}]}}
+    resources:
+      classes: [bot:Building]
+      where: [{{property: dsgo:municipalityCode, equals: "0363"}}]
+    fields: [rdfs:label, dsgo:energyLabel, dsgo:buildingYear, bot:hasStorey, dsgo:floorArea, dsgo:bagPand]
+    purpose: energy transition monitoring
+  - id: muni-storeys
+    effect: permit
+    to: {{parties: [{MUNI}]}}
+    resources:
+      classes: [bot:Storey]
+      where: [{{via: ["^bot:hasStorey"], property: dsgo:municipalityCode, equals: "0363"}}]
+    fields: all
+    purpose: energy transition monitoring
+  - id: muni-spaces
+    effect: permit
+    to: {{roles: [Municipality]}}
+    resources:
+      classes: [bot:Space]
+      where: [{{via: ["^bot:hasSpace", "^bot:hasStorey"], property: dsgo:municipalityCode, equals: "0363"}}]
+    fields: {{all_except: [props:occupant]}}
+  - id: muni-elements
+    effect: permit
+    to: {{parties: [{MUNI}]}}
+    resources:
+      classes: [bot:Element]
+      where:
+        - via: ["^bot:containsElement", "^bot:hasSpace", "^bot:hasStorey"]
+          property: dsgo:municipalityCode
+          equals: "0363"
+    fields: [rdfs:label, dsgo:uValue, props:material, props:area]
+  - id: labels-for-all
+    effect: permit
+    to: {{anyone: true}}
+    resources: {{classes: [bot:Building]}}
+    fields: [rdfs:label]
+  - id: no-costs
+    effect: deny
+    to: {{anyone: true}}
+    resources: all
+    fields: [props:constructionCost]
+  - id: no-address-of-g
+    effect: deny
+    to: {{anyone: true}}
+    resources:
+      classes: [bot:Building]
+      where: [{{property: dsgo:energyLabel, equals: "G"}}]
+    fields: [dsgo:address]
+  - id: old-pilot
+    effect: permit
+    to: {{anyone: true}}
+    resources: all
+    fields: all
+    valid: {{until: 2020-01-01}}
+  - id: next-pilot
+    effect: permit
+    to: {{anyone: true}}
+    resources: all
+    fields: all
+    valid: {{from: 2090-01-01}}
+""" + "".join(
+    f"""  - id: corp-{i}
+    effect: {"deny" if i % 4 == 3 else "permit"}
+    to: {{parties: [EU.EORI.NL00000010{i}]}}
+    resources:
+      classes: [{["bot:Building", "bot:Storey", "bot:Space", "bot:Element"][i % 4]}]
+      where: [{{property: dsgo:buildingYear, before: {1950 + 5 * i}}}]
+    fields: {{all_except: [dsgo:address]}}
+"""
+    for i in range(11)
+)
+
+ALLOW_ALL = """
+rules:
+  - id: share-all
+    effect: permit
+    to: {anyone: true}
+    resources: all
+    fields: all
+"""
+
+
+# -- data --------------------------------------------------------------------------------
+
+
+def _n(iri: str) -> ox.NamedNode:
+    return ox.NamedNode(iri)
+
+
+def _lit(value: object, datatype: str | None = None) -> ox.Literal:
+    return ox.Literal(str(value), datatype=_n(XSD + datatype)) if datatype else ox.Literal(str(value))
+
+
+T, TYPE = ox.Triple, _n(RDF_TYPE)
+
+
+def building(b: int, municipality: str) -> Iterator[ox.Triple]:
+    """About 20 triples: scalars, a blank node with two values, a BAG link, and costs."""
+    s = _n(f"{NS}id/building/{b}")
+    year = 1930 + b % 90
+    yield from (
+        T(s, TYPE, _n(BOT + "Building")),
+        T(s, _n(RDFS + "label"), _lit(f"Benchstraat {b}")),
+        T(s, _n(RDFS + "label"), ox.Literal(f"Bench Street {b}", language="en")),
+        T(s, _n(DSGO + "address"), _lit(f"Benchstraat {b}, 3511 AA Utrecht")),
+        T(s, _n(DSGO + "municipalityCode"), _lit(municipality)),
+        T(s, _n(DSGO + "energyLabel"), _lit("ABCDEFG"[b % 7])),
+        T(s, _n(DSGO + "energyIndex"), _lit(f"{0.5 + (b % 50) / 100:.2f}", "decimal")),
+        T(s, _n(DSGO + "buildingYear"), _lit(year, "gYear")),
+        T(s, _n(DSGO + "rcRoof"), _lit(f"{1 + b % 5}.5", "decimal")),
+        T(s, _n(DSGO + "rcFacade"), _lit(f"{1 + b % 3}.1", "decimal")),
+        T(s, _n(DSGO + "uWindow"), _lit("1.6", "decimal")),
+        T(s, _n(DSGO + "bagPand"), _n(f"https://bag.example/pand/{b:016d}")),
+        T(s, _n(PROPS + "constructionCost"), _lit(200_000 + b, "integer")),
+    )
+    area = ox.BlankNode(f"area{b}")
+    yield T(s, _n(DSGO + "floorArea"), area)
+    yield T(area, _n(QUDT + "numericValue"), _lit(f"{80 + b % 40}.5", "decimal"))
+    yield T(area, _n(QUDT + "unit"), _n("http://qudt.org/vocab/unit/M2"))
+
+
+def small_dataset(buildings: int) -> list[ox.Triple]:
+    """(a): buildings only, all in the municipality, so every one is visible (in part)."""
+    return [t for b in range(buildings) for t in building(b, "0363")]
+
+
+def big_dataset(target: int) -> list[ox.Triple]:
+    """(b, c): buildings -> 4 storeys -> 10 spaces -> 5 elements, until ``target`` triples;
+    half the buildings are in the municipality."""
+    out: list[ox.Triple] = []
+    b = 0
+    while len(out) < target:
+        out.extend(building(b, "0363" if b % 2 == 0 else "0344"))
+        bi = _n(f"{NS}id/building/{b}")
+        for s in range(4):
+            si = _n(f"{NS}id/building/{b}/storey/{s}")
+            out += [
+                T(bi, _n(BOT + "hasStorey"), si),
+                T(si, TYPE, _n(BOT + "Storey")),
+                T(si, _n(RDFS + "label"), _lit(f"Storey {s}")),
+                T(si, _n(DSGO + "elevation"), _lit(3 * s, "integer")),
+            ]
+            for sp in range(10):
+                spi = _n(f"{NS}id/building/{b}/space/{s}-{sp}")
+                out += [
+                    T(si, _n(BOT + "hasSpace"), spi),
+                    T(spi, TYPE, _n(BOT + "Space")),
+                    T(spi, _n(RDFS + "label"), _lit(f"Space {s}.{sp}")),
+                    T(spi, _n(PROPS + "area"), _lit(f"{10 + sp}.25", "decimal")),
+                    T(spi, _n(PROPS + "occupant"), _lit(f"Household {b}-{s}-{sp}")),
+                ]
+                for e in range(5):
+                    ei = _n(f"{NS}id/building/{b}/element/{s}-{sp}-{e}")
+                    out += [
+                        T(spi, _n(BOT + "containsElement"), ei),
+                        T(ei, TYPE, _n(BOT + "Element")),
+                        T(ei, _n(RDFS + "label"), _lit(f"Wall {s}.{sp}.{e}")),
+                        T(ei, _n(DSGO + "uValue"), _lit(f"0.{10 + (b + e) % 80}", "decimal")),
+                        T(ei, _n(PROPS + "material"), _lit(["brick", "concrete", "timber"][e % 3])),
+                        T(ei, _n(PROPS + "area"), _lit(f"{4 + e}.5", "decimal")),
+                        T(ei, _n(PROPS + "ifcGuid"), _lit(f"3vB2YO${b:05d}{s}{sp}{e}")),
+                    ]
+        b += 1
+    return out
+
+
+# -- measuring ---------------------------------------------------------------------------
+
+
+def rss_mb() -> tuple[float, float]:
+    """(current, peak) resident set size of this process in MB, from /proc."""
+    status = Path("/proc/self/status").read_text()
+    current, peak = (re.search(rf"{key}:\s+(\d+)", status) for key in ("VmRSS", "VmHWM"))
+    assert current is not None and peak is not None
+    return int(current.group(1)) / 1024, int(peak.group(1)) / 1024
+
+
+def settle_memory() -> None:
+    """Give freed memory back to the system and restart the peak, so what follows is
+    measured alone (glibc's malloc_trim; /proc/self/clear_refs 5 resets VmHWM)."""
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+
+
+def timed(fn: Any, *args: Any) -> tuple[float, Any]:
+    started = time.perf_counter()
+    result = fn(*args)
+    return time.perf_counter() - started, result
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+# -- (a) resource GET ---------------------------------------------------------------------
+
+
+#: the configurations of (a): name -> (label, policy, audit log kept)
+CONFIGS = {
+    "allow": ("allow-all, no audit", ALLOW_ALL, False),
+    "rules": ("20 rules, no audit", POLICY, False),
+    "policy": ("20 rules + audit", POLICY, True),
+}
+
+
+def make_nodes(tmp: Path, buildings: int) -> dict[str, Path]:
+    """Keys, the data file and a node TOML per configuration, all on the same data."""
+    from gateway.identity.pki import make_ca, make_party
+
+    make_ca(tmp / "ca")
+    make_party(FIRM, tmp / "firm", tmp / "ca", name="Bench B.V.")
+    data = tmp / "buildings.nt"
+    data.write_bytes(ox.serialize(small_dataset(buildings), format=ox.RdfFormat.N_TRIPLES) or b"")
+    tomls = {}
+    for name, (_, policy, audit) in CONFIGS.items():
+        log = '"state/audit.sqlite"' if audit else "false"
+        folder = tmp / name
+        (folder / "policies").mkdir(parents=True)
+        (folder / "policies" / "policy.yaml").write_text(policy)
+        toml = folder / "node.toml"
+        toml.write_text(
+            f'[node]\nparty_id = "{FIRM}"\nname = "Bench B.V."\nbase_iri = "{NS}"\nhost = "127.0.0.1"\n'
+            f"port = {free_port()}\naudit = {log}\n\n"
+            f'[[source]]\nname = "bench"\ntype = "rdf"\npath = "{data}"\n\n'
+            f'[keys]\ndir = "{tmp / "firm"}"\n'
+            f'[registry]\nurl = "http://127.0.0.1:9"\nparty_id = "EU.EORI.NL000000000"\n'
+            f'ca = ["{tmp / "ca" / "root.cert.pem"}"]\n'
+            '[policies]\ndir = "policies"\n'
+        )
+        tomls[name] = toml
+    return tomls
+
+
+def token_for(tmp: Path) -> str:
+    from gateway.identity.pki import load_identity
+    from gateway.identity.tokens import TokenIssuer
+
+    return TokenIssuer(load_identity(tmp / "firm")).issue(MUNI, time.time(), ("Municipality",))
+
+
+def report(title: str, cold: dict[str, float], warm: dict[str, list[float]], notes: list[str]) -> None:
+    print(f"\n(a) {title}")
+    print(f"    {'':26}" + "".join(f"{CONFIGS[n][0]:>21}" for n in CONFIGS))
+    print(f"    {'cold (first pass), r/s':26}" + "".join(f"{cold[n]:21.0f}" for n in CONFIGS))
+    median = {n: statistics.median(warm[n]) for n in CONFIGS}
+    print(f"    {'warm (cached, median), r/s':26}" + "".join(f"{median[n]:21.0f}" for n in CONFIGS))
+    ratio = {n: median[n] / median["allow"] for n in CONFIGS}
+    print(f"    {'warm, of allow-all':26}" + "".join(f"{ratio[n]:21.2f}" for n in CONFIGS))
+    verdict = "PASS" if ratio["policy"] >= WARM_TARGET else "FAIL"
+    cost = 1 - ratio["policy"]
+    print(
+        f"    policy and audit cost {cost:.0%} of warm throughput "
+        f"(target <= {1 - WARM_TARGET:.0%}): {verdict}"
+    )
+    for note in notes:
+        print(f"    {note}")
+
+
+async def _asgi_get(app: Any, path: str, headers: list[tuple[bytes, bytes]]) -> int:
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 40000),
+        "server": ("127.0.0.1", 8000),
+        "state": {},
+    }
+    status = 0
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+
+    await app(scope, receive, send)
+    return status
+
+
+async def _in_process(
+    tomls: dict[str, Path], token: str, buildings: int, seconds: float, rounds: int
+) -> None:
+    """The audit log is flushed every 10,000 requests and at the end of each run, so the
+    writer thread's work is paid for in the run that made it and no entry is dropped (a
+    loop that never waits on I/O would otherwise starve the writer and fill its queue)."""
+    from gateway.config import load_node_settings
+    from gateway.http.app import create_app
+
+    paths = [f"/id/building/{b}" for b in range(buildings)]
+    headers = [(b"authorization", f"Bearer {token}".encode()), (b"accept", b"text/turtle")]
+    apps = {name: create_app(load_node_settings(toml, {}), watch=False) for name, toml in tomls.items()}
+    async with contextlib.AsyncExitStack() as stack:
+        for app in apps.values():
+            await stack.enter_async_context(app.router.lifespan_context(app))
+        cold: dict[str, float] = {}
+        for name, app in apps.items():  # the first pass: every answer decided and rendered
+            started = time.perf_counter()
+            for path in paths:
+                status = await _asgi_get(app, path, headers)
+                if status != 200:
+                    raise RuntimeError(f"{name} {path}: {status}")
+            if app.state.audit is not None:
+                app.state.audit.flush(60)
+            cold[name] = len(paths) / (time.perf_counter() - started)
+        warm: dict[str, list[float]] = {name: [] for name in apps}
+        for r in range(rounds):
+            for name in list(apps)[:: 1 if r % 2 == 0 else -1]:
+                app, n, i = apps[name], 0, 0
+                started = time.perf_counter()
+                while time.perf_counter() - started < seconds:
+                    for _ in range(200):
+                        await _asgi_get(app, paths[i], headers)
+                        i = (i + 1) % len(paths)
+                    n += 200
+                    if app.state.audit is not None and n % 10_000 == 0:
+                        app.state.audit.flush(60)  # the writer keeps up: nothing is dropped
+                if app.state.audit is not None:
+                    app.state.audit.flush(60)
+                warm[name].append(n / (time.perf_counter() - started))
+                print(
+                    f"  round {r + 1}/{rounds} in process {name:6}: {warm[name][-1]:9.0f} req/s", flush=True
+                )
+        status = apps["policy"].state.audit.status()
+    report(
+        f"resource GET, {buildings} distinct buildings, Turtle, in process (ASGI call loop, "
+        "audit flushed in each run)",
+        cold,
+        warm,
+        [f"audit log: {status.written} entries written, {status.dropped} dropped"],
+    )
+
+
+_LUA = """
+local n = 0
+request = function()
+  n = n + 1
+  return wrk.format("GET", "/id/building/" .. (n % {count}),
+    {{["Authorization"] = "Bearer {token}", ["Accept"] = "text/turtle"}})
+end
+"""
+
+
+def _start(cmd: list[str], url: str, log: Path) -> subprocess.Popen[bytes]:
+    import httpx
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DSGO_")}
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(url, timeout=1).status_code == 200:
+                return proc
+        time.sleep(0.1)
+    raise RuntimeError(f"{cmd[0]} did not answer {url}:\n{log.read_text()}")
+
+
+def _wrk(url: str, script: Path, seconds: int, problems: list[str]) -> float:
+    cmd = ["wrk", "-t1", "-c32", f"-d{seconds}s", "-s", str(script), url]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    for problem in re.findall(r"^\s*(Non-2xx.*|Socket errors.*)$", out, re.MULTILINE):
+        problems.append(f"{url}: {problem.strip()}")
+    found = re.search(r"^Requests/sec:\s+([\d.]+)", out, re.MULTILINE)
+    if found is None:
+        raise RuntimeError(f"no Requests/sec in wrk's output:\n{out}")
+    return float(found.group(1))
+
+
+def _with_wrk(
+    tmp: Path, tomls: dict[str, Path], token: str, buildings: int, seconds: int, rounds: int
+) -> None:
+    """Real servers, one at a time under load; a pause after each run lets the audit
+    writer finish its backlog before the next server is measured."""
+    import httpx
+
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        urls = {}
+        for name, toml in tomls.items():
+            port = int(re.search(r"port = (\d+)", toml.read_text()).group(1))  # type: ignore[union-attr]
+            urls[name] = f"http://127.0.0.1:{port}"
+            serve = [str(BIN / "dsgo"), "serve", str(toml)]
+            procs.append(_start(serve, urls[name] + "/health", tmp / f"{name}.log"))
+        script = tmp / "paths.lua"
+        script.write_text(_LUA.format(token=token, count=buildings))
+        problems: list[str] = []
+        cold = {}
+        for name, url in urls.items():  # cold: one pass over every building, one client
+            with httpx.Client(base_url=url, headers={"authorization": f"Bearer {token}"}) as client:
+                started = time.perf_counter()
+                for b in range(buildings):
+                    client.get(f"/id/building/{b}", headers={"accept": "text/turtle"}).raise_for_status()
+                cold[name] = buildings / (time.perf_counter() - started)
+        for url in urls.values():
+            _wrk(url, script, 2, problems)  # warm up
+        warm: dict[str, list[float]] = {name: [] for name in urls}
+        for r in range(rounds):
+            for name in list(urls)[:: 1 if r % 2 == 0 else -1]:
+                time.sleep(2)
+                warm[name].append(_wrk(urls[name], script, seconds, problems))
+                print(f"  round {r + 1}/{rounds} wrk {name:6}: {warm[name][-1]:9.0f} req/s", flush=True)
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGINT)
+        for proc in procs:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    notes = [f"wrk saw errors, results are suspect: {p}" for p in problems]
+    log = tomls["policy"].parent / "state" / "audit.sqlite"
+    with contextlib.closing(sqlite3.connect(log)) as db:
+        written, lost = db.execute(
+            "SELECT SUM(path != ?), COALESCE(SUM(CASE WHEN path = ? THEN withheld END), 0) FROM entries",
+            (DROPPED_PATH, DROPPED_PATH),
+        ).fetchone()
+    notes.append(f"audit log: {written} reads recorded, {lost} not (queue full), chain ok: {verify(log).ok}")
+    report(
+        f"resource GET, {buildings} distinct buildings, Turtle, dsgo serve (1 worker) + "
+        f"wrk -t1 -c32 -d{seconds}s",
+        cold,
+        warm,
+        notes,
+    )
+
+
+# -- (b, c) SPARQL and the cold view over 1M triples ----------------------------------------
+
+
+def big(tmp: Path, target: int, runs: int) -> None:
+    from gateway.access import Access
+    from gateway.policy.model import Caller
+    from gateway.store import Store
+    from gateway.vocab import load_vocab
+
+    folder = tmp / "big-policies"
+    folder.mkdir()
+    (folder / "policy.yaml").write_text(POLICY)
+    seconds, triples = timed(big_dataset, target)
+    store = Store(None)
+    store.replace_source("big", triples, "1")
+    count = len(triples)
+    del triples
+    access = Access(store, load_vocab(), folder, open_node=False)
+    grant = access.grant(Caller(MUNI, frozenset({"Municipality"})))
+    print(f"\n(c) cold view of {count:,} triples for {MUNI} ({len(grant.rules)} of the 20 rules apply)")
+    settle_memory()
+    before = rss_mb()
+    cold, view = timed(access.view, grant)
+    after = rss_mb()
+    print(f"    build: {cold:.1f} s for {len(view):,} visible triples ({len(view) / count:.0%})")
+    settle_memory()
+    kept = rss_mb()[0]
+    print(
+        f"    RSS: {before[0]:.0f} MB with the store loaded, {after[0]:.0f} MB with the view "
+        f"(+{after[0] - before[0]:.0f} MB; +{kept - before[0]:.0f} MB once freed memory is returned), "
+        f"peak while building {after[1]:.0f} MB"
+    )
+    warm, _ = timed(access.view, grant)
+    print(f"    warm (cached) view lookup: {warm * 1e6:.0f} µs")
+
+    b = 42  # in the municipality: visible in the view
+    queries = {
+        "point lookup": f"SELECT ?p ?o WHERE {{ <{NS}id/building/{b}/element/2-3-1> ?p ?o }}",
+        "3-hop join": (
+            f"SELECT ?s ?sp ?e ?u WHERE {{ <{NS}id/building/{b}> <{BOT}hasStorey> ?s . "
+            f"?s <{BOT}hasSpace> ?sp . ?sp <{BOT}containsElement> ?e . ?e <{DSGO}uValue> ?u }}"
+        ),
+    }
+    raw = store._ox  # the node's store itself, every source graph as the default graph
+
+    def over_view(q: str) -> int:
+        rows = access.view(grant).query(q)
+        assert isinstance(rows, ox.QuerySolutions)
+        return len(list(rows))
+
+    def over_store(q: str) -> int:
+        rows = raw.query(q, use_default_graph_as_union=True)
+        assert isinstance(rows, ox.QuerySolutions)
+        return len(list(rows))
+
+    print(f"\n(b) SPARQL over {count:,} triples: {MUNI}'s warm view vs the store, median of {runs}")
+    print(f"    {'query':14} {'rows store/view':>15} {'store':>10} {'view':>10} {'view/store':>11}")
+    for name, q in queries.items():
+        rows = (over_store(q), over_view(q))
+        t_store = statistics.median(timed(over_store, q)[0] for _ in range(runs))
+        t_view = statistics.median(timed(over_view, q)[0] for _ in range(runs))
+        ratio = t_view / t_store
+        verdict = "PASS" if ratio <= SPARQL_TARGET else "FAIL"
+        print(
+            f"    {name:14} {rows[0]:7}/{rows[1]:<7} {t_store * 1e6:7.0f} µs {t_view * 1e6:7.0f} µs "
+            f"{ratio:11.2f}  "
+            f"target <= {SPARQL_TARGET} {verdict}"
+        )
+    print(f"    (generating the data took {seconds:.1f} s)")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--buildings", type=int, default=2000, help="(a): distinct resources")
+    parser.add_argument("--seconds", type=int, default=5, help="(a): length of each timed run")
+    parser.add_argument("--rounds", type=int, default=5, help="(a): alternations per configuration")
+    parser.add_argument("--big", type=int, default=1_000_000, help="(b, c): triples in the node")
+    parser.add_argument("--runs", type=int, default=50, help="(b): repetitions per query")
+    parser.add_argument("--no-wrk", action="store_true", help="(a): in process only")
+    parser.add_argument("--only", choices=["a", "bc"], help="run one part")
+    args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    print(f"nproc {os.cpu_count()}, Python {sys.version.split()[0]}, pyoxigraph {ox.__version__}")
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-policy-") as name:
+            tmp = Path(name)
+            if args.only in (None, "a"):
+                tomls = make_nodes(tmp, args.buildings)
+                token = token_for(tmp)
+                asyncio.run(_in_process(tomls, token, args.buildings, args.seconds, args.rounds))
+                if args.no_wrk or shutil.which("wrk") is None:
+                    print("    (wrk run skipped" + ("" if args.no_wrk else ": install wrk") + ")")
+                else:
+                    _with_wrk(tmp, tomls, token, args.buildings, args.seconds, args.rounds)
+            if args.only in (None, "bc"):
+                big(tmp, args.big, args.runs)
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
