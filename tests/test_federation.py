@@ -292,14 +292,18 @@ async def test_budgets_cut_the_walk_short_and_say_so(fed: Federation) -> None:
     assert report["documents"] <= 3
 
 
+def files(folder: Path) -> dict[Path, int]:
+    """Every file under ``folder`` (the audit log aside) with its size."""
+    return {p: p.stat().st_size for p in folder.rglob("*") if p.is_file() and "audit" not in p.name}
+
+
 async def test_nothing_fetched_is_kept(fed: Federation, tmp_path: Path) -> None:
-    before = {p: p.stat().st_size for p in tmp_path.rglob("*") if p.is_file() and "audit" not in p.name}
+    before = files(tmp_path)
     muni = fed.nodes[MUNI].state.node
     generation, triples = muni.store.generation, len(muni.store.quads())
     answer = await ask(fed, MUNI, {"query": QUESTION, "start": START})
     assert values(answer)
-    after = {p: p.stat().st_size for p in tmp_path.rglob("*") if p.is_file() and "audit" not in p.name}
-    assert after == before
+    assert files(tmp_path) == before
     assert muni.store.generation == generation and len(muni.store.quads()) == triples
     cached = b"".join(rep.body for rep in muni._cache.entries.values())
     assert b"energyLabel" not in cached and b"rcRoof" not in cached

@@ -15,7 +15,16 @@ from gateway.identity.pki import make_ca, make_party
 from tests.conftest import free_port
 from tests.kit import CORP, FIRM, MUNI, REGISTRY, namespace
 from tests.servers import DSGO, process
-from tests.test_federation import CORP_DATA, CORP_POLICY, FIRM_DATA, FIRM_POLICY, MUNI_DATA, MUNI_POLICY, QUESTION, START
+from tests.test_federation import (
+    CORP_DATA,
+    CORP_POLICY,
+    FIRM_DATA,
+    FIRM_POLICY,
+    MUNI_DATA,
+    MUNI_POLICY,
+    QUESTION,
+    START,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +39,11 @@ def write_federation(folder: Path) -> tuple[Path, dict[str, Path], dict[str, str
     registry = [f'[registry]\nparty_id = "{REGISTRY}"\nport = {ports[REGISTRY]}\nkeys = "keys/{REGISTRY}"']
     registry.append('trusted = ["keys/ca/root.cert.pem"]\n')
     configs = {}
-    for party, data, policy in ((FIRM, FIRM_DATA, FIRM_POLICY), (CORP, CORP_DATA, CORP_POLICY), (MUNI, MUNI_DATA, MUNI_POLICY)):
+    for party, data, policy in (
+        (FIRM, FIRM_DATA, FIRM_POLICY),
+        (CORP, CORP_DATA, CORP_POLICY),
+        (MUNI, MUNI_DATA, MUNI_POLICY),
+    ):
         registry.append(
             f'[[party]]\nid = "{party}"\nname = "Party {party[-3:]}"\ncertificates = ["keys/{party}/chain.pem"]\n'
             f'namespaces = ["{namespace(party)}"]\nendpoint = "{urls[party]}"\n'
@@ -86,9 +99,11 @@ def test_dsgo_query_answers_across_real_nodes(
 
 def test_a_stopped_node_gives_an_incomplete_answer_that_says_so(tmp_path: Path) -> None:
     registry, configs, urls, registry_url = write_federation(tmp_path)
-    with process([DSGO, "registry", str(registry)], registry_url), process(
-        [DSGO, "serve", str(configs[CORP])], urls[CORP]
-    ), process([DSGO, "serve", str(configs[MUNI])], urls[MUNI]):
+    with (
+        process([DSGO, "registry", str(registry)], registry_url),
+        process([DSGO, "serve", str(configs[CORP])], urls[CORP]),
+        process([DSGO, "serve", str(configs[MUNI])], urls[MUNI]),
+    ):
         done = query(configs[MUNI], tmp_path)  # the firm's node never started
     assert done.returncode == 0, done.stderr
     assert "INCOMPLETE: some sources are missing" in done.stdout

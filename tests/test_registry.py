@@ -219,7 +219,9 @@ def test_broken_registry_file_names_the_key(
 
 def test_party_endpoints_can_be_overridden_from_the_environment(tmp_path: Path, pki: Pki) -> None:
     path = write_registry(tmp_path, pki)
-    settings = load_registry_settings(path, {"DSGO_PARTY_ENDPOINTS": f"{FIRM}=http://firm:8201/, {CORP}=http://corp:8202"})
+    settings = load_registry_settings(
+        path, {"DSGO_PARTY_ENDPOINTS": f"{FIRM}=http://firm:8201/, {CORP}=http://corp:8202"}
+    )
     endpoints = {p.party_id: p.endpoint for p in settings.parties}
     assert endpoints[FIRM] == "http://firm:8201" and endpoints[CORP] == "http://corp:8202"
     assert endpoints[MUNI] == "http://p003.test"
