@@ -25,7 +25,7 @@ import pyoxigraph as ox
 from gateway.errors import PolicyError
 from gateway.policy.engine import Decision, FieldReason, Lookup, decide, explain, grant_for
 from gateway.policy.load import load_policies, policy_files
-from gateway.policy.model import Caller, Grant, PolicySet
+from gateway.policy.model import Caller, Grant, PolicySet, Rule
 from gateway.store import RDF_TYPE, Store
 from gateway.vocab import Vocab
 
@@ -178,8 +178,18 @@ class Access:
 
     # -- grants ----------------------------------------------------------------------
 
-    def grant(self, caller: Caller) -> Grant:
-        """The rules that apply to ``caller`` now (cached briefly: validity is per day)."""
+    def grant(self, caller: Caller, extra: tuple[Rule, ...] = ()) -> Grant:
+        """The rules that apply to ``caller`` now, plus ``extra`` permits (from delegation
+        evidence an authorization registry issued); deny rules of the files still win."""
+        base = self._file_grant(caller)
+        if not extra or base.everything:
+            return base
+        now = dt.datetime.fromtimestamp(self.clock(), dt.UTC)
+        more = tuple(r for r in extra if r.applies_to(caller) and r.in_force(now))
+        return Grant.of(base.rules + more, base.version) if more else base
+
+    def _file_grant(self, caller: Caller) -> Grant:
+        """The policy files' rules for ``caller`` (cached briefly: validity is per day)."""
         key = (caller.party_id, caller.roles)
         now = self.clock()
         hit = self._grants.get(key)

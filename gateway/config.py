@@ -39,6 +39,7 @@
 
     [policies]
     dir = "policies"                       # YAML policy files (see policies/schema.json)
+    authorization_registries = []          # ARs whose delegation evidence callers may bring
 
     [federation]                           # federated queries asked at this node
     clients = []                           # parties besides this one that may ask
@@ -106,6 +107,8 @@ class NodeSettings:
     audit_path: Path | None = None
     sparql_timeout: float = 10.0
     sparql_max_results: int = 10_000
+    #: authorization registries whose delegation evidence may widen a caller's grant
+    authorization_registries: tuple[str, ...] = ()
     #: parties besides the node's own that may ask it federated questions
     federation_clients: tuple[str, ...] = ()
     federation_max_documents: int = 2000
@@ -265,7 +268,7 @@ _ENV_TABLES: dict[str, set[str]] = {
     },
     "keys": {"dir"},
     "registry": {"url", "party_id", "ca", "refresh", "lifetime"},
-    "policies": {"dir"},
+    "policies": {"dir", "authorization_registries"},
     "federation": {"clients", "max_documents", "timeout", "node_timeout", "concurrency"},
 }
 
@@ -342,6 +345,9 @@ def load_node_settings(file: Path | str, environ: Mapping[str, str] | None = Non
         sparql_timeout=node.get("sparql_timeout", _positive, "a positive number of seconds", 10.0),
         sparql_max_results=node.get("sparql_max_results", _count, "a positive whole number", 10_000),
         federation_clients=federation.get("clients", _party_list, "a list of party ids", ()),
+        authorization_registries=policies.get(
+            "authorization_registries", _party_list, "a list of party ids", ()
+        ),
         federation_max_documents=federation.get("max_documents", _count, "a positive whole number", 2000),
         federation_timeout=federation.get("timeout", _positive, "a positive number of seconds", 10.0),
         federation_node_timeout=federation.get("node_timeout", _positive, "positive seconds", 5.0),

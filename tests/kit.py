@@ -173,6 +173,7 @@ async def federation(
     policies: dict[str, str] | None = None,
     data: dict[str, str] | None = None,
     own_namespaces: bool = False,
+    authorities: tuple[str, ...] = (),
 ) -> AsyncIterator[Federation]:
     """A registry and nodes; ``policies`` and ``data`` map a party to its policy YAML
     (default: all to anyone) and its Turtle (default: conftest's buildings). With
@@ -200,6 +201,7 @@ async def federation(
                 + f'\n[keys]\ndir = "{pki.keys(party)}"\n[registry]\nurl = "{REGISTRY_URL}"\n'
                 f'party_id = "{REGISTRY}"\nca = ["{pki.ca / "root.cert.pem"}"]\n'
                 '[policies]\ndir = "policies"\n'
+                f"authorization_registries = {list(authorities)!r}\n".replace("'", '"')
             )
             app = create_app(load_node_settings(toml, {}), watch=False, http=http, clock=clock)
             await stack.enter_async_context(app.router.lifespan_context(app))

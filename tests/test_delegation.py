@@ -761,3 +761,54 @@ def test_the_historical_token_is_not_accepted_without_its_chain_to_a_trusted_ca(
             now=1552402361,
             expand=GS1.get,
         )
+
+
+@pytest.fixture
+async def fed_with_ar(tmp_path: Path, pki: Pki) -> AsyncIterator[Federation]:
+    """The firm's node trusts the corporation as an authorization registry."""
+    async with federation(
+        tmp_path,
+        pki,
+        nodes=(FIRM, CORP, MUNI),
+        policies={FIRM: POLICY},
+        data={FIRM: DATA},
+        authorities=(CORP,),
+    ) as f:
+        yield f
+
+
+async def test_evidence_from_a_trusted_registry_widens_the_callers_view(
+    fed_with_ar: Federation, pki: Pki
+) -> None:
+    token = evidence_token(pki.ids[CORP], fed_with_ar.clock(), aud=MUNI)
+    async with await client_as(fed_with_ar, MUNI) as client:
+        without = await client.get("/id/building/1", headers={"accept": "application/n-triples"})
+        with_evidence = await client.get(
+            "/id/building/1", headers={"accept": "application/n-triples", "delegation-evidence": token}
+        )
+    assert without.status_code == 404  # the files give the municipality nothing
+    assert with_evidence.status_code == 200
+    assert '"F"' in with_evidence.text and "Kerkstraat 1" in with_evidence.text
+    assert "250000" not in with_evidence.text and "Amsterdam" not in with_evidence.text
+
+
+async def test_evidence_never_beats_a_deny_rule_of_the_files(fed_with_ar: Federation, pki: Pki) -> None:
+    token = evidence_token(pki.ids[CORP], fed_with_ar.clock(), policy(attributes=("props:constructionCost",)))
+    async with await client_as(fed_with_ar, MUNI) as client:
+        answer = await client.get(
+            "/id/building/1", headers={"delegation-evidence": token, "accept": "application/n-triples"}
+        )
+    # the evidence's class comes with it (rdf:type), the denied cost does not
+    assert answer.status_code == 200
+    assert "250000" not in answer.text and "constructionCost" not in answer.text
+    assert answer.text.count("\n") == 1
+
+
+async def test_evidence_from_an_untrusted_registry_is_refused_with_a_reason(
+    fed_with_ar: Federation, pki: Pki
+) -> None:
+    token = evidence_token(pki.ids[MUNI], fed_with_ar.clock())  # the municipality is no AR here
+    async with await client_as(fed_with_ar, MUNI) as client:
+        answer = await client.get("/id/building/1", headers={"delegation-evidence": token})
+    assert answer.status_code == 403
+    assert answer.json()["detail"].startswith("the delegation evidence is refused")

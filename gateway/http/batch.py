@@ -19,6 +19,7 @@ from starlette.responses import Response
 
 from gateway.errors import BadRequest
 from gateway.http.auth import reader
+from gateway.http.delegation import grant_of
 from gateway.http.respond import audit
 from gateway.node import Node, Representation, etag_of
 from gateway.policy.model import Grant
@@ -36,7 +37,7 @@ async def batch(request: Request) -> Response:
     if len(body) > _MAX_BODY:
         raise BadRequest(f"the request is larger than {_MAX_BODY} bytes")
     wanted = _parse(body)
-    grant = node.access.grant(caller)
+    grant = await grant_of(request, caller)
     # off the event loop: a node on a remote SPARQL store reads over the network
     out, rep_meta = await asyncio.to_thread(_read_all, node, grant, wanted)
     seen, released, withheld, rules, purposes = rep_meta

@@ -21,6 +21,7 @@ from starlette.responses import Response
 
 from gateway.formats import FORMATS, Page
 from gateway.http.auth import reader
+from gateway.http.delegation import grant_of
 from gateway.http.respond import audit, chosen_format, send
 from gateway.node import Built, Node
 from gateway.policy.model import Grant
@@ -137,7 +138,7 @@ def _iso(t: float) -> str:
 async def catalog(request: Request) -> Response:
     node: Node = request.app.state.node
     caller = reader(request)
-    grant = node.access.grant(caller)
+    grant = await grant_of(request, caller)
     fmt = chosen_format(request)
     rep = await node.represent_async(("catalog", grant.key), fmt, lambda: describe_node(node, grant))
     assert rep is not None

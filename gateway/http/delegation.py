@@ -43,7 +43,7 @@ from gateway.policy.delegation import (
     permitted,
     rules_from_evidence,
 )
-from gateway.policy.model import Caller, Rule
+from gateway.policy.model import Caller, Grant, Rule
 
 __all__ = ["MAX_MASK", "delegation", "evidence_rules_for"]
 
@@ -138,3 +138,14 @@ async def evidence_rules_for(
         now=auth.clock(),
         expand=node.vocab.expand,
     )
+
+
+async def grant_of(request: Request, caller: Caller) -> Grant:
+    """The caller's grant on a read path: the policy files' rules, widened by delegation
+    evidence in the request (``Delegation-Evidence``) from an authorization registry the
+    node trusts (``[policies] authorization_registries``)."""
+    node: Node = request.app.state.node
+    extra: tuple[Rule, ...] = ()
+    if EVIDENCE_HEADER in request.headers:
+        extra = await evidence_rules_for(request, caller, node.settings.authorization_registries)
+    return node.access.grant(caller, extra)

@@ -20,6 +20,7 @@ from starlette.responses import Response
 from gateway.errors import BadRequest, NotFound
 from gateway.formats import Page
 from gateway.http.auth import reader
+from gateway.http.delegation import grant_of
 from gateway.http.respond import audit, chosen_format, send
 from gateway.node import Built, Node
 from gateway.policy.model import Grant
@@ -40,7 +41,7 @@ def _node(request: Request) -> Node:
 async def resource(request: Request) -> Response:
     node = _node(request)
     caller = reader(request)
-    grant = node.access.grant(caller)
+    grant = await grant_of(request, caller)
     fmt = chosen_format(request)
     raw = request.scope.get("raw_path") or request.url.path.encode()
     path = raw.decode("latin-1").partition("?")[0].lstrip("/")
@@ -79,7 +80,7 @@ def _describe(node: Node, grant: Grant, iri: str) -> Built | None:
 async def collection(request: Request) -> Response:
     node = _node(request)
     caller = reader(request)
-    grant = node.access.grant(caller)
+    grant = await grant_of(request, caller)
     fmt = chosen_format(request)
     name = request.path_params["cls"]
     class_iri = node.vocab.expand(name)

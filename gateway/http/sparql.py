@@ -26,6 +26,7 @@ from starlette.responses import Response
 from gateway.errors import BadRequest, HttpError, NotAcceptable
 from gateway.formats import FORMATS, Page
 from gateway.http.auth import reader
+from gateway.http.delegation import grant_of
 from gateway.http.respond import audit
 from gateway.node import Node, Representation
 
@@ -155,7 +156,7 @@ async def sparql(request: Request) -> Response:
     caller = reader(request)
     query = await _query_text(request)
     refuse_service(query)
-    grant = node.access.grant(caller)
+    grant = await grant_of(request, caller)
     limits = request.app.state.sparql_limits
     timeout, max_results = limits
     deadline = time.monotonic() + timeout
