@@ -11,9 +11,11 @@ Reading it: answers are cached, so the ratio prices the node's request path (Fas
 middleware, the route table, negotiation, cache lookup, headers) against the least a
 Python ASGI app can do; 1.0 would mean that path costs nothing. The per-round lines show
 the noise: on a shared 2-core machine a single run can move the ratio by 0.1 or more, so
-trust a FAIL only when the rounds agree. Always exits 0: a report, not a test.
+trust a FAIL only when the rounds agree. The node's audit log is off unless ``--audit``:
+its cost is the policy benchmark's business (``bench_policy.py``). Always exits 0: a
+report, not a test.
 
-    .venv/bin/python bench/bench_resource.py [--seconds 5] [--rounds 3]
+    .venv/bin/python bench/bench_resource.py [--seconds 5] [--rounds 3] [--audit]
 """
 
 from __future__ import annotations
@@ -112,7 +114,7 @@ def wrk(url: str, accept: str, seconds: int, problems: list[str]) -> float:
     return float(found.group(1))
 
 
-def run(tmp: Path, seconds: int, rounds: int, procs: list[subprocess.Popen[bytes]]) -> None:
+def run(tmp: Path, seconds: int, rounds: int, procs: list[subprocess.Popen[bytes]], audit: bool) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DSGO_")}
     env["DSGO_NODE_OPEN"] = "true"  # no identity layer: anyone may read (ignored where unknown)
     node_port, bare_port = free_port(), free_port()
@@ -120,7 +122,9 @@ def run(tmp: Path, seconds: int, rounds: int, procs: list[subprocess.Popen[bytes
     (tmp / "building.ttl").write_text(building_ttl())
     (tmp / "node.toml").write_text(
         f'[node]\nparty_id = "EU.EORI.NL000000001"\nname = "Bench B.V."\nbase_iri = "{NS}"\n'
-        f'host = "127.0.0.1"\nport = {node_port}\n\n[[source]]\nname = "bench"\ntype = "rdf"\n'
+        f'host = "127.0.0.1"\nport = {node_port}\n'
+        + ("" if audit else "audit = false\n")
+        + '\n[[source]]\nname = "bench"\ntype = "rdf"\n'
         'path = "building.ttl"\n'
     )
     serve = [str(BIN / "dsgo"), "serve", str(tmp / "node.toml")]
@@ -167,6 +171,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--seconds", type=int, default=5, help="length of each wrk run")
     parser.add_argument("--rounds", type=int, default=3, help="bare/node alternations per format")
+    parser.add_argument(
+        "--audit", action="store_true", help="keep the node's audit log on (its cost: bench_policy.py)"
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("bench_resource: wrk is missing; install it with `apt-get install wrk`", file=sys.stderr)
@@ -176,7 +183,7 @@ def main() -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="bench-resource-") as tmp:
             try:
-                run(Path(tmp), args.seconds, args.rounds, procs)
+                run(Path(tmp), args.seconds, args.rounds, procs, args.audit)
             finally:
                 for proc in procs:
                     proc.terminate()
