@@ -75,27 +75,6 @@ class _MemoLookup:
         return found
 
 
-def _closed(raw: ox.Store, graphs: frozenset[ox.NamedNode], direct: list[ox.Triple]) -> list[ox.Triple]:
-    """``direct`` and the triples of the blank nodes it reaches, as ``Store.describe``."""
-    todo = [t.object for t in direct if isinstance(t.object, ox.BlankNode)]
-    if not todo:
-        return direct
-    out, seen, visited = list(direct), set(direct), set()
-    while todo:
-        node = todo.pop()
-        if node in visited:
-            continue
-        visited.add(node)
-        for quad in raw.quads_for_pattern(node, None, None, None):
-            triple = quad.triple
-            if quad.graph_name in graphs and triple not in seen:
-                seen.add(triple)
-                out.append(triple)
-                if isinstance(triple.object, ox.BlankNode):
-                    todo.append(triple.object)
-    return out
-
-
 @dataclass(frozen=True, slots=True)
 class _PolicyFailure:
     error: PolicyError
@@ -254,25 +233,15 @@ class Access:
         return view
 
     def _descriptions(self) -> Iterator[tuple[ox.NamedNode, list[ox.Triple]]]:
-        """Every named subject with its concise bounded description (``Store.describe``'s),
-        read leanly from the embedded store: one index lookup per subject, duplicates
-        removed only when there is more than one source graph, blank nodes followed only
-        when there are any. Other stores (a remote one refuses ``named_subjects``) are
+        """Every named subject with its concise bounded description: the embedded store
+        scans them leanly; other stores (a remote one refuses ``named_subjects``) are
         asked through ``describe``."""
         store = self.store
-        if not isinstance(store, Store):
-            for subject in store.named_subjects():
-                yield subject, store.describe(subject.value)
+        if isinstance(store, Store):
+            yield from store.descriptions()
             return
-        raw: ox.Store = store._ox  # the lean scan Store does not offer (yet)
-        graphs = store.graphs()
         for subject in store.named_subjects():
-            direct = [
-                q.triple for q in raw.quads_for_pattern(subject, None, None, None) if q.graph_name in graphs
-            ]
-            if len(graphs) > 1:
-                direct = list(dict.fromkeys(direct))  # a triple two sources hold, once
-            yield subject, _closed(raw, graphs, direct)
+            yield subject, store.describe(subject.value)
 
     def class_counts(self, grant: Grant) -> dict[str, int]:
         """Visible typed resources per class: the self-description's counts."""
