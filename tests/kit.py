@@ -148,6 +148,13 @@ class Federation:
     registry: FastAPI
     nodes: dict[str, FastAPI]
 
+    async def client_as(self, party: str, node: str = FIRM) -> httpx.AsyncClient:
+        """A client for ``node``'s node carrying the token ``party``'s node obtained there."""
+        token = await self.nodes[party].state.auth.trust.tokens.token(node, endpoint(node))
+        client = self.client(node)
+        client.headers["authorization"] = f"Bearer {token}"
+        return client
+
     def client(self, party: str) -> httpx.AsyncClient:
         """A plain client for the node of ``party`` (no token)."""
         return httpx.AsyncClient(

@@ -114,10 +114,7 @@ async def fed(tmp_path: Path, pki: Pki) -> AsyncIterator[Federation]:
 
 
 async def client_as(fed: Federation, party: str) -> httpx.AsyncClient:
-    token = await fed.nodes[party].state.auth.trust.tokens.token(FIRM, "http://p001.test")
-    client = fed.client(FIRM)
-    client.headers["authorization"] = f"Bearer {token}"
-    return client
+    return await fed.client_as(party)
 
 
 def fields_of(body: bytes, fmt: ox.RdfFormat, subject: str) -> set[str]:
