@@ -54,7 +54,7 @@ class Representation:
     links: tuple[tuple[str, str], ...] = ()
     #: for the audit log and the caller's withheld-fields notice (a count, never which)
     resources: tuple[str, ...] = ()
-    released: frozenset[str] = frozenset()
+    released: tuple[str, ...] = ()  # sorted, ready for the audit log
     withheld: int = 0
     rules: tuple[str, ...] = ()
     purposes: tuple[str, ...] = ()
@@ -161,7 +161,7 @@ class Node:
                 etag_of(body),
                 built.page.links,
                 built.resources,
-                built.released,
+                tuple(sorted(built.released)),
                 built.withheld,
                 built.rules,
                 built.purposes,

@@ -48,7 +48,7 @@ async def batch(request: Request) -> Response:
         "",
         (),
         tuple(seen),
-        frozenset(released),
+        tuple(sorted(released)),
         withheld,
         tuple(sorted(rules)),
         tuple(sorted(purposes)),

@@ -91,7 +91,7 @@ def audit(request: Request, caller: PolicyCaller, rep: Representation) -> None:
             caller=caller.party_id or "anonymous",
             path=request.scope["path"],
             resources=rep.resources,
-            released=tuple(sorted(rep.released)),
+            released=rep.released,
             withheld=rep.withheld,
             rules=rep.rules,
             purpose="; ".join(rep.purposes),
