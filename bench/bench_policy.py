@@ -49,8 +49,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 import pyoxigraph as ox  # noqa: E402
+from bench_resource import start, stop_all  # noqa: E402
 
 from gateway.audit import DROPPED_PATH, verify  # noqa: E402
 
@@ -426,21 +428,6 @@ end
 """
 
 
-def _start(cmd: list[str], url: str, log: Path) -> subprocess.Popen[bytes]:
-    import httpx
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DSGO_")}
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and proc.poll() is None:
-        with contextlib.suppress(httpx.TransportError):
-            if httpx.get(url, timeout=1).status_code == 200:
-                return proc
-        time.sleep(0.1)
-    raise RuntimeError(f"{cmd[0]} did not answer {url}:\n{log.read_text()}")
-
-
 def _wrk(url: str, script: Path, seconds: int, problems: list[str]) -> float:
     cmd = ["wrk", "-t1", "-c32", f"-d{seconds}s", "-s", str(script), url]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
@@ -466,7 +453,7 @@ def _with_wrk(
             port = int(re.search(r"port = (\d+)", toml.read_text()).group(1))  # type: ignore[union-attr]
             urls[name] = f"http://127.0.0.1:{port}"
             serve = [str(BIN / "dsgo"), "serve", str(toml)]
-            procs.append(_start(serve, urls[name] + "/health", tmp / f"{name}.log"))
+            procs.append(start(serve, urls[name] + "/health", tmp / f"{name}.log", timeout=60))
         script = tmp / "paths.lua"
         script.write_text(_LUA.format(token=token, count=buildings))
         problems: list[str] = []
@@ -486,14 +473,7 @@ def _with_wrk(
                 warm[name].append(_wrk(urls[name], script, seconds, problems))
                 print(f"  round {r + 1}/{rounds} wrk {name:6}: {warm[name][-1]:9.0f} req/s", flush=True)
     finally:
-        for proc in procs:
-            proc.send_signal(signal.SIGINT)
-        for proc in procs:
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_all(procs, signal.SIGINT, 30)  # SIGINT: the audit writer flushes its backlog
     notes = [f"wrk saw errors, results are suspect: {p}" for p in problems]
     log = tomls["policy"].parent / "state" / "audit.sqlite"
     with contextlib.closing(sqlite3.connect(log)) as db:

@@ -89,10 +89,16 @@ def free_port() -> int:
         return port
 
 
-def start(cmd: list[str], url: str, log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+def start(
+    cmd: list[str], url: str, log: Path, env: dict[str, str] | None = None, timeout: float = 30
+) -> subprocess.Popen[bytes]:
+    """Run ``cmd`` (output to ``log``) until ``url`` answers 200. ``env``: by default this
+    environment without ``DSGO_*`` overrides. Shared by the benchmarks that start servers."""
+    if env is None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DSGO_")}
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:
         try:
             if httpx.get(url, timeout=1).status_code == 200:
@@ -100,6 +106,7 @@ def start(cmd: list[str], url: str, log: Path, env: dict[str, str]) -> subproces
         except httpx.TransportError:
             pass
         time.sleep(0.1)
+    proc.kill()
     raise RuntimeError(f"{cmd[0]} did not answer {url}:\n{log.read_text()}")
 
 
@@ -167,6 +174,18 @@ def run(tmp: Path, seconds: int, rounds: int, procs: list[subprocess.Popen[bytes
         print(f"wrk saw errors, results are suspect: {problem}")
 
 
+def stop_all(procs: list[subprocess.Popen[bytes]], sig: int = signal.SIGTERM, grace: float = 5) -> None:
+    """Signal every process, give each ``grace`` seconds, then kill what is left."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(sig)
+    for proc in procs:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(grace)
+        proc.kill()  # a no-op if it has exited
+        proc.wait()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--seconds", type=int, default=5, help="length of each wrk run")
@@ -185,13 +204,7 @@ def main() -> int:
             try:
                 run(Path(tmp), args.seconds, args.rounds, procs, args.audit)
             finally:
-                for proc in procs:
-                    proc.terminate()
-                for proc in procs:
-                    with contextlib.suppress(subprocess.TimeoutExpired):
-                        proc.wait(5)
-                    proc.kill()  # a no-op if it has exited
-                    proc.wait()
+                stop_all(procs)
     except KeyboardInterrupt:
         return 130
     return 0

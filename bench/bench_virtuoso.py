@@ -24,7 +24,6 @@ Virtuoso. No target: a report, not a test; always exits 0 once measured.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import re
 import shutil
@@ -43,7 +42,7 @@ BIN = Path(sys.executable).parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_resource import NS, PATH, building_ttl  # noqa: E402
+from bench_resource import NS, PATH, building_ttl, start, stop_all  # noqa: E402
 
 from gateway.remote_store import RemoteStore  # noqa: E402
 from tests.servers import Virtuoso, free_port, virtuoso_server  # noqa: E402
@@ -59,19 +58,6 @@ def node_toml(folder: Path, name: str, port: int, source: str) -> Path:
         f'host = "127.0.0.1"\nport = {port}\nopen = true\naudit = false\n\n{source}'
     )
     return path
-
-
-def start(cmd: list[str], url: str, log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and proc.poll() is None:
-        with contextlib.suppress(httpx.TransportError):
-            if httpx.get(url, timeout=1).status_code == 200:
-                return proc
-        time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError(f"{' '.join(cmd)} did not answer {url}:\n{log.read_text()}")
 
 
 def cpu_seconds(pid: int) -> float:
@@ -199,13 +185,7 @@ def main() -> int:
             try:
                 run(Path(tmp), virtuoso, args.seconds, args.rounds, procs)
             finally:
-                for proc in procs:
-                    proc.terminate()
-                for proc in procs:
-                    with contextlib.suppress(subprocess.TimeoutExpired):
-                        proc.wait(5)
-                    proc.kill()  # a no-op if it has exited
-                    proc.wait()
+                stop_all(procs)
     except KeyboardInterrupt:
         return 130
     return 0
