@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import random
 import resource
+import sys
 import tempfile
 import time
 import tracemalloc
@@ -30,38 +31,16 @@ from connectors.ifc import IfcModel
 from connectors.table import CsvTable
 from gateway.vocab import load_vocab
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.test_table import MAPPING as TEST_MAPPING
+
 ROOT = Path(__file__).resolve().parent.parent
 
 DUPLEX = ROOT.parent / "shared" / "data" / "Duplex_AJ.ifc"
 IFC_TARGET_S, CSV_TARGET_ROWS_S = 5.0, 20_000
 ENV = SourceEnv(base_iri="https://data.bench.example/", prefixes=load_vocab().prefixes)
-MAPPING = """\
-delimiter = ";"
-decimal_separator = ","
-on_error = "reject"
-
-[subject]
-iri = "id/dwelling/{vbo_id}"
-types = ["bot:Zone"]
-
-[columns.label]
-property = "dsgo:energyLabel"
-pattern = 'A\\+{0,5}|[B-G]'
-required = true
-
-[columns.registered]
-property = "dsgo:energyLabelDate"
-datatype = "date"
-
-[columns.index]
-property = "dsgo:energyIndex"
-datatype = "decimal"
-min = 0
-
-[[link]]
-property = "dsgo:bagVerblijfsobject"
-iri = "https://bag.basisregistraties.overheid.nl/id/verblijfsobject/{vbo_id}"
-"""
+# the label table of tests/test_table.py, but a bad row rejects the file (none are bad here)
+MAPPING = TEST_MAPPING.replace('on_error = "skip"', 'on_error = "reject"')
 LABELS = ["A++++", "A+++", "A++", "A+", "A", "B", "C", "D", "E", "F", "G"]
 
 
