@@ -29,11 +29,13 @@ from gateway.policy.model import Caller, Grant, PolicySet, Rule
 from gateway.store import RDF_TYPE, Store
 from gateway.vocab import Vocab
 
-__all__ = ["Access", "StoreLookup"]
+__all__ = ["REMOTE_COUNT_BUDGET", "Access", "StoreLookup"]
 
 log = logging.getLogger("dsgo.policy")
 #: quads handed to the view store at once
 _BATCH = 100_000
+#: members of a remote store the per-caller class counts may decide (a query or more each)
+REMOTE_COUNT_BUDGET = 1000
 
 
 class StoreLookup:
@@ -243,13 +245,30 @@ class Access:
         for subject in store.named_subjects():
             yield subject, store.describe(subject.value)
 
-    def class_counts(self, grant: Grant) -> dict[str, int]:
-        """Visible typed resources per class: the self-description's counts."""
-        rows = self.view(grant).query(
-            "SELECT ?c (COUNT(DISTINCT ?s) AS ?n) WHERE { ?s a ?c FILTER isIRI(?c) } GROUP BY ?c"
-        )
-        assert isinstance(rows, ox.QuerySolutions)
-        return {row["c"].value: int(row["n"].value) for row in rows}
+    def class_counts(self, grant: Grant, namespace: str) -> tuple[dict[str, int], str | None]:
+        """Visible typed resources per class (the self-description's counts), and a note
+        when they are not given. The embedded store counts the caller's view. A remote
+        store is not copied: one aggregate query for a caller who may see everything; for
+        anyone else each member is decided as a collection would, up to
+        ``REMOTE_COUNT_BUDGET`` resources, beyond which classes are left out with a note."""
+        store = self.store
+        if isinstance(store, Store):
+            rows = self.view(grant).query(
+                "SELECT ?c (COUNT(DISTINCT ?s) AS ?n) WHERE { ?s a ?c FILTER isIRI(?c) } GROUP BY ?c"
+            )
+            assert isinstance(rows, ox.QuerySolutions)
+            return {row["c"].value: int(row["n"].value) for row in rows}, None
+        totals: dict[str, int] = store.class_counts(namespace)
+        if grant.everything:
+            return totals, None
+        if sum(totals.values()) > REMOTE_COUNT_BUDGET:
+            return {}, (
+                f"Classes are not listed: this node reads a remote store holding more than "
+                f"{REMOTE_COUNT_BUDGET} resources, too many to decide for you here; "
+                "ask /collections/{class} for the resources of a class."
+            )
+        counts = {cls: len(self.members(grant, cls, namespace)) for cls in totals}
+        return {cls: n for cls, n in counts.items() if n}, None
 
     def explain(self, caller: Caller, iri: str) -> list[FieldReason]:
         cbd = self.store.describe(iri)

@@ -234,15 +234,6 @@ class Store:
                 seen.add(s.value)
         return sorted(seen)
 
-    def class_counts(self, graph: ox.NamedNode) -> dict[str, int]:
-        """Distinct typed subjects per class in one source's graph."""
-        rows = self._ox.query(
-            "SELECT ?c (COUNT(DISTINCT ?s) AS ?n) WHERE { ?s a ?c FILTER isIRI(?c) } GROUP BY ?c",
-            default_graph=[graph],
-        )
-        assert isinstance(rows, ox.QuerySolutions)
-        return {row["c"].value: int(row["n"].value) for row in rows}
-
     def quads(self) -> Sequence[ox.Quad]:
         """Every served triple with its source graph (exports, tests)."""
         graphs = self._graphs

@@ -662,7 +662,7 @@ def test_access_grants_exactly_the_reference_view(harness: Harness, world: World
             )
             assert access.members(grant, cls, NS) == [m[1] for m in members]
         counts = Counter(o[1] for _, p, o in view if p == iri(RDF_TYPE) and o[0] == "iri")  # classes are IRIs
-        assert access.class_counts(grant) == dict(counts)
+        assert access.class_counts(grant, NS) == (dict(counts), None)
 
 
 # -- the HTTP read paths ----------------------------------------------------------------

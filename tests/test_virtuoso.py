@@ -27,9 +27,9 @@ import pyoxigraph as ox
 import pytest
 from fastapi import FastAPI
 
+from gateway import access
 from gateway.config import load_node_settings
 from gateway.errors import ConfigError, UpstreamError
-from gateway.http import catalog
 from gateway.http.app import create_app
 from gateway.remote_store import SPARQL_NOT_OFFERED, RemoteStore
 from gateway.store import Store
@@ -205,7 +205,7 @@ async def test_class_counts_of_the_description_are_the_callers_as_embedded(
 async def test_classes_beyond_the_count_budget_are_left_out_with_a_note(
     pair: Pair, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(catalog, "REMOTE_COUNT_BUDGET", 2)  # the graph has 3 typed resources
+    monkeypatch.setattr(access, "REMOTE_COUNT_BUDGET", 2)  # the graph has 3 typed resources
     async with pair.clients(MUNI) as (_, remote):
         answer = await remote.get("/", headers={"accept": "text/turtle"})
     comments = [

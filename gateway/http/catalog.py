@@ -4,10 +4,8 @@ Served at ``/`` and ``/.well-known/void`` in every format, so both people and
 crawlers learn what the node publishes and where its collections are.
 
 A node on a remote SPARQL store (``gateway.remote_store``) gives no ``void:triples``
-(counting it would mean reading the whole store) and counts classes without copying:
-one aggregate query for a caller who may see everything; for anyone else, each member
-is decided by ``Access`` as a collection would, up to ``REMOTE_COUNT_BUDGET`` members,
-beyond which classes are left out with a note rather than guessed.
+(counting it would mean reading the whole store); its class counts, like every count,
+come from ``Access.class_counts``.
 """
 
 from __future__ import annotations
@@ -27,10 +25,8 @@ from gateway.node import Built, Node
 from gateway.policy.model import Grant
 from gateway.store import RDF_TYPE
 
-__all__ = ["REMOTE_COUNT_BUDGET", "WELL_KNOWN", "catalog", "describe_node"]
+__all__ = ["WELL_KNOWN", "catalog", "describe_node"]
 
-#: members a remote store's per-caller class counts may decide (one query or more each)
-REMOTE_COUNT_BUDGET = 1000
 
 WELL_KNOWN = "/.well-known/void"
 _VOID, _DCAT, _DCT = (
@@ -94,7 +90,7 @@ def describe_node(node: Node, grant: Grant) -> Built:
             T(subset, _n(_DCT, "title"), ox.Literal(name)),
             T(subset, _n(_DCT, "modified"), ox.Literal(_iso(state.loaded_at), datatype=_DATETIME)),
         ]
-    counts, note = _class_counts(node, grant)
+    counts, note = node.access.class_counts(grant, ns)
     if note:
         out.append(T(dataset, _RDFS_COMMENT, ox.Literal(note)))
     for i, (cls, count) in enumerate(sorted(counts.items())):
@@ -109,23 +105,6 @@ def describe_node(node: Node, grant: Grant) -> Built:
         ]
     title = f"{node.settings.name} ({node.settings.party_id})"
     return Built(out, Page(node.vocab, ns, dataset.value, title, notes=(note,) if note else ()))
-
-
-def _class_counts(node: Node, grant: Grant) -> tuple[dict[str, int], str | None]:
-    """Visible resources per class, and a note when they are not given."""
-    if node.remote is None:
-        return node.access.class_counts(grant), None
-    totals = node.remote.class_counts(node.namespace)
-    if grant.everything:
-        return totals, None
-    if sum(totals.values()) > REMOTE_COUNT_BUDGET:
-        return {}, (
-            f"Classes are not listed: this node reads a remote store holding more than "
-            f"{REMOTE_COUNT_BUDGET} resources, too many to decide for you here; "
-            "ask /collections/{class} for the resources of a class."
-        )
-    counts = {cls: len(node.access.members(grant, cls, node.namespace)) for cls in totals}
-    return {cls: n for cls, n in counts.items() if n}, None
 
 
 _FEATURE = {"turtle": "Turtle", "jsonld": "JSON-LD", "ntriples": "N-Triples", "html": "RDFa"}
