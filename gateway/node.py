@@ -23,6 +23,7 @@ import pyoxigraph as ox
 
 from connectors import KINDS, SourceEnv
 from gateway.access import Access
+from gateway.audit import AuditLog
 from gateway.config import NodeSettings
 from gateway.formats import Format, Page
 from gateway.remote_store import RemoteSources, RemoteStore
@@ -131,6 +132,8 @@ class Node:
         else:
             self.sources = RemoteSources(live, self.remote)
         self._cache = _Cache()
+        #: where this node's reads are recorded: set by the app that serves it, else none
+        self.audit: AuditLog | None = None
 
     @property
     def namespace(self) -> str:

@@ -1,12 +1,11 @@
-"""The audit log: reads are chained and written off the request path, verify catches every
-edit, removal, reordering and cut, a crash never breaks the chain, withheld values have
-no place in it."""
+"""The audit log: reads are written off the request path in hash-chained batches, verify
+catches every edit, removal, reordering and cut, a crash never breaks the chain,
+withheld values have no place in it."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import hashlib
 import logging
 import os
@@ -17,6 +16,7 @@ import sys
 import textwrap
 import threading
 import time
+import typing
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -55,12 +55,12 @@ def entry(i: int, **changes: Any) -> Entry:
         rules=("rule-1",),
         purpose="maintenance",
     )
-    return dataclasses.replace(base, **changes)
+    return base._replace(**changes)
 
 
-def filled(path: Path, n: int, first: int = 1) -> Path:
-    """A log of entries ``first`` .. ``first + n - 1``, written by close()."""
-    log = AuditLog(path)
+def filled(path: Path, n: int, first: int = 1, per_batch: int = 1000) -> Path:
+    """A log of entries ``first`` .. ``first + n - 1`` in batches of ``per_batch``, written by close()."""
+    log = AuditLog(path, max_batch=per_batch)
     for i in range(first, first + n):
         log.record(entry(i))
     log.close()
@@ -73,27 +73,37 @@ def sql(path: Path, statement: str, params: Sequence[Any] = ()) -> list[tuple[An
 
 
 def rows(path: Path) -> list[tuple[Any, ...]]:
+    """One per entry, from the ``entries`` view."""
     return sql(path, f"SELECT {', '.join(COLUMNS)} FROM entries ORDER BY seq")
 
 
-def chain_hash(prev: str, row: Sequence[Any]) -> str:
-    """The documented rule, written independently: sha256(prev + canonical JSON of seq..purpose)."""
-    obj = dict(zip(COLUMNS[:10], row[:10], strict=True))
-    for key in ("resources", "released", "rules"):
-        obj[key] = orjson.loads(obj[key])
-    return hashlib.sha256(prev.encode() + orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)).hexdigest()
+def batches(path: Path) -> list[tuple[Any, ...]]:
+    return sql(path, "SELECT first, count, entries, prev, hash FROM batches ORDER BY first")
+
+
+def chain_hash(prev: str, stored: str) -> str:
+    """The documented rule, written independently: sha256(prev + the stored entries)."""
+    return hashlib.sha256(prev.encode() + stored.encode()).hexdigest()
 
 
 def rechain(path: Path) -> None:
     """What an attacker with write access does: recompute every hash and the head."""
-    prev = ZERO_HASH
-    for row in rows(path):
-        digest = chain_hash(prev, row)
-        sql(path, "UPDATE entries SET prev = ?, hash = ? WHERE seq = ?", (prev, digest, row[0]))
-        prev = digest
-    last = rows(path)[-1]
-    sql(path, "UPDATE meta SET value = ? WHERE key = 'head_seq'", (str(last[0]),))
-    sql(path, "UPDATE meta SET value = ? WHERE key = 'head_hash'", (last[11],))
+    prev, end = ZERO_HASH, 0
+    for first, size, stored, _, _ in batches(path):
+        digest = chain_hash(prev, stored)
+        sql(path, "UPDATE batches SET prev = ?, hash = ? WHERE first = ?", (prev, digest, first))
+        prev, end = digest, first + size - 1
+    sql(path, "UPDATE meta SET value = ? WHERE key = 'head_seq'", (str(end),))
+    sql(path, "UPDATE meta SET value = ? WHERE key = 'head_hash'", (prev,))
+
+
+def edit(path: Path, json_path: str, value: object) -> None:
+    """Change one field of one stored entry, as someone with the file and sqlite3 would."""
+    sql(
+        path,
+        "UPDATE batches SET entries = json_set(entries, ?, json(?))",
+        (json_path, orjson.dumps(value).decode()),
+    )
 
 
 def test_recorded_entries_are_written_within_the_flush_interval(tmp_path: Path) -> None:
@@ -110,21 +120,33 @@ def test_recorded_entries_are_written_within_the_flush_interval(tmp_path: Path) 
     assert head(path)[0] == 3
 
 
-def test_each_hash_is_sha256_of_prev_and_the_canonical_entry(tmp_path: Path) -> None:
-    stored = rows(filled(tmp_path / "audit.sqlite", 2))
-    assert stored[0][10] == ZERO_HASH
-    assert stored[0][11] == chain_hash(ZERO_HASH, stored[0])
-    assert stored[1][10] == stored[0][11]
-    assert stored[1][11] == chain_hash(stored[0][11], stored[1])
+def test_each_batch_hash_is_sha256_of_prev_and_its_entries_as_stored(tmp_path: Path) -> None:
+    stored = batches(filled(tmp_path / "audit.sqlite", 4, per_batch=2))
+    assert [(b[0], b[1]) for b in stored] == [(1, 2), (3, 2)]
+    assert orjson.loads(stored[0][2]) == [orjson.loads(orjson.dumps(tuple(entry(i)))) for i in (1, 2)]
+    assert stored[0][3] == ZERO_HASH
+    assert stored[0][4] == chain_hash(ZERO_HASH, stored[0][2])
+    assert stored[1][3] == stored[0][4]
+    assert stored[1][4] == chain_hash(stored[0][4], stored[1][2])
+    assert head(tmp_path / "audit.sqlite") == (4, stored[1][4])
+
+
+def test_the_entries_view_has_one_row_per_entry(tmp_path: Path) -> None:
+    path = filled(tmp_path / "audit.sqlite", 3, per_batch=2)
+    assert [(r[0], r[2], r[COLUMNS.index("withheld")]) for r in rows(path)] == [
+        (1, "req-1", 3),
+        (2, "req-2", 3),
+        (3, "req-3", 3),
+    ]
+    assert sql(path, "SELECT seq FROM entries WHERE request_id = 'req-2'") == [(2,)]
 
 
 def test_the_chain_continues_across_close_and_reopen(tmp_path: Path) -> None:
     path = filled(tmp_path / "audit.sqlite", 2)
     filled(path, 1, first=3)
-    stored = rows(path)
-    assert [r[0] for r in stored] == [1, 2, 3]
-    assert [r[2] for r in stored] == ["req-1", "req-2", "req-3"]
-    assert stored[2][10] == stored[1][11]
+    assert [r[2] for r in rows(path)] == ["req-1", "req-2", "req-3"]
+    assert [(b[0], b[1]) for b in batches(path)] == [(1, 2), (3, 1)]
+    assert batches(path)[1][3] == batches(path)[0][4]
     assert verify(path).ok
 
 
@@ -141,86 +163,114 @@ def test_two_writers_on_one_file_keep_one_chain(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("column", "value"),
+    ("field", "value"),
     [
         ("caller", "EU.EORI.NL000000666"),
         ("time", 1_600_000_000.0),
-        ("resources", '["https://data.test.example/id/building/99"]'),
+        ("resources", ["https://data.test.example/id/building/99"]),
         ("withheld", 0),
-        ("rules", '["rule-2"]'),
+        ("rules", ["rule-2"]),
         ("purpose", "marketing"),
     ],
 )
-def test_verify_reports_an_edited_field(tmp_path: Path, column: str, value: object) -> None:
-    path = filled(tmp_path / "audit.sqlite", 4)
-    sql(path, f"UPDATE entries SET {column} = ? WHERE seq = 2", (value,))
+def test_verify_reports_an_edited_field(tmp_path: Path, field: str, value: object) -> None:
+    path = filled(tmp_path / "audit.sqlite", 4, per_batch=2)
+    sql(
+        path,
+        "UPDATE batches SET entries = json_set(entries, ?, json(?)) WHERE first = 3",
+        (f"$[0][{Entry._fields.index(field)}]", orjson.dumps(value).decode()),
+    )
+    assert (
+        rows(path)[2][COLUMNS.index(field)]
+        != rows(filled(tmp_path / "copy.sqlite", 4))[2][COLUMNS.index(field)]
+    )
     report = verify(path)
-    assert report.problems == ["seq 2: hash does not match the content (edited)"]
+    assert report.problems == ["seq 3..4: hash does not match the content (edited)"]
     assert (report.ok, report.entries) == (False, 4)
 
 
-def test_verify_reports_a_removed_middle_entry(tmp_path: Path) -> None:
-    path = filled(tmp_path / "audit.sqlite", 5)
-    sql(path, "DELETE FROM entries WHERE seq = 3")
+def test_verify_reports_an_entry_removed_from_a_batch(tmp_path: Path) -> None:
+    path = filled(tmp_path / "audit.sqlite", 4, per_batch=2)
+    sql(path, "UPDATE batches SET entries = json_remove(entries, '$[1]') WHERE first = 1")
+    assert [r[2] for r in rows(path)] == ["req-1", "req-3", "req-4"]
+    assert verify(path).problems == [
+        "seq 1..2: hash does not match the content (edited)",
+        "seq 1..2: does not hold 2 entries as its count says (edited)",
+    ]
+
+
+def test_verify_reports_two_entries_swapped_within_a_batch(tmp_path: Path) -> None:
+    path = filled(tmp_path / "audit.sqlite", 4, per_batch=2)
+    sql(
+        path,
+        "UPDATE batches SET entries = json_array(json_extract(entries, '$[1]'), json_extract(entries, '$[0]'))"
+        " WHERE first = 3",
+    )
+    assert [r[2] for r in rows(path)] == ["req-1", "req-2", "req-4", "req-3"]
+    assert verify(path).problems == ["seq 3..4: hash does not match the content (edited)"]
+
+
+def test_verify_reports_a_removed_middle_batch(tmp_path: Path) -> None:
+    path = filled(tmp_path / "audit.sqlite", 6, per_batch=2)
+    sql(path, "DELETE FROM batches WHERE first = 3")
     report = verify(path)
     assert report.problems == [
-        "seq 4: entry 3 is missing",
-        "seq 4: prev is not the hash of the entry before it (removed or moved)",
+        "seq 3..4: missing",
+        "seq 5..6: prev is not the hash of the batch before it (removed or moved)",
     ]
     assert (report.ok, report.entries) == (False, 4)
 
 
-def test_verify_reports_two_entries_with_swapped_contents(tmp_path: Path) -> None:
-    path = filled(tmp_path / "audit.sqlite", 4)
-    second, third = rows(path)[1], rows(path)[2]
-    setting = ", ".join(f"{c} = ?" for c in COLUMNS[1:10])
-    sql(path, f"UPDATE entries SET {setting} WHERE seq = 2", third[1:10])
-    sql(path, f"UPDATE entries SET {setting} WHERE seq = 3", second[1:10])
+def test_verify_reports_two_batches_with_swapped_places(tmp_path: Path) -> None:
+    path = filled(tmp_path / "audit.sqlite", 6, per_batch=2)
+    sql(path, "UPDATE batches SET first = -1 WHERE first = 1")
+    sql(path, "UPDATE batches SET first = 1 WHERE first = 3")
+    sql(path, "UPDATE batches SET first = 3 WHERE first = -1")
     assert verify(path).problems == [
-        "seq 2: hash does not match the content (edited)",
-        "seq 3: hash does not match the content (edited)",
+        "seq 1..2: prev is not the hash of the batch before it (removed or moved)",
+        "seq 3..4: prev is not the hash of the batch before it (removed or moved)",
+        "seq 5..6: prev is not the hash of the batch before it (removed or moved)",
     ]
 
 
-def test_verify_reports_two_entries_with_swapped_seqs(tmp_path: Path) -> None:
-    path = filled(tmp_path / "audit.sqlite", 4)
-    sql(path, "UPDATE entries SET seq = -2 WHERE seq = 2")
-    sql(path, "UPDATE entries SET seq = 2 WHERE seq = 3")
-    sql(path, "UPDATE entries SET seq = 3 WHERE seq = -2")
+def test_verify_reports_a_wrong_count_and_bytes_that_are_not_text(tmp_path: Path) -> None:
+    path = filled(tmp_path / "audit.sqlite", 4, per_batch=2)
+    sql(path, "UPDATE batches SET count = 3 WHERE first = 1")
+    sql(path, "UPDATE batches SET entries = CAST(X'5BFF5D' AS TEXT) WHERE first = 3")
     assert verify(path).problems == [
-        "seq 2: prev is not the hash of the entry before it (removed or moved)",
-        "seq 2: hash does not match the content (edited)",
-        "seq 3: prev is not the hash of the entry before it (removed or moved)",
-        "seq 3: hash does not match the content (edited)",
-        "seq 4: prev is not the hash of the entry before it (removed or moved)",
+        "seq 1..3: does not hold 3 entries as its count says (edited)",
+        "seq 3..4: overlaps the entries before it (the log starts at 1)",
+        "seq 3..4: hash does not match the content (edited)",
+        "seq 3..4: does not hold 2 entries as its count says (edited)",
     ]
+    assert [r["path"] for r in tail(path, 1)] == ["audit:unreadable"]
 
 
 def test_verify_reports_entries_cut_off_the_end_by_the_recorded_head(tmp_path: Path) -> None:
-    path = filled(tmp_path / "audit.sqlite", 5)
-    sql(path, "DELETE FROM entries WHERE seq >= 4")
+    path = filled(tmp_path / "audit.sqlite", 6, per_batch=2)
+    sql(path, "DELETE FROM batches WHERE first = 5")
     report = verify(path)
-    assert report.problems == ["seq 4..5: missing at the end (the recorded head is seq 5)"]
-    assert (report.ok, report.entries, report.head[0]) == (False, 3, 3)
+    assert report.problems == ["seq 5..6: missing at the end (the recorded head is seq 6)"]
+    assert (report.ok, report.entries, report.head[0]) == (False, 4, 4)
 
 
 def test_verify_reports_a_rechained_log_only_against_an_exported_anchor(tmp_path: Path) -> None:
-    path = filled(tmp_path / "audit.sqlite", 4)
+    path = filled(tmp_path / "audit.sqlite", 4, per_batch=2)
     anchor = head(path)
-    sql(path, "UPDATE entries SET caller = 'EU.EORI.NL000000666' WHERE seq = 2")
+    edit(path, "$[1][2]", "EU.EORI.NL000000666")
     rechain(path)
     assert verify(path).ok  # the chain alone cannot tell: hence the external anchor
     assert verify(path, anchor=anchor).problems == [
-        f"seq 4: hash differs from the anchor {anchor[1]} (rewritten)"
+        f"seq 3..4: differs from the anchor 4:{anchor[1]} (rewritten)"
     ]
 
 
 def test_verify_reports_a_cut_whose_head_was_rewritten_against_an_anchor(tmp_path: Path) -> None:
-    path = filled(tmp_path / "audit.sqlite", 5)
+    path = filled(tmp_path / "audit.sqlite", 6, per_batch=2)
     anchor = head(path)
-    sql(path, "DELETE FROM entries WHERE seq = 5")
+    sql(path, "DELETE FROM batches WHERE first = 5")
     rechain(path)
-    assert verify(path, anchor=anchor).problems == ["seq 5: the anchored entry is missing (cut off)"]
+    assert verify(path, anchor=anchor).problems == ["seq 6: the anchored entry is missing (cut off)"]
 
 
 def test_verify_refuses_a_missing_file_without_creating_it(tmp_path: Path) -> None:
@@ -231,12 +281,17 @@ def test_verify_refuses_a_missing_file_without_creating_it(tmp_path: Path) -> No
     assert not path.exists()
 
 
-def test_opening_a_log_of_another_format_is_refused(tmp_path: Path) -> None:
-    path = filled(tmp_path / "audit.sqlite", 1)
-    sql(path, "UPDATE meta SET value = '2' WHERE key = 'format'")
+def test_opening_a_log_of_another_format_is_refused_and_leaves_it_unchanged(tmp_path: Path) -> None:
+    path = tmp_path / "audit.sqlite"
+    sql(path, "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    sql(path, "INSERT INTO meta VALUES ('format', '1')")
     with pytest.raises(GatewayError) as caught:
         AuditLog(path)
-    assert caught.value.detail == f"{path}: audit log format '2'; this node writes '1'"
+    assert caught.value.detail == (
+        f"{path}: audit log format '1'; this node writes '2'. Keep that file as it is"
+        " (the dsgo that wrote it verifies it) and give node.audit a new path"
+    )
+    assert sql(path, "SELECT name FROM sqlite_master") == [("meta",), ("sqlite_autoindex_meta_1",)]
 
 
 def test_record_only_queues_until_the_writer_runs(tmp_path: Path) -> None:
@@ -249,30 +304,26 @@ def test_record_only_queues_until_the_writer_runs(tmp_path: Path) -> None:
     assert sql(path, "SELECT count(*) FROM entries") == [(1,)]
 
 
-def test_record_does_not_wait_for_a_stalled_writer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    stalled, release = threading.Event(), threading.Event()
-    writers: list[str] = []
-    real_append = audit._append
+def record_many(log: AuditLog, numbers: range) -> None:
+    for i in numbers:
+        log.record(entry(i))
 
-    def slow_append(db: sqlite3.Connection, entries: Sequence[Entry]) -> int:
-        writers.append(threading.current_thread().name)
-        stalled.set()
-        release.wait(10)
-        return real_append(db, entries)
 
-    monkeypatch.setattr(audit, "_append", slow_append)
+def test_record_does_not_wait_for_a_stalled_writer(tmp_path: Path) -> None:
     path = tmp_path / "audit.sqlite"
-    with AuditLog(path, flush_interval=0.01) as log:
+    log = AuditLog(path, flush_interval=0.01)
+    with log, contextlib.closing(sqlite3.connect(path, isolation_level=None)) as stall:
+        stall.execute("BEGIN IMMEDIATE")  # the disk stalls: the writer cannot commit
         log.record(entry(0))
-        assert stalled.wait(5)  # the writer is now stuck inside a disk write
-        requests = threading.Thread(target=lambda: [log.record(entry(i)) for i in range(1, 1001)])
+        time.sleep(0.1)  # the writer is now waiting for the lock
+        requests = threading.Thread(target=record_many, args=(log, range(1, 1001)))
         requests.start()
         requests.join(5)
         finished_while_stalled = not requests.is_alive()
         assert log.status().queued == 1001
-        release.set()
+        assert sql(path, "SELECT count(*) FROM entries") == [(0,)]
+        stall.execute("COMMIT")
     assert finished_while_stalled
-    assert set(writers) == {f"audit {path.name}"}
     assert verify(path).entries == 1001
 
 
@@ -295,22 +346,28 @@ def test_a_full_queue_leaves_a_visible_gap_entry_and_still_verifies(tmp_path: Pa
     assert verify(path) == VerifyReport(ok=True, entries=4, problems=[], head=head(path))
 
 
+@pytest.mark.parametrize("started", [False, True], ids=["in process", "writer process"])
 def test_an_entry_that_cannot_be_stored_becomes_a_gap_entry(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, started: bool
 ) -> None:
     path = tmp_path / "audit.sqlite"
     log = AuditLog(path)
+    if started:
+        log.start()
     log.record(entry(1))
     log.record(entry(2, time=float("nan")))
     log.record(entry(3))
+    log.record(entry(4, path="/id/\udc80"))  # not UTF-8: cannot even be encoded
     with caplog.at_level(logging.ERROR, logger="gateway.audit"):
         log.close()
     assert [(r["request_id"], r["path"], r["withheld"], r["purpose"]) for r in tail(path)] == [
         ("req-1", "/id/building/1", 3, "maintenance"),
         ("req-3", "/id/building/3", 3, "maintenance"),
-        ("", DROPPED_PATH, 1, "could not be stored"),
+        ("", DROPPED_PATH, 2, "could not be stored"),
     ]
     assert "audit entry of request 'req-2' not stored" in caplog.text
+    assert "audit entry of request 'req-4' not stored" in caplog.text
+    assert log.status().dropped == 2
     assert verify(path).ok
 
 
@@ -376,28 +433,36 @@ def test_a_killed_node_leaves_a_log_that_verifies(tmp_path: Path) -> None:
 
 def test_the_log_has_no_place_for_withheld_values(tmp_path: Path) -> None:
     path = filled(tmp_path / "audit.sqlite", 1)
-    assert [r[1] for r in sql(path, "PRAGMA table_info(entries)")] == list(COLUMNS)
-    assert {f.name: f.type for f in dataclasses.fields(Entry)}["withheld"] == "int"
-    stored = rows(path)[0]
-    assert stored[:10] == (
-        1,
-        1_700_000_001.0,
-        "req-1",
-        PARTY,
-        "/id/building/1",
-        '["https://data.test.example/id/building/1"]',
-        '["http://www.w3.org/2000/01/rdf-schema#label","https://vocab.dsgo.example/def#energyLabel"]',
-        3,
-        '["rule-1"]',
-        "maintenance",
-    )
+    assert [r[1] for r in sql(path, "PRAGMA table_info(batches)")] == [
+        "first",
+        "count",
+        "entries",
+        "prev",
+        "hash",
+    ]
+    assert [r[1] for r in sql(path, "PRAGMA table_info(entries)")] == [*COLUMNS, "batch"]
+    assert typing.get_type_hints(Entry)["withheld"] is int
+    assert orjson.loads(batches(path)[0][2]) == [
+        [
+            1_700_000_001.0,
+            "req-1",
+            PARTY,
+            "/id/building/1",
+            ["https://data.test.example/id/building/1"],
+            ["http://www.w3.org/2000/01/rdf-schema#label", "https://vocab.dsgo.example/def#energyLabel"],
+            3,
+            ["rule-1"],
+            "maintenance",
+        ]
+    ]
 
 
-def test_tail_returns_the_latest_n_oldest_first(tmp_path: Path) -> None:
-    path = filled(tmp_path / "audit.sqlite", 5)
-    latest = tail(path, 2)
-    assert [(r["seq"], r["request_id"]) for r in latest] == [(4, "req-4"), (5, "req-5")]
-    assert latest[1]["resources"] == ["https://data.test.example/id/building/5"]
+@pytest.mark.parametrize("per_batch", [1, 2, 1000])
+def test_tail_returns_the_latest_n_oldest_first(tmp_path: Path, per_batch: int) -> None:
+    path = filled(tmp_path / "audit.sqlite", 5, per_batch=per_batch)
+    latest = tail(path, 3)
+    assert [(r["seq"], r["request_id"]) for r in latest] == [(3, "req-3"), (4, "req-4"), (5, "req-5")]
+    assert latest[2]["resources"] == ["https://data.test.example/id/building/5"]
     assert latest[1]["rules"] == ["rule-1"]
     assert tail(path, 0) == []
 
@@ -438,11 +503,11 @@ def test_cli_verify_names_each_problem_and_exits_1(
 ) -> None:
     path = filled(tmp_path / "audit.sqlite", 3)
     anchor = "{}:{}".format(*head(path))
-    sql(path, "UPDATE entries SET purpose = 'marketing' WHERE seq = 3")
+    edit(path, "$[2][8]", "marketing")
     assert dsgo_audit(tmp_path, "verify", "--anchor", anchor) == 1
-    digest = rows(path)[2][11]
+    digest = batches(path)[0][4]
     assert capsys.readouterr().out.splitlines() == [
-        f"{path}: seq 3: hash does not match the content (edited)",
+        f"{path}: seq 1..3: hash does not match the content (edited)",
         f"{path}: BROKEN, 3 entries, head 3:{digest}",
     ]
 

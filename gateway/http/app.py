@@ -139,7 +139,7 @@ def create_app(
     client = http or outbound_http()
     auth = None if settings.open else make_auth(settings, client, clock)
     node = Node(settings, clock=clock)  # a broken policy file stops the node here
-    audit_log = AuditLog(settings.audit_path) if settings.audit_path else None
+    audit_log = node.audit = AuditLog(settings.audit_path) if settings.audit_path else None
 
     async def watch_loop() -> None:
         while True:

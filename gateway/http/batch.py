@@ -53,7 +53,7 @@ async def batch(request: Request) -> Response:
         tuple(sorted(rules)),
         tuple(sorted(purposes)),
     )
-    audit(request, caller, rep)
+    audit(node.audit, request, caller, rep)
     return Response(answer, media_type="application/json", headers={"cache-control": "no-store"})
 
 

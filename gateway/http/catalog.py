@@ -121,5 +121,5 @@ async def catalog(request: Request) -> Response:
     fmt = chosen_format(request)
     rep = await node.represent_async(("catalog", grant.key), fmt, lambda: describe_node(node, grant))
     assert rep is not None
-    audit(request, caller, rep)
+    audit(node.audit, request, caller, rep)
     return send(request, rep)

@@ -51,7 +51,7 @@ async def resource(request: Request) -> Response:
             ("resource", grant.key, iri), fmt, partial(_describe, node, grant, iri)
         )
         if rep is not None:
-            audit(request, caller, rep)
+            audit(node.audit, request, caller, rep)
             return send(request, rep)
     raise NotFound(f"no resource {node.namespace + path} on this node")
 
@@ -95,7 +95,7 @@ async def collection(request: Request) -> Response:
     )
     if rep is None:
         raise NotFound(f"page {page} of {name} is past its end")
-    audit(request, caller, rep)
+    audit(node.audit, request, caller, rep)
     return send(request, rep)
 
 

@@ -10,7 +10,7 @@ import weakref
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.audit import AuditLog, Entry
+from gateway.audit import AuditLog
 from gateway.errors import NotAcceptable
 from gateway.formats import FORMATS, Format, negotiate
 from gateway.node import Representation
@@ -79,21 +79,31 @@ def _matches(header: str, etag: str) -> bool:
     return any(tag.strip().removeprefix("W/") == etag for tag in header.split(","))
 
 
-def audit(request: Request, caller: PolicyCaller, rep: Representation) -> None:
-    """Append the read to the node's audit log (never waits on the disk)."""
-    log: AuditLog | None = request.app.state.audit
-    if log is None:
-        return
-    log.record(
-        Entry(
-            time=time.time(),
-            request_id=request.headers.get("x-request-id") or f"{_RUN}-{next(_COUNTER)}",
-            caller=caller.party_id or "anonymous",
-            path=request.scope["path"],
-            resources=rep.resources,
-            released=rep.released,
-            withheld=rep.withheld,
-            rules=rep.rules,
-            purpose="; ".join(rep.purposes),
+def audit(log: AuditLog | None, request: Request, caller: PolicyCaller, rep: Representation) -> None:
+    """Append the read to the node's audit log ``log`` (never waits on the disk).
+
+    Every read pays this, so it is lean: the entry a plain tuple in ``Entry``'s order (the
+    garbage collector stops tracking it, a named tuple it would follow to the disk), the
+    request id read from the raw headers."""
+    if log is not None:
+        log.record(
+            (
+                time.time(),
+                _request_id(request.scope["headers"]),
+                caller.party_id or "anonymous",
+                request.scope["path"],
+                rep.resources,
+                rep.released,
+                rep.withheld,
+                rep.rules,
+                "; ".join(rep.purposes),
+            )
         )
-    )
+
+
+def _request_id(headers: list[tuple[bytes, bytes]]) -> str:
+    """The caller's ``X-Request-Id``, else one of our own (a fifth of ``Headers.get``'s cost)."""
+    for name, value in headers:
+        if name == b"x-request-id" and value:
+            return value.decode("latin-1")
+    return f"{_RUN}-{next(_COUNTER)}"

@@ -171,21 +171,23 @@ async def sparql(request: Request) -> Response:
     if isinstance(outcome, bool):
         kind = _choose(accept, _RESULTS, "json")
         body, media = _boolean(outcome, kind)
-        return _answer(request, caller, body, media, ())
+        return _answer(request, node, caller, body, media, ())
     variables, rows = outcome
     if variables is None:  # CONSTRUCT / DESCRIBE
         fmt = _choose(accept, _RDF, FORMATS[0])
         triples: list[ox.Triple] = rows
         body = fmt.render(triples, Page(node.vocab, node.namespace, node.namespace + "sparql"))
         resources = tuple(sorted({t.subject.value for t in triples if isinstance(t.subject, ox.NamedNode)}))
-        return _answer(request, caller, body, fmt.content_type, resources)
+        return _answer(request, node, caller, body, fmt.content_type, resources)
     kind = _choose(accept, _RESULTS, "json")
     body, media = _solutions(variables, rows, kind)
-    return _answer(request, caller, body, media, ())
+    return _answer(request, node, caller, body, media, ())
 
 
-def _answer(request: Request, caller: Any, body: bytes, media: str, resources: tuple[str, ...]) -> Response:
-    audit(request, caller, Representation(body, media, "", (), resources))
+def _answer(
+    request: Request, node: Node, caller: Any, body: bytes, media: str, resources: tuple[str, ...]
+) -> Response:
+    audit(node.audit, request, caller, Representation(body, media, "", (), resources))
     return Response(body, media_type=media, headers={"vary": "Accept", "cache-control": "no-store"})
 
 
