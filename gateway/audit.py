@@ -195,7 +195,7 @@ class AuditLog:
         self._queue: deque[Row] = deque()
         self._pending: list[Row] = []  # taken from the queue, not committed yet: writer only
         self._dropped, self._first_drop, self._dropped_total = 0, 0.0, 0
-        self._accepted = 0  # entries handed to the writer: recorded ones and gap entries
+        self._taken = 0  # entries the writer took from the queue, and gap entries it added
         self._written = 0
         self._written_cond = threading.Condition()
         self._last_error: str | None = None
@@ -218,22 +218,22 @@ class AuditLog:
 
     def record(self, entry: Row) -> None:
         """Queue one read (an ``Entry`` or a plain ``Row``): never touches the disk, never
-        waits for the writer."""
-        with self._lock:
-            if self._closed:
-                raise RuntimeError(f"{self.path}: the audit log is closed")
-            if len(self._queue) >= self._max_queue:
-                if not self._dropped:
-                    self._first_drop = entry[0]
-                self._dropped += 1
-                return
+        waits for the writer, takes no lock unless the queue is full (a deque's append is
+        atomic; the writer takes entries out one by one under the lock)."""
+        if self._closed:
+            raise RuntimeError(f"{self.path}: the audit log is closed")
+        if len(self._queue) < self._max_queue:
             self._queue.append(entry)
-            self._accepted += 1
+            return
+        with self._lock:
+            if not self._dropped:
+                self._first_drop = entry[0]
+            self._dropped += 1
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until all recorded so far is committed; False if ``timeout`` passed first."""
-        with self._lock:
-            target = self._accepted + (1 if self._dropped else 0)
+        with self._lock:  # what was taken and what waits, at one instant
+            target = self._taken + len(self._queue) + (1 if self._dropped else 0)
         if self._thread is None:
             self._drain()
         else:
@@ -287,17 +287,18 @@ class AuditLog:
     def _drain(self) -> None:
         """Commit what is queued, ``max_batch`` entries per transaction (writer side).
 
-        The lock is held to swap the queue out, never during I/O. A batch that fails
+        The lock is held to take the queue's entries, never during I/O. A batch that fails
         stays pending and is retried before anything new is taken, so memory stays
         bounded by ``max_queue`` while the disk refuses.
         """
         while True:
             if not self._pending:
                 with self._lock:
-                    batch, self._queue = self._queue, deque()
+                    queue = self._queue  # popped, not swapped: record() may be appending
+                    batch = [queue.popleft() for _ in range(len(queue))]
                     dropped, self._dropped, first_drop = self._dropped, 0, self._first_drop
                     self._dropped_total += dropped
-                    self._accepted += 1 if dropped else 0
+                    self._taken += len(batch) + (1 if dropped else 0)
                 self._pending.extend(batch)
                 if dropped:  # every drop came after the last accepted entry: the gap goes last
                     self._pending.append(_gap(dropped, first_drop, QUEUE_FULL))

@@ -327,6 +327,24 @@ def test_record_does_not_wait_for_a_stalled_writer(tmp_path: Path) -> None:
     assert verify(path).entries == 1001
 
 
+def test_reads_recorded_from_many_threads_while_the_writer_runs_are_all_kept_once(tmp_path: Path) -> None:
+    path = tmp_path / "audit.sqlite"
+    with AuditLog(path, flush_interval=0.001, max_batch=700) as log:
+        threads = [
+            threading.Thread(target=record_many, args=(log, range(t * 5000, (t + 1) * 5000)))
+            for t in range(4)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert log.flush()
+        assert log.status().queued == 0
+        assert head(path)[0] == 20_000  # flush covered every entry recorded before it
+    assert sorted(r[2] for r in rows(path)) == sorted(f"req-{i}" for i in range(20_000))
+    assert verify(path).ok
+
+
 def test_a_full_queue_leaves_a_visible_gap_entry_and_still_verifies(tmp_path: Path) -> None:
     path = tmp_path / "audit.sqlite"
     log = AuditLog(path, max_queue=3)
