@@ -68,9 +68,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import hashlib
 import logging
 import math
+import os
 import re
 import sqlite3
 import threading
@@ -112,13 +114,14 @@ QUEUE_FULL, UNSTORABLE = "queue full", "could not be stored"  # a gap entry's pu
 _MAX_PROBLEMS = 100
 _CLOSE_RETRIES = 3
 _LAST = "SELECT first + count - 1, hash FROM batches ORDER BY first DESC LIMIT 1"
+_OLDER_FORMATS = frozenset({"1"})  # an existing log of these is moved aside: a new one begins
 _log = logging.getLogger(__name__)
 
 
 class Entry(NamedTuple):
     """One read as the audit log keeps it: what was released, and only how much was withheld.
 
-    A named tuple: made on the request path for every read, and cheapest so."""
+    The fields, named; the request path hands the same values to ``record`` as a ``Row``."""
 
     time: float
     request_id: str
@@ -581,11 +584,44 @@ def _check_head(meta: Mapping[str, str], last: tuple[int, str]) -> list[str]:
 
 
 def _open_for_writing(path: Path, durable: bool) -> sqlite3.Connection:
+    """The log at ``path``, created if need be. A log of an older format is moved aside
+    (renamed, untouched) and a new one begins; one of an unknown format is refused."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        folder = os.open(path.parent, os.O_RDONLY)
+    except OSError as exc:
+        raise GatewayError(f"{path}: cannot open the audit log ({exc})") from None
+    try:
+        fcntl.flock(folder, fcntl.LOCK_EX)  # a node's workers start together: one opens at a time
+        try:
+            return _connect(path, durable)
+        except _OlderFormat as older:
+            aside = _move_aside(path, older.format)
+            _log.warning(
+                "%s: the audit log of format %r there (head %s) was moved to %s, unchanged: verify it"
+                " with the dsgo that wrote it. A new log of format %r starts here.",
+                path,
+                older.format,
+                older.head,
+                aside,
+                FORMAT,
+            )
+            return _connect(path, durable)
+    finally:
+        os.close(folder)  # and with it the lock
+
+
+class _OlderFormat(Exception):
+    def __init__(self, format_: str, head: str) -> None:
+        super().__init__(format_)
+        self.format, self.head = format_, head
+
+
+def _connect(path: Path, durable: bool) -> sqlite3.Connection:
+    try:
         # one thread at a time uses it: this one, then the writer thread, then close()
         db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    except (OSError, sqlite3.Error) as exc:
+    except sqlite3.Error as exc:
         raise GatewayError(f"{path}: cannot open the audit log ({exc})") from None
     try:
         db.execute("PRAGMA busy_timeout = 5000")  # other worker processes of the node
@@ -597,12 +633,25 @@ def _open_for_writing(path: Path, durable: bool) -> sqlite3.Connection:
         db.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
         db.execute("BEGIN IMMEDIATE")
         db.execute(_SCHEMA[1])  # meta first: its format decides whether to add anything
-        found = db.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
-        if found is not None and found[0] != FORMAT:
+        meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+        found = meta.get("format")
+        if found is not None and found != FORMAT:
             db.execute("ROLLBACK")  # the file is left as it was
+            if found in _OLDER_FORMATS:
+                db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # all of it in the one file
+                raise _OlderFormat(found, f"{meta.get('head_seq')}:{meta.get('head_hash')}")
             raise GatewayError(
-                f"{path}: audit log format {found[0]!r}; this node writes {FORMAT!r}. Keep that file as"
-                " it is (the dsgo that wrote it verifies it) and give node.audit a new path"
+                f"{path}: audit log format {found!r}, which this dsgo (format {FORMAT!r}) does not know;"
+                " a newer dsgo wrote it? Keep it as it is and give node.audit a new path"
+            )
+        if (
+            found is None
+            and db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name NOT IN ('meta', 'batches')"
+            ).fetchone()
+        ):
+            raise GatewayError(
+                f"{path}: a SQLite file with other tables, not an audit log; give node.audit a new path"
             )
         for statement in _SCHEMA:
             db.execute(statement)
@@ -615,10 +664,30 @@ def _open_for_writing(path: Path, durable: bool) -> sqlite3.Connection:
     except sqlite3.Error as exc:
         db.close()
         raise GatewayError(f"{path}: not a usable audit log ({exc})") from None
-    except GatewayError:
+    except BaseException:
         db.close()
         raise
     return db
+
+
+def _move_aside(path: Path, format_: str) -> Path:
+    """Rename ``path`` (and any WAL left beside it) to a free ``NAME.formatN[.K]``."""
+    aside = path.with_name(f"{path.name}.format{format_}")
+    for k in range(2, 1000):
+        if not aside.exists():
+            break
+        aside = path.with_name(f"{path.name}.format{format_}.{k}")
+    try:
+        for suffix in ("-wal", "-shm"):
+            extra = path.with_name(path.name + suffix)
+            if extra.exists():
+                extra.rename(aside.with_name(aside.name + suffix))
+        path.rename(aside)
+    except OSError as exc:
+        raise GatewayError(
+            f"{path}: an audit log of format {format_!r} could not be moved aside ({exc})"
+        ) from None
+    return aside
 
 
 @contextlib.contextmanager

@@ -281,17 +281,51 @@ def test_verify_refuses_a_missing_file_without_creating_it(tmp_path: Path) -> No
     assert not path.exists()
 
 
-def test_opening_a_log_of_another_format_is_refused_and_leaves_it_unchanged(tmp_path: Path) -> None:
+def format_1_log(path: Path) -> None:
+    """What the dsgo before format 2 left: a row per entry and a head in meta."""
+    sql(path, "CREATE TABLE entries (seq INTEGER PRIMARY KEY, caller TEXT, hash TEXT)")
+    sql(path, "INSERT INTO entries VALUES (1, 'EU.EORI.NL000000003', 'abc')")
+    sql(path, "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    sql(path, "INSERT INTO meta VALUES ('format', '1'), ('head_seq', '1'), ('head_hash', 'abc')")
+
+
+def test_a_log_of_the_older_format_is_moved_aside_untouched_and_a_new_one_begins(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "audit.sqlite"
+    format_1_log(path)
+    with caplog.at_level(logging.WARNING, logger="gateway.audit"):
+        filled(path, 2)
+    aside = tmp_path / "audit.sqlite.format1"
+    assert sql(aside, "SELECT * FROM entries") == [(1, "EU.EORI.NL000000003", "abc")]
+    assert f"the audit log of format '1' there (head 1:abc) was moved to {aside}, unchanged" in caplog.text
+    assert [r[2] for r in rows(path)] == ["req-1", "req-2"]
+    assert verify(path).ok
+    format_1_log(tmp_path / "again.sqlite")
+    (tmp_path / "again.sqlite.format1").write_text("taken")
+    filled(tmp_path / "again.sqlite", 1)
+    assert (tmp_path / "again.sqlite.format1").read_text() == "taken"  # never overwritten
+    assert sql(tmp_path / "again.sqlite.format1.2", "SELECT caller FROM entries") == [
+        ("EU.EORI.NL000000003",)
+    ]
+
+
+def test_a_log_of_an_unknown_format_or_another_database_is_refused_and_left_unchanged(tmp_path: Path) -> None:
     path = tmp_path / "audit.sqlite"
     sql(path, "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-    sql(path, "INSERT INTO meta VALUES ('format', '1')")
+    sql(path, "INSERT INTO meta VALUES ('format', '9')")
     with pytest.raises(GatewayError) as caught:
         AuditLog(path)
     assert caught.value.detail == (
-        f"{path}: audit log format '1'; this node writes '2'. Keep that file as it is"
-        " (the dsgo that wrote it verifies it) and give node.audit a new path"
+        f"{path}: audit log format '9', which this dsgo (format '2') does not know; a newer dsgo wrote it?"
+        " Keep it as it is and give node.audit a new path"
     )
     assert sql(path, "SELECT name FROM sqlite_master") == [("meta",), ("sqlite_autoindex_meta_1",)]
+    other = tmp_path / "shop.sqlite"
+    sql(other, "CREATE TABLE orders (id INTEGER)")
+    with pytest.raises(GatewayError, match="a SQLite file with other tables, not an audit log"):
+        AuditLog(other)
+    assert sql(other, "SELECT name FROM sqlite_master") == [("orders",)]
 
 
 def test_record_only_queues_until_the_writer_runs(tmp_path: Path) -> None:
