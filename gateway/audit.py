@@ -3,7 +3,9 @@
 One ``Entry`` per answered read: who asked (party id or ``anonymous``), on which path,
 which resources, which fields were released, *how many* were withheld (never which, never
 their values), the policy rules that granted and their purpose, the time and the request
-id. ``AuditLog.record`` only appends to an in-memory queue; a writer thread stores the
+id. (A read over the caller's whole view, a collection, the counts or SPARQL, names the
+caller's permits in force: no one resource's decision says which rule released what.)
+``AuditLog.record`` only appends to an in-memory queue; a writer thread stores the
 queue every ``flush_interval`` seconds as one batch in one transaction, so the request
 path never waits on the disk.
 

@@ -156,6 +156,7 @@ async def test_collection_read_is_audited_with_the_members_it_lists(tmp_path: Pa
         [RDF_TYPE],
         0,
     )
+    assert (entry["rules"], entry["purpose"]) == (["muni-energy"], PURPOSE)  # the caller's permits
 
 
 async def test_catalog_read_is_audited(tmp_path: Path, pki: Pki) -> None:
@@ -164,6 +165,7 @@ async def test_catalog_read_is_audited(tmp_path: Path, pki: Pki) -> None:
         logged = entries(fed)
     assert answer.status_code == 200
     assert [(e["caller"], e["path"], e["resources"], e["withheld"]) for e in logged] == [(MUNI, "/", [], 0)]
+    assert (logged[0]["rules"], logged[0]["purpose"]) == (["muni-energy"], PURPOSE)
 
 
 async def test_sparql_reads_are_audited_with_the_resources_they_return(tmp_path: Path, pki: Pki) -> None:
@@ -175,6 +177,10 @@ async def test_sparql_reads_are_audited_with_the_resources_they_return(tmp_path:
     assert [(e["caller"], e["path"], e["resources"], e["withheld"]) for e in logged] == [
         (MUNI, "/sparql", [B1], 0),
         (MUNI, "/sparql", [], 0),
+    ]
+    assert [(e["released"], e["rules"], e["purpose"]) for e in logged] == [
+        (sorted([RDF_TYPE, RDFS_LABEL, ENERGY_LABEL]), ["muni-energy"], PURPOSE),  # a graph's fields
+        ([], ["muni-energy"], PURPOSE),  # solutions name no fields
     ]
 
 

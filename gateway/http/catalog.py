@@ -104,7 +104,8 @@ def describe_node(node: Node, grant: Grant) -> Built:
             T(part, _RDFS_SEEALSO, ox.NamedNode(ns + "collections/" + quote(name, safe=":"))),
         ]
     title = f"{node.settings.name} ({node.settings.party_id})"
-    return Built(out, Page(node.vocab, ns, dataset.value, title, notes=(note,) if note else ()))
+    page = Page(node.vocab, ns, dataset.value, title, notes=(note,) if note else ())
+    return Built(out, page, (), frozenset(), 0, *grant.permits())
 
 
 _FEATURE = {"turtle": "Turtle", "jsonld": "JSON-LD", "ntriples": "N-Triples", "html": "RDFa"}

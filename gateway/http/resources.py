@@ -150,4 +150,4 @@ def _page(node: Node, grant: Grant, name: str, class_iri: str, page: int, limit:
     triples.extend(ox.Triple(coll, h["member"], ox.NamedNode(m)) for m in shown)
     title = f"{name}: {len(members)} resources, page {page} of {last}"
     page_info = Page(node.vocab, node.namespace, coll.value, title, tuple(links))
-    return Built(triples, page_info, tuple(shown), frozenset({RDF_TYPE.value}))
+    return Built(triples, page_info, tuple(shown), frozenset({RDF_TYPE.value}), 0, *grant.permits())

@@ -29,6 +29,7 @@ from gateway.http.auth import reader
 from gateway.http.delegation import grant_of
 from gateway.http.respond import audit
 from gateway.node import Node, Representation
+from gateway.policy.model import Grant
 
 __all__ = ["MAX_QUERY", "QueryLimit", "refuse_service", "sparql"]
 
@@ -171,23 +172,39 @@ async def sparql(request: Request) -> Response:
     if isinstance(outcome, bool):
         kind = _choose(accept, _RESULTS, "json")
         body, media = _boolean(outcome, kind)
-        return _answer(request, node, caller, body, media, ())
+        return _answer(request, node, caller, grant, body, media)
     variables, rows = outcome
     if variables is None:  # CONSTRUCT / DESCRIBE
         fmt = _choose(accept, _RDF, FORMATS[0])
         triples: list[ox.Triple] = rows
         body = fmt.render(triples, Page(node.vocab, node.namespace, node.namespace + "sparql"))
         resources = tuple(sorted({t.subject.value for t in triples if isinstance(t.subject, ox.NamedNode)}))
-        return _answer(request, node, caller, body, fmt.content_type, resources)
+        fields = tuple(sorted({t.predicate.value for t in triples}))
+        return _answer(request, node, caller, grant, body, fmt.content_type, resources, fields)
     kind = _choose(accept, _RESULTS, "json")
     body, media = _solutions(variables, rows, kind)
-    return _answer(request, node, caller, body, media, ())
+    return _answer(request, node, caller, grant, body, media)
 
 
 def _answer(
-    request: Request, node: Node, caller: Any, body: bytes, media: str, resources: tuple[str, ...]
+    request: Request,
+    node: Node,
+    caller: Any,
+    grant: Grant,
+    body: bytes,
+    media: str,
+    resources: tuple[str, ...] = (),
+    fields: tuple[str, ...] = (),
 ) -> Response:
-    audit(node.audit, request, caller, Representation(body, media, "", (), resources))
+    """The answer, audited: resources and fields of a graph result; the grant's permits,
+    since a query runs over the caller's whole view."""
+    rules, purposes = grant.permits()
+    audit(
+        node.audit,
+        request,
+        caller,
+        Representation(body, media, "", (), resources, fields, 0, rules, purposes),
+    )
     return Response(body, media_type=media, headers={"vary": "Accept", "cache-control": "no-store"})
 
 

@@ -83,6 +83,13 @@ class Grant:
     everything: bool = False  # an open node without policies
     key: tuple[str, ...] = field(default=())
 
+    def permits(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The ids and purposes of the permits in force for the caller: what the audit log
+        names for a read over the caller's whole view (a collection, the counts, SPARQL),
+        where no single resource's decision says which rule released what."""
+        permits = [r for r in self.rules if r.effect == "permit"]
+        return tuple(sorted(r.id for r in permits)), tuple(sorted({r.purpose for r in permits if r.purpose}))
+
     @classmethod
     def of(cls, rules: tuple[Rule, ...], version: str, everything: bool = False) -> Grant:
         return cls(rules, version, everything, (version, str(everything), *sorted(r.id for r in rules)))
