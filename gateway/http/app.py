@@ -237,7 +237,8 @@ def create_app(
         if auth is not None:
             entry = await auth.trust.party(party)
             roles = frozenset(entry.roles) if entry else frozenset()
-        reasons = node.access.explain(PolicyCaller(party, roles), iri)
+        # off the event loop: a node on a remote SPARQL store reads over the network
+        reasons = await asyncio.to_thread(node.access.explain, PolicyCaller(party, roles), iri)
         if not reasons:
             raise NotFound(f"no resource {iri} on this node")
         fields = [
