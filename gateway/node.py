@@ -58,7 +58,7 @@ class Representation:
     released: tuple[str, ...] = ()  # sorted, ready for the audit log
     withheld: int = 0
     rules: tuple[str, ...] = ()
-    purposes: tuple[str, ...] = ()
+    purpose: str = ""  # the granting rules' purposes, "; "-joined once, not on every read
 
 
 def etag_of(body: bytes) -> str:
@@ -167,7 +167,7 @@ class Node:
                 tuple(sorted(built.released)),
                 built.withheld,
                 built.rules,
-                built.purposes,
+                "; ".join(built.purposes),
             )
             self._cache.put(generation, full, rep)
         return rep

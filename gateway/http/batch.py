@@ -51,7 +51,7 @@ async def batch(request: Request) -> Response:
         tuple(sorted(released)),
         withheld,
         tuple(sorted(rules)),
-        tuple(sorted(purposes)),
+        "; ".join(sorted(purposes)),
     )
     audit(node.audit, request, caller, rep)
     return Response(answer, media_type="application/json", headers={"cache-control": "no-store"})

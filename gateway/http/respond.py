@@ -96,7 +96,7 @@ def audit(log: AuditLog | None, request: Request, caller: PolicyCaller, rep: Rep
                 rep.released,
                 rep.withheld,
                 rep.rules,
-                "; ".join(rep.purposes),
+                rep.purpose,
             )
         )
 

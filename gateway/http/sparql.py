@@ -203,7 +203,7 @@ def _answer(
         node.audit,
         request,
         caller,
-        Representation(body, media, "", (), resources, fields, 0, rules, purposes),
+        Representation(body, media, "", (), resources, fields, 0, rules, "; ".join(purposes)),
     )
     return Response(body, media_type=media, headers={"vary": "Accept", "cache-control": "no-store"})
 
