@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from gateway import audit
 from gateway.audit import tail, verify
 from tests.kit import FIRM, MUNI, Federation, Pki, federation
 
@@ -210,3 +211,40 @@ async def test_the_chain_verifies_after_reads_through_every_path(tmp_path: Path,
         path = audit_path(fed)
     report = verify(path)
     assert (report.ok, report.problems, report.entries) == (True, [], 9)
+
+
+async def test_health_shows_the_audit_log_and_reports_a_failing_one(
+    tmp_path: Path, pki: Pki, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with firm_node(tmp_path, pki) as (fed, client):
+        own = fed.nodes[FIRM].state.auth.issuer.issue(FIRM, fed.clock(), ())
+        operator = {"authorization": f"Bearer {own}"}
+        assert (await client.get("/id/building/1")).status_code == 200
+        assert fed.nodes[FIRM].state.audit.flush(timeout=10)
+        healthy = (await client.get("/health", headers=operator)).json()
+        assert healthy["audit"] == {
+            "status": "ok",
+            "queued": 0,
+            "written": 1,
+            "dropped": 0,
+            "last_error": None,
+        }
+
+        def disk_full(*args: object) -> list[str]:
+            raise OSError("No space left on device")
+
+        monkeypatch.setattr(audit, "_append", disk_full)
+        assert (await client.get("/id/building/1")).status_code == 200
+        assert not fed.nodes[FIRM].state.audit.flush(timeout=0.5)
+        failing = (await client.get("/health", headers=operator)).json()
+        seen_by_muni = (await client.get("/health")).json()
+        monkeypatch.undo()  # the disk is back: closing writes what waited
+    assert (failing["status"], failing["audit"]["status"], failing["audit"]["queued"]) == (
+        "degraded",
+        "failing",
+        1,
+    )
+    assert failing["audit"]["last_error"] == "OSError: No space left on device"
+    assert seen_by_muni["audit"] == {"status": "failing"}  # no details for others
+    assert len(tail(audit_path(fed), 10)) == 2  # the read made while the disk was full, too
+    assert verify(audit_path(fed)).ok

@@ -194,14 +194,20 @@ def create_app(
     async def health(request: Request) -> Response:
         sources = node.sources.health()
         policy = node.access.health()
-        ok = all(s["status"] == "ok" for s in sources.values()) and policy["status"] != "failed"
+        audit = _audit_health(audit_log)
+        ok = (
+            all(s["status"] == "ok" for s in sources.values())
+            and policy["status"] != "failed"
+            and audit["status"] in ("ok", "off")
+        )
         body: dict[str, Any] = {"status": "ok" if ok else "degraded", "party_id": settings.party_id}
         caller = optional_bearer(request) if auth is not None else None
         if auth is None or (caller is not None and caller.party_id == settings.party_id):
-            body.update(namespace=settings.base_iri, sources=sources, policy=policy)  # operators only
+            body.update(namespace=settings.base_iri, sources=sources, policy=policy, audit=audit)  # operators
         else:
             body["sources"] = {name: {"status": s["status"]} for name, s in sources.items()}
             body["policy"] = {"status": policy["status"]}
+            body["audit"] = {"status": audit["status"]}
         return json_response(body)
 
     async def capabilities(request: Request) -> Response:
@@ -288,3 +294,19 @@ def _resource_route(others: list[Any]) -> Route:
     route = Route("/{path:path}", resource, methods=["GET"])
     route.path_regex = re.compile(rf"^/(?!(?:{reserved})(?:/|$))(?P<path>.+)$")
     return route
+
+
+def _audit_health(log: AuditLog | None) -> dict[str, Any]:
+    """``failing`` while batches cannot be written (they wait in memory and are retried),
+    with how many reads wait, were written and were dropped (each drop is also a gap entry
+    in the log itself)."""
+    if log is None:
+        return {"status": "off"}
+    now = log.status()
+    return {
+        "status": "failing" if now.last_error else "ok",
+        "queued": now.queued,
+        "written": now.written,
+        "dropped": now.dropped,
+        "last_error": now.last_error,
+    }

@@ -82,9 +82,9 @@ def _matches(header: str, etag: str) -> bool:
 def audit(log: AuditLog | None, request: Request, caller: PolicyCaller, rep: Representation) -> None:
     """Append the read to the node's audit log ``log`` (never waits on the disk).
 
-    Every read pays this, so it is lean: the entry a plain tuple in ``Entry``'s order (the
-    garbage collector stops tracking it, a named tuple it would follow to the disk), the
-    request id read from the raw headers."""
+    Every read pays this, so it is lean: the entry is a plain tuple in ``Entry``'s order
+    (the garbage collector soon stops tracking a plain tuple; a named tuple it would keep
+    scanning until the entry is written), the request id is read from the raw headers."""
     if log is not None:
         log.record(
             (
