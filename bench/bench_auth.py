@@ -29,7 +29,6 @@ import os
 import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,6 +41,9 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from bench_resource import cpu_seconds, wrk  # noqa: E402
 
 from gateway.identity.assertions import ASSERTION_TYPE, make_assertion  # noqa: E402
 from gateway.identity.pki import Identity  # noqa: E402
@@ -80,25 +82,6 @@ def open_node(fed: Federation, url: str) -> Path:
 def unlabelled(turtle: str) -> str:
     """Blank node labels are made per process; the rest must be byte for byte equal."""
     return re.sub(r"_:\w+", "_:b", turtle)
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux ``/proc``)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def wrk(url: str, seconds: int, headers: dict[str, str], problems: list[str]) -> float:
-    cmd = ["wrk", "-t1", "-c32", f"-d{seconds}s", url]
-    for name, value in headers.items():
-        cmd[1:1] = ["-H", f"{name}: {value}"]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    for problem in re.findall(r"^\s*(Non-2xx.*|Socket errors.*)$", out, re.MULTILINE):
-        problems.append(f"{url}: {problem.strip()}")
-    found = re.search(r"^Requests/sec:\s+([\d.]+)", out, re.MULTILINE)
-    if found is None:
-        raise RuntimeError(f"no Requests/sec in wrk's output:\n{out}")
-    return float(found.group(1))
 
 
 async def fire(url: str, bodies: list[bytes], client: str) -> tuple[float, Counter[int]]:
@@ -154,11 +137,11 @@ def run(tmp: Path, seconds: int, rounds: int, assertions: int, client_kind: str)
         rps: dict[str, list[float]] = {"open": [], "bearer": []}
         targets = {"open": (open_, {}), "bearer": (secured, bearer)}
         for url, headers in targets.values():  # warm up: connections, caches
-            wrk(url + PATH, 1, headers, problems)
+            wrk(url + PATH, 1, problems, headers)
         for r in range(rounds):  # alternate which goes first, so drift hits both alike
             for who in ["open", "bearer"][:: 1 if r % 2 == 0 else -1]:
                 url, headers = targets[who]
-                rps[who].append(wrk(url + PATH, seconds, headers, problems))
+                rps[who].append(wrk(url + PATH, seconds, problems, headers))
                 print(f"round {r + 1}/{rounds} {who:6}: {rps[who][-1]:9.0f} req/s", flush=True)
 
         made = time.perf_counter()

@@ -59,7 +59,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import pyoxigraph as ox  # noqa: E402
-from bench_resource import start, stop_all  # noqa: E402
+from bench_resource import cpu_seconds, start, stop_all, wrk_command, wrk_result  # noqa: E402
 
 from gateway.audit import DROPPED_PATH, verify  # noqa: E402
 
@@ -459,29 +459,6 @@ def pin(cpu: int) -> list[str]:
     return ["taskset", "-c", str(cpu)] if shutil.which("taskset") and (os.cpu_count() or 1) >= 2 else []
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of process ``pid``, all its threads, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _wrk(url: str, script: Path, seconds: float) -> subprocess.Popen[str]:
-    cmd = [*pin(1), "wrk", "-t1", "-c32", f"-d{max(1, round(seconds))}s", "-s", str(script), url]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-
-
-def _requests(url: str, run: subprocess.Popen[str], problems: list[str]) -> int:
-    out, _ = run.communicate()
-    if run.returncode != 0:
-        raise RuntimeError(f"wrk failed against {url}:\n{out}")
-    for problem in re.findall(r"^\s*(Non-2xx.*|Socket errors.*)$", out, re.MULTILINE):
-        problems.append(f"{url}: {problem.strip()}")
-    done = re.search(r"^\s*(\d+) requests in", out, re.MULTILINE)
-    if done is None:
-        raise RuntimeError(f"no request count in wrk's output:\n{out}")
-    return int(done.group(1))
-
-
 def _with_wrk(
     tmp: Path, tomls: dict[str, Path], token: str, buildings: int, seconds: float, rounds: int
 ) -> None:
@@ -514,8 +491,15 @@ def _with_wrk(
         warm: dict[str, list[float]] = {name: [] for name in urls}
         for r in range(-1, rounds):  # round -1 warms up
             used = {name: cpu_seconds(pid) for name, pid in pids.items()}
-            runs = {name: _wrk(url, script, seconds) for name, url in urls.items()}
-            done = {name: _requests(urls[name], run, problems) for name, run in runs.items()}
+            runs = {
+                name: subprocess.Popen(
+                    [*pin(1), *wrk_command(url, seconds, script=script)], stdout=subprocess.PIPE, text=True
+                )
+                for name, url in urls.items()
+            }
+            done = {
+                name: wrk_result(urls[name], run.communicate()[0], problems)[1] for name, run in runs.items()
+            }
             used = {name: cpu_seconds(pids[name]) - used[name] for name in urls}
             if r < 0:
                 continue

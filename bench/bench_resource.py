@@ -110,15 +110,40 @@ def start(
     raise RuntimeError(f"{cmd[0]} did not answer {url}:\n{log.read_text()}")
 
 
-def wrk(url: str, accept: str, seconds: int, problems: list[str]) -> float:
-    cmd = ["wrk", "-t1", "-c32", f"-d{seconds}s", "-H", f"Accept: {accept}", url]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+def wrk_command(
+    url: str, seconds: float, headers: dict[str, str] | None = None, script: Path | None = None
+) -> list[str]:
+    """``wrk -t1 -c32`` for ``seconds`` (whole, at least 1) against ``url``, with
+    ``headers`` and a Lua ``script``. Shared by the benchmarks that load servers."""
+    cmd = ["wrk", "-t1", "-c32", f"-d{max(1, round(seconds))}s"]
+    for name, value in (headers or {}).items():
+        cmd += ["-H", f"{name}: {value}"]
+    return cmd + (["-s", str(script)] if script else []) + [url]
+
+
+def wrk_result(url: str, out: str, problems: list[str]) -> tuple[float, int]:
+    """(requests/s, requests) from wrk's output; its errors are added to ``problems``."""
     for problem in re.findall(r"^\s*(Non-2xx.*|Socket errors.*)$", out, re.MULTILINE):
-        problems.append(f"{url} ({accept}): {problem.strip()}")
-    found = re.search(r"^Requests/sec:\s+([\d.]+)", out, re.MULTILINE)
-    if found is None:
-        raise RuntimeError(f"no Requests/sec in wrk's output:\n{out}")
-    return float(found.group(1))
+        problems.append(f"{url}: {problem.strip()}")
+    rate = re.search(r"^Requests/sec:\s+([\d.]+)", out, re.MULTILINE)
+    done = re.search(r"^\s*(\d+) requests in", out, re.MULTILINE)
+    if rate is None or done is None:
+        raise RuntimeError(f"no request counts in wrk's output:\n{out}")
+    return float(rate.group(1)), int(done.group(1))
+
+
+def wrk(url: str, seconds: float, problems: list[str], headers: dict[str, str] | None = None) -> float:
+    """One wrk run: requests per second."""
+    cmd = wrk_command(url, seconds, headers)
+    return wrk_result(url, subprocess.run(cmd, capture_output=True, text=True, check=True).stdout, problems)[
+        0
+    ]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far, all its threads (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def run(tmp: Path, seconds: int, rounds: int, procs: list[subprocess.Popen[bytes]], audit: bool) -> None:
@@ -155,11 +180,11 @@ def run(tmp: Path, seconds: int, rounds: int, procs: list[subprocess.Popen[bytes
     rps: dict[tuple[str, str], list[float]] = {}
     for accept, _ in FORMATS.values():
         for url in (bare, node):  # warm up: connections, caches, branch predictors
-            wrk(url + PATH, accept, 1, problems)
+            wrk(url + PATH, 1, problems, {"Accept": accept})
     for r in range(rounds):  # alternate which goes first, so drift hits both alike
         for name, (accept, _) in FORMATS.items():
             for who, url in [("bare", bare), ("node", node)][:: 1 if r % 2 == 0 else -1]:
-                rps.setdefault((name, who), []).append(wrk(url + PATH, accept, seconds, problems))
+                rps.setdefault((name, who), []).append(wrk(url + PATH, seconds, problems, {"Accept": accept}))
                 print(f"round {r + 1}/{rounds} {name:7} {who}: {rps[name, who][-1]:9.0f} req/s", flush=True)
 
     nproc = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import statistics
 import subprocess
@@ -42,7 +41,7 @@ BIN = Path(sys.executable).parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_resource import NS, PATH, building_ttl, start, stop_all  # noqa: E402
+from bench_resource import NS, PATH, building_ttl, cpu_seconds, start, stop_all, wrk  # noqa: E402
 
 from gateway.remote_store import RemoteStore  # noqa: E402
 from tests.servers import Virtuoso, free_port, virtuoso_server  # noqa: E402
@@ -58,23 +57,6 @@ def node_toml(folder: Path, name: str, port: int, source: str) -> Path:
         f'host = "127.0.0.1"\nport = {port}\nopen = true\naudit = false\n\n{source}'
     )
     return path
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux ``/proc``)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def wrk(url: str, seconds: int, problems: list[str]) -> float:
-    cmd = ["wrk", "-t1", "-c32", f"-d{seconds}s", "-H", f"Accept: {ACCEPT}", url]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    for problem in re.findall(r"^\s*(Non-2xx.*|Socket errors.*)$", out, re.MULTILINE):
-        problems.append(f"{url}: {problem.strip()}")
-    found = re.search(r"^Requests/sec:\s+([\d.]+)", out, re.MULTILINE)
-    if found is None:
-        raise RuntimeError(f"no Requests/sec in wrk's output:\n{out}")
-    return float(found.group(1))
 
 
 def triples(url: str) -> set[str]:
@@ -136,7 +118,7 @@ def run(
 
     problems: list[str] = []
     for url in urls.values():  # warm up: connections, caches
-        wrk(url + PATH, 1, problems)
+        wrk(url + PATH, 1, problems, {"Accept": ACCEPT})
     rps: dict[str, list[float]] = {name: [] for name in urls}
     cpu: dict[str, list[tuple[float, float]]] = {name: [] for name in urls}  # ms per request
     for r in range(rounds):  # rotate which goes first, so drift hits all alike
@@ -144,7 +126,7 @@ def run(
         order = order[r % len(order) :] + order[: r % len(order)]
         for name, url in order:
             node0, store0 = cpu_seconds(pids[name]), cpu_seconds(virtuoso.pid)
-            rps[name].append(wrk(url + PATH, seconds, problems))
+            rps[name].append(wrk(url + PATH, seconds, problems, {"Accept": ACCEPT}))
             done = rps[name][-1] * seconds / 1000
             node1, store1 = cpu_seconds(pids[name]), cpu_seconds(virtuoso.pid)
             cpu[name].append(((node1 - node0) / done, (store1 - store0) / done))
