@@ -92,10 +92,6 @@ async def fed(tmp_path: Path, pki: Pki) -> AsyncIterator[Federation]:
         yield f
 
 
-async def client_as(fed: Federation, party: str) -> httpx.AsyncClient:
-    return await fed.client_as(party)
-
-
 def policy(
     type_: str = "bot:Building",
     identifiers: tuple[str, ...] = (B1,),
@@ -122,7 +118,7 @@ def mask(*policies: dict[str, Any], subject: str = CORP, issuer: str = FIRM) -> 
 
 
 async def ask(fed: Federation, asker: str, body: Any) -> httpx.Response:
-    async with await client_as(fed, asker) as client:
+    async with await fed.client_as(asker) as client:
         return await client.post("/delegation", json=body)
 
 
@@ -338,7 +334,7 @@ async def test_a_malformed_mask_is_a_bad_request_naming_the_fault(
 
 
 async def test_a_body_that_is_not_json_is_a_bad_request(fed: Federation) -> None:
-    async with await client_as(fed, CORP) as client:
+    async with await fed.client_as(CORP) as client:
         answer = await client.post(
             "/delegation", content=b"{not json", headers={"content-type": "application/json"}
         )
@@ -347,7 +343,7 @@ async def test_a_body_that_is_not_json_is_a_bad_request(fed: Federation) -> None
 
 
 async def test_a_mask_must_be_sent_as_json(fed: Federation) -> None:
-    async with await client_as(fed, CORP) as client:
+    async with await fed.client_as(CORP) as client:
         answer = await client.post("/delegation", content=json.dumps(mask()).encode())
     assert answer.status_code == 400
     assert answer.json()["detail"] == "a delegation mask is sent as application/json"
@@ -396,7 +392,7 @@ async def test_the_token_is_signed_by_the_node_for_the_requester_and_echoes_the_
 
 
 async def test_capabilities_list_the_delegation_endpoint(fed: Federation) -> None:
-    async with await client_as(fed, CORP) as client:
+    async with await fed.client_as(CORP) as client:
         token = (await client.get("/capabilities")).json()["capabilities_token"]
     info = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))["capabilities_info"]
     restricted = info["supported_versions"][0]["supported_features"][0]["restricted"]
@@ -778,7 +774,7 @@ async def test_evidence_from_a_trusted_registry_widens_the_callers_view(
     fed_with_ar: Federation, pki: Pki
 ) -> None:
     token = evidence_token(pki.ids[CORP], fed_with_ar.clock(), aud=MUNI)
-    async with await client_as(fed_with_ar, MUNI) as client:
+    async with await fed_with_ar.client_as(MUNI) as client:
         without = await client.get("/id/building/1", headers={"accept": "application/n-triples"})
         with_evidence = await client.get(
             "/id/building/1", headers={"accept": "application/n-triples", "delegation-evidence": token}
@@ -791,7 +787,7 @@ async def test_evidence_from_a_trusted_registry_widens_the_callers_view(
 
 async def test_evidence_never_beats_a_deny_rule_of_the_files(fed_with_ar: Federation, pki: Pki) -> None:
     token = evidence_token(pki.ids[CORP], fed_with_ar.clock(), policy(attributes=("props:constructionCost",)))
-    async with await client_as(fed_with_ar, MUNI) as client:
+    async with await fed_with_ar.client_as(MUNI) as client:
         answer = await client.get(
             "/id/building/1", headers={"delegation-evidence": token, "accept": "application/n-triples"}
         )
@@ -805,7 +801,7 @@ async def test_evidence_from_an_untrusted_registry_is_refused_with_a_reason(
     fed_with_ar: Federation, pki: Pki
 ) -> None:
     token = evidence_token(pki.ids[MUNI], fed_with_ar.clock())  # the municipality is no AR here
-    async with await client_as(fed_with_ar, MUNI) as client:
+    async with await fed_with_ar.client_as(MUNI) as client:
         answer = await client.get("/id/building/1", headers={"delegation-evidence": token})
     assert answer.status_code == 403
     assert answer.json()["detail"].startswith("the delegation evidence is refused")

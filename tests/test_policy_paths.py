@@ -113,10 +113,6 @@ async def fed(tmp_path: Path, pki: Pki) -> AsyncIterator[Federation]:
         yield f
 
 
-async def client_as(fed: Federation, party: str) -> httpx.AsyncClient:
-    return await fed.client_as(party)
-
-
 def fields_of(body: bytes, fmt: ox.RdfFormat, subject: str) -> set[str]:
     return {q.predicate.value for q in ox.parse(body, fmt) if q.subject == ox.NamedNode(subject)}
 
@@ -127,7 +123,7 @@ def fields_of(body: bytes, fmt: ox.RdfFormat, subject: str) -> set[str]:
 async def test_resource_get_releases_exactly_the_granted_fields(
     fed: Federation, party: str, resource: str, accept: str
 ) -> None:
-    async with await client_as(fed, party) as client:
+    async with await fed.client_as(party) as client:
         answer = await client.get(resource.removeprefix(NS[:-1]), headers={"accept": accept})
     expected = EXPECTED[party].get(resource)
     if expected is None:
@@ -141,7 +137,7 @@ async def test_resource_get_releases_exactly_the_granted_fields(
 
 
 async def test_hidden_resource_is_indistinguishable_from_a_missing_one(fed: Federation) -> None:
-    async with await client_as(fed, MUNI) as client:
+    async with await fed.client_as(MUNI) as client:
         hidden = await client.get("/id/building/2")
         missing = await client.get("/id/building/999")
     assert hidden.status_code == missing.status_code == 404
@@ -150,7 +146,7 @@ async def test_hidden_resource_is_indistinguishable_from_a_missing_one(fed: Fede
 
 
 async def test_withheld_values_appear_nowhere_in_any_format(fed: Federation) -> None:
-    async with await client_as(fed, MUNI) as client:
+    async with await fed.client_as(MUNI) as client:
         bodies = [
             (await client.get("/id/building/1", headers={"accept": a})).text
             for a in (*RDF_FORMATS, "text/html")
@@ -161,7 +157,7 @@ async def test_withheld_values_appear_nowhere_in_any_format(fed: Federation) -> 
 
 
 async def test_blank_nodes_come_with_the_field_that_reaches_them(fed: Federation) -> None:
-    async with await client_as(fed, CORP) as corp, await client_as(fed, MUNI) as muni:
+    async with await fed.client_as(CORP) as corp, await fed.client_as(MUNI) as muni:
         corp_view = await corp.get("/id/building/1", headers={"accept": "application/n-triples"})
         muni_view = await muni.get("/id/building/1", headers={"accept": "application/n-triples"})
     assert '"81"' in corp_view.text
@@ -169,14 +165,14 @@ async def test_blank_nodes_come_with_the_field_that_reaches_them(fed: Federation
 
 
 async def test_html_shows_only_the_view_and_says_fields_were_withheld(fed: Federation) -> None:
-    async with await client_as(fed, MUNI) as client:
+    async with await fed.client_as(MUNI) as client:
         page = await client.get("/id/building/1", headers={"accept": "text/html"})
     assert "dsgo:energyLabel" in page.text and "dsgo:rcRoof" not in page.text
     assert "5 field(s) of this resource are withheld from you." in page.text
 
 
 async def test_etags_differ_between_views_and_reveal_nothing(fed: Federation) -> None:
-    async with await client_as(fed, MUNI) as muni, await client_as(fed, CORP) as corp:
+    async with await fed.client_as(MUNI) as muni, await fed.client_as(CORP) as corp:
         a = await muni.get("/id/building/1")
         b = await corp.get("/id/building/1")
     assert a.headers["etag"] != b.headers["etag"]
@@ -187,7 +183,7 @@ async def test_etags_differ_between_views_and_reveal_nothing(fed: Federation) ->
 
 @pytest.mark.parametrize(("party", "members"), [(MUNI, [B1]), (CORP, [B1])])
 async def test_collections_list_only_visible_members(fed: Federation, party: str, members: list[str]) -> None:
-    async with await client_as(fed, party) as client:
+    async with await fed.client_as(party) as client:
         answer = await client.get("/collections/bot:Building", headers={"accept": "application/ld+json"})
     doc = answer.json()
     coll = next(n for n in doc["@graph"] if n.get("@type") == "hydra:Collection")
@@ -201,7 +197,7 @@ async def test_collections_list_only_visible_members(fed: Federation, party: str
 async def test_self_description_counts_only_the_callers_view(
     fed: Federation, party: str, buildings: str, storeys: str | None
 ) -> None:
-    async with await client_as(fed, party) as client:
+    async with await fed.client_as(party) as client:
         answer = await client.get("/", headers={"accept": "application/n-triples"})
     triples = [q.triple for q in ox.parse(answer.content, ox.RdfFormat.N_TRIPLES)]
     parts = {t.object.value: t.subject for t in triples if t.predicate.value.endswith("void#class")}
@@ -227,7 +223,7 @@ async def sparql(
 
 
 async def test_sparql_sees_exactly_the_view(fed: Federation) -> None:
-    async with await client_as(fed, MUNI) as client:
+    async with await fed.client_as(MUNI) as client:
         answer = await sparql(client, "SELECT ?s ?p ?o WHERE { ?s ?p ?o }")
     rows = answer.json()["results"]["bindings"]
     got = {(r["s"]["value"], r["p"]["value"]) for r in rows}
@@ -249,7 +245,7 @@ async def test_sparql_sees_exactly_the_view(fed: Federation) -> None:
     ],
 )
 async def test_adversarial_sparql_finds_nothing_withheld(fed: Federation, query: str) -> None:
-    async with await client_as(fed, MUNI) as client:
+    async with await fed.client_as(MUNI) as client:
         answer = await sparql(client, "PREFIX props: <https://w3id.org/props#>\n" + query)
     assert answer.status_code == 200, answer.text
     rows = answer.json()["results"]["bindings"]
@@ -259,7 +255,7 @@ async def test_adversarial_sparql_finds_nothing_withheld(fed: Federation, query:
 
 
 async def test_sparql_describe_and_construct_stay_in_the_view(fed: Federation) -> None:
-    async with await client_as(fed, MUNI) as client:
+    async with await fed.client_as(MUNI) as client:
         described = await sparql(client, f"DESCRIBE <{B1}>", "application/n-triples")
         built = await sparql(client, "CONSTRUCT { ?s ?p ?o } WHERE { ?s ?p ?o }", "text/turtle")
     assert fields_of(described.content, ox.RdfFormat.N_TRIPLES, B1) == EXPECTED[MUNI][B1]
@@ -276,13 +272,13 @@ async def test_sparql_describe_and_construct_stay_in_the_view(fed: Federation) -
     ],
 )
 async def test_sparql_service_is_refused(fed: Federation, query: str) -> None:
-    async with await client_as(fed, MUNI) as client:
+    async with await fed.client_as(MUNI) as client:
         answer = await sparql(client, query)
     assert answer.status_code == 400 and "SERVICE is not allowed" in answer.json()["detail"]
 
 
 async def test_service_inside_a_string_is_not_mistaken_for_the_keyword(fed: Federation) -> None:
-    async with await client_as(fed, MUNI) as client:
+    async with await fed.client_as(MUNI) as client:
         answer = await sparql(client, 'SELECT * WHERE { ?s rdfs:label "SERVICE desk" }')
     assert answer.status_code == 200
 
@@ -304,14 +300,14 @@ async def test_service_inside_a_string_is_not_mistaken_for_the_keyword(fed: Fede
     ],
 )
 async def test_sparql_results_in_every_format(fed: Federation, accept: str, media: str, needle: str) -> None:
-    async with await client_as(fed, MUNI) as client:
+    async with await fed.client_as(MUNI) as client:
         answer = await sparql(client, "SELECT ?s WHERE { ?s a bot:Building }", accept)
     assert answer.headers["content-type"].startswith(media)
     assert needle in answer.text
 
 
 async def test_sparql_get_ask_and_errors(fed: Federation) -> None:
-    async with await client_as(fed, MUNI) as client:
+    async with await fed.client_as(MUNI) as client:
         ask = await client.get("/sparql", params={"query": "ASK { ?s dsgo:address ?a }"})
         bad = await client.get("/sparql", params={"query": "SELEKT nonsense"})
         update = await sparql(client, "DELETE WHERE { ?s ?p ?o }")
@@ -324,7 +320,7 @@ async def test_sparql_get_ask_and_errors(fed: Federation) -> None:
 
 async def test_sparql_result_limit_is_a_clear_error(fed: Federation) -> None:
     fed.nodes[FIRM].state.sparql_limits = (10.0, 3)
-    async with await client_as(fed, MUNI) as client:
+    async with await fed.client_as(MUNI) as client:
         answer = await sparql(client, "SELECT * WHERE { ?s ?p ?o }")
     assert answer.status_code == 400
     assert answer.json()["code"] == "query_limit" and "more than 3 results" in answer.json()["detail"]
@@ -337,9 +333,9 @@ async def test_sparql_needs_a_token(fed: Federation) -> None:
 
 
 async def test_explain_over_http_is_for_the_nodes_own_party(fed: Federation) -> None:
-    async with await client_as(fed, MUNI) as client:
+    async with await fed.client_as(MUNI) as client:
         refused = await client.get("/policy/explain", params={"party": MUNI, "resource": B1})
-    async with await client_as(fed, FIRM) as client:
+    async with await fed.client_as(FIRM) as client:
         answer = await client.get("/policy/explain", params={"party": MUNI, "resource": B1})
     assert refused.status_code == 403
     fields = {f["field"]: f for f in answer.json()["fields"]}
@@ -355,7 +351,7 @@ async def test_explain_over_http_is_for_the_nodes_own_party(fed: Federation) -> 
 
 
 async def test_policy_change_takes_effect_without_a_restart(fed: Federation, tmp_path: Path) -> None:
-    async with await client_as(fed, MUNI) as client:
+    async with await fed.client_as(MUNI) as client:
         before = await client.get("/id/building/2")
         policy = tmp_path / "node-001" / "policies" / "policy.yaml"
         import os
@@ -375,7 +371,7 @@ async def test_policy_change_takes_effect_without_a_restart(fed: Federation, tmp
 
 @pytest.mark.parametrize("party", [MUNI, CORP])
 async def test_batch_reads_apply_the_policy_to_each_resource(fed: Federation, party: str) -> None:
-    async with await client_as(fed, party) as client:
+    async with await fed.client_as(party) as client:
         answer = await client.post(
             "/resources", json={"resources": [{"iri": B1}, {"iri": B2}, {"iri": S1}, {"iri": NS + "none"}]}
         )
@@ -403,7 +399,7 @@ async def test_batch_reads_apply_the_policy_to_each_resource(fed: Federation, pa
     ],
 )
 async def test_batch_refuses_malformed_requests(fed: Federation, body: bytes, reason: str) -> None:
-    async with await client_as(fed, MUNI) as client:
+    async with await fed.client_as(MUNI) as client:
         answer = await client.post("/resources", content=body, headers={"content-type": "application/json"})
     assert answer.status_code == 400 and reason in answer.json()["detail"]
 
