@@ -537,7 +537,7 @@ def _with_wrk(
 def big(tmp: Path, target: int, runs: int) -> None:
     from gateway.access import Access
     from gateway.policy.model import Caller
-    from gateway.store import Store
+    from gateway.store.local import Store
     from gateway.vocab import load_vocab
 
     folder = tmp / "big-policies"

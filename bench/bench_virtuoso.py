@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_resource import NS, PATH, building_ttl, cpu_seconds, start, stop_all, wrk  # noqa: E402
 
-from gateway.remote_store import RemoteStore  # noqa: E402
+from gateway.store.remote import RemoteStore  # noqa: E402
 from tests.servers import Virtuoso, free_port, virtuoso_server  # noqa: E402
 
 GRAPH = "urn:dsgo:bench"

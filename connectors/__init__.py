@@ -8,7 +8,7 @@ files), ``ifc`` (IFC models, needs the ``ifc`` extra) and ``csv`` (CSV with a ma
 
 ``sparql`` is the odd one out: a SPARQL 1.1 server holding the party's data is *not*
 copied, so it has no connector that loads; its kind only lets the configuration check
-its keys, and the node reads it live through ``gateway.remote_store``.
+its keys, and the node reads it live through ``gateway.store.remote``.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ SPARQL_OPTIONS = {
 
 
 def _read_live(path: Path, options: Mapping[str, Any], env: SourceEnv) -> Connector:
-    """Never called for copying: a SPARQL store is read live (``gateway.remote_store``)."""
+    """Never called for copying: a SPARQL store is read live (``gateway.store.remote``)."""
     raise SourceError(str(options.get("endpoint", "sparql")), "a SPARQL store is read live, never loaded")
 
 

@@ -23,10 +23,10 @@ from typing import Any
 import pyoxigraph as ox
 
 from gateway.errors import PolicyError
-from gateway.policy.engine import Decision, FieldReason, Lookup, decide, explain, grant_for
+from gateway.policy.decide import Decision, FieldReason, Lookup, decide, explain, grant_for
 from gateway.policy.load import load_policies, policy_files
 from gateway.policy.model import Caller, Grant, PolicySet, Rule
-from gateway.store import RDF_TYPE, Store
+from gateway.store.local import RDF_TYPE, Store
 from gateway.vocab import Vocab
 
 __all__ = ["REMOTE_COUNT_BUDGET", "Access", "StoreLookup"]

@@ -6,7 +6,7 @@ served from memory until the data changes, so a read costs a dictionary lookup.
 
 A node whose source is a SPARQL store (``type = "sparql"``) reads it live through
 ``RemoteStore`` instead of its own store; that store's generation is a time bucket, so
-its representations live at most ``cache_ttl`` seconds (``gateway.remote_store``).
+its representations live at most ``cache_ttl`` seconds (``gateway.store.remote``).
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from gateway.access import Access
 from gateway.audit import AuditLog
 from gateway.config import NodeSettings
 from gateway.formats import Format, Page
-from gateway.remote_store import RemoteSources, RemoteStore
-from gateway.sources import Sources
-from gateway.store import Store
+from gateway.store.local import Store
+from gateway.store.remote import RemoteSources, RemoteStore
+from gateway.store.sources import Sources
 from gateway.vocab import Vocab, load_vocab
 
 __all__ = ["Built", "Node", "Representation", "etag_of"]

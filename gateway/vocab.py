@@ -1,4 +1,4 @@
-"""The project's vocabularies and JSON-LD context, read from ``vocab/``.
+"""The project's vocabularies and JSON-LD context, read from ``vocab/`` (package data).
 
 ``vocab/`` is the only place JSON-LD contexts come from: the node's own context
 (``context.jsonld``, published as ``CONTEXT_IRI``) compacts every JSON-LD answer, and
@@ -8,9 +8,9 @@ its prefixes make Turtle and HTML readable.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from functools import cache
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -60,8 +60,9 @@ class Vocab:
 
 
 def vocab_dir() -> Path:
-    env = os.environ.get("DSGO_VOCAB_DIR")
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "vocab"
+    """The vocabulary files, package data (``vocab/`` of the source tree, ``gateway/_vocab`` of
+    an installed wheel): found the same way from any working directory."""
+    return Path(str(resources.files("gateway._vocab")))
 
 
 @cache

@@ -24,7 +24,6 @@ from typing import Any
 import orjson
 import pytest
 
-from gateway import audit
 from gateway.audit import (
     COLUMNS,
     DROPPED_PATH,
@@ -37,6 +36,7 @@ from gateway.audit import (
     tail,
     verify,
 )
+from gateway.cli import audit as audit_cli
 from gateway.errors import GatewayError
 
 PARTY = "EU.EORI.NL000000001"
@@ -535,7 +535,7 @@ def dsgo_audit(tmp_path: Path, *argv: str) -> int:
         'open = true\naudit = "audit.sqlite"\n'
     )
     parser = argparse.ArgumentParser(prog="dsgo")
-    audit.add_parser(parser.add_subparsers(required=True))
+    audit_cli.add_parser(parser.add_subparsers(required=True))
     args = parser.parse_args(["audit", argv[0], str(config), *argv[1:]])
     code: int = args.run(args)
     return code

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway import audit
+from gateway.audit import log as audit_log
 from gateway.audit import tail, verify
 from tests.kit import FIRM, MUNI, Federation, Pki, federation
 
@@ -233,7 +233,7 @@ async def test_health_shows_the_audit_log_and_reports_a_failing_one(
         def disk_full(*args: object) -> list[str]:
             raise OSError("No space left on device")
 
-        monkeypatch.setattr(audit, "_append", disk_full)
+        monkeypatch.setattr(audit_log, "append", disk_full)
         assert (await client.get("/id/building/1")).status_code == 200
         assert not fed.nodes[FIRM].state.audit.flush(timeout=0.5)
         failing = (await client.get("/health", headers=operator)).json()

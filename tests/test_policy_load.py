@@ -11,7 +11,7 @@ import pytest
 from gateway.access import Access
 from gateway.errors import PolicyError
 from gateway.policy.load import load_policies
-from gateway.store import Store
+from gateway.store.local import Store
 from gateway.vocab import load_vocab
 
 VOCAB = load_vocab()

@@ -9,7 +9,7 @@ lists, ``all``, ``all_except``; validity periods around a fixed clock) and calle
 files go through the real loader (``Access.refresh``), the data into the node's store.
 
 The expected view comes from ``reference_view``, written here from the policy semantics
-(the docstring of ``gateway.policy.engine``), not from the engine: default deny; a field
+(the docstring of ``gateway.policy.decide``), not from the engine: default deny; a field
 is released when a matching permit covers it and no matching deny does; a permit's
 classes release those ``rdf:type`` values; blank nodes follow the field that reaches
 them; conditions are three-valued like SPARQL's (§17.2): a missing value or one that
@@ -53,7 +53,7 @@ from gateway.config import load_node_settings
 from gateway.http.app import create_app
 from gateway.node import Node
 from gateway.policy.model import Caller
-from gateway.store import Store
+from gateway.store.local import Store
 from gateway.vocab import load_vocab
 from tests.conftest import write_node
 from tests.kit import CORP, FIRM, MUNI, Pki

@@ -11,7 +11,7 @@ import pytest
 from connectors import SourceEnv
 from connectors.table import CsvTable
 from gateway.cli import main
-from gateway.source_check import DEFAULT_BASE, _Progress
+from gateway.cli.source_check import DEFAULT_BASE, _Progress
 from gateway.vocab import load_vocab
 from tests.test_table import LABELS, MAPPING, write
 

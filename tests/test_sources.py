@@ -17,7 +17,7 @@ from connectors import SourceEnv
 from connectors.rdf_file import RdfFile
 from gateway.config import load_node_settings
 from gateway.errors import RemoteContextError, SourceError
-from gateway.store import Store
+from gateway.store.local import Store
 from gateway.vocab import CONTEXT_IRI, load_vocab
 from tests.conftest import BUILDING_TTL, NS, serving, write_node
 
@@ -248,7 +248,7 @@ def test_graphs_left_by_a_crash_are_dropped_at_open(tmp_path: Path) -> None:
 
 
 def test_sources_removed_from_the_configuration_are_no_longer_served(tmp_path: Path) -> None:
-    from gateway.sources import Sources
+    from gateway.store.sources import Sources
 
     store = Store(None)
     store.replace_source(

@@ -15,8 +15,8 @@ from connectors import KINDS, SourceEnv
 from connectors.table import CsvTable
 from gateway.config import SourceSettings, load_node_settings
 from gateway.errors import SourceError
-from gateway.sources import Sources
-from gateway.store import Store
+from gateway.store.local import Store
+from gateway.store.sources import Sources
 from gateway.vocab import DSGO, load_vocab
 from tests.conftest import write_node
 from tests.test_sources import bump

@@ -31,8 +31,8 @@ from gateway import access
 from gateway.config import load_node_settings
 from gateway.errors import ConfigError, UpstreamError
 from gateway.http.app import create_app
-from gateway.remote_store import SPARQL_NOT_OFFERED, RemoteStore
-from gateway.store import Store
+from gateway.store.local import Store
+from gateway.store.remote import SPARQL_NOT_OFFERED, RemoteStore
 from tests.conftest import free_port, serving, write_node
 from tests.kit import CORP, FIRM, MUNI, Federation, Pki, federation
 from tests.servers import Virtuoso, virtuoso_server

@@ -21,7 +21,7 @@ from gateway import __version__
 from gateway.audit import AuditLog
 from gateway.config import NodeSettings
 from gateway.errors import BadRequest, ConfigError, Forbidden, NotFound
-from gateway.federation.engine import Budget, Federation
+from gateway.federation.walk import Budget, Federation
 from gateway.http import problems
 from gateway.http.auth import Auth, json_response, optional_bearer, reader, signed, token_endpoint
 from gateway.http.batch import batch
@@ -38,7 +38,7 @@ from gateway.identity.tokens import TokenIssuer
 from gateway.node import Node
 from gateway.policy.model import Caller as PolicyCaller
 from gateway.policy.model import Grant
-from gateway.remote_store import SPARQL_NOT_OFFERED
+from gateway.store.remote import SPARQL_NOT_OFFERED
 
 __all__ = ["create_app", "make_auth", "outbound_http"]
 

@@ -3,7 +3,7 @@
 Served at ``/`` and ``/.well-known/void`` in every format, so both people and
 crawlers learn what the node publishes and where its collections are.
 
-A node on a remote SPARQL store (``gateway.remote_store``) gives no ``void:triples``
+A node on a remote SPARQL store (``gateway.store.remote``) gives no ``void:triples``
 (counting it would mean reading the whole store); its class counts, like every count,
 come from ``Access.class_counts``.
 """
@@ -23,7 +23,7 @@ from gateway.http.delegation import grant_of
 from gateway.http.respond import audit, chosen_format, send
 from gateway.node import Built, Node
 from gateway.policy.model import Grant
-from gateway.store import RDF_TYPE
+from gateway.store.local import RDF_TYPE
 
 __all__ = ["WELL_KNOWN", "catalog", "describe_node"]
 

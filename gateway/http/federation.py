@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from gateway.errors import BadRequest, Forbidden
-from gateway.federation.engine import Budget, Federation, Outcome
+from gateway.federation.walk import Budget, Federation, Outcome
 from gateway.http.auth import json_response, reader
 from gateway.http.sparql import MAX_QUERY, _term_json, refuse_service
 

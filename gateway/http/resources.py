@@ -24,7 +24,7 @@ from gateway.http.delegation import grant_of
 from gateway.http.respond import audit, chosen_format, send
 from gateway.node import Built, Node
 from gateway.policy.model import Grant
-from gateway.store import RDF_TYPE
+from gateway.store.local import RDF_TYPE
 
 __all__ = ["collection", "resource"]
 

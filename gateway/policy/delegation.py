@@ -40,7 +40,7 @@ from gateway.identity import jwt
 from gateway.identity.parties import Party
 from gateway.identity.pki import fingerprint, party_id_of
 from gateway.identity.trust import check_chain, parse_x5c
-from gateway.policy.engine import RDF_TYPE, Lookup, decide
+from gateway.policy.decide import RDF_TYPE, Lookup, decide
 from gateway.policy.model import Grant, Rule
 
 __all__ = [

@@ -14,6 +14,7 @@ import json
 import re
 from collections.abc import Iterable
 from functools import cache
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -24,15 +25,15 @@ from gateway.errors import PolicyError
 from gateway.policy.model import Condition, PolicySet, Rule
 from gateway.vocab import Vocab
 
-__all__ = ["SCHEMA_PATH", "load_policies", "policy_files"]
+__all__ = ["load_policies", "policy_files"]
 
-SCHEMA_PATH = Path(__file__).resolve().parent.parent.parent / "policies" / "schema.json"
 _OPS = ("equals", "not_equals", "in", "before", "after", "at_most", "at_least", "exists")
 
 
 @cache
 def _validator() -> jsonschema.Draft202012Validator:
-    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    # package data: policies/schema.json of the source tree, gateway/_policies once installed
+    schema = json.loads((resources.files("gateway._policies") / "schema.json").read_text(encoding="utf-8"))
     return jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
 
 

@@ -20,7 +20,7 @@ from typing import Any
 from connectors import KINDS, Connector, SourceEnv
 from gateway.config import SourceSettings
 from gateway.errors import SourceError
-from gateway.store import Store
+from gateway.store.local import Store
 
 __all__ = ["Failure", "Sources"]
 

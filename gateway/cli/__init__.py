@@ -15,8 +15,6 @@ from gateway.errors import GatewayError
 
 __all__ = ["main"]
 
-ROOT = Path(__file__).resolve().parent.parent
-
 
 def _settings(args: argparse.Namespace) -> NodeSettings:
     env = dict(os.environ)
@@ -216,9 +214,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--party", help="the other node's party id (default: looked up in the registry)")
     p.set_defaults(run=cmd_token)
 
-    from gateway import audit, demo, query_cli, source_check
+    from gateway.cli import audit, demo, query, source_check
 
-    for module in (source_check, audit, query_cli, demo):
+    for module in (source_check, audit, query, demo):
         module.add_parser(sub)
     return parser
 

@@ -26,15 +26,15 @@ from typing import Any
 
 import httpx
 
+from gateway.cli.query import format_report, format_table
 from gateway.config import NodeSettings, load_node_settings
 from gateway.errors import GatewayError
 from gateway.identity.pki import make_ca, make_party
-from gateway.query_cli import format_report, format_table
 from gateway.vocab import load_vocab
 
 __all__ = ["add_parser", "run"]
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # a source checkout: examples/ and keys/ beside gateway/
 ASKER = "municipality"
 QUESTION = Path("queries") / "labels-and-insulation.rq"
 
@@ -181,8 +181,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _ask(pilot: _Pilot) -> tuple[dict[str, Any], float]:
+    from gateway.cli.query import _stream
     from gateway.http.app import make_auth, outbound_http
-    from gateway.query_cli import _stream
 
     settings = pilot.nodes[ASKER]
     text = (pilot.folder / QUESTION).read_text(encoding="utf-8")

@@ -55,7 +55,7 @@ import pyoxigraph as ox
 from gateway import __version__
 from gateway.config import SourceSettings
 from gateway.errors import NotFound, UpstreamError
-from gateway.store import SourceState
+from gateway.store.local import SourceState
 
 __all__ = [
     "DEFAULT_CACHE_TTL",
@@ -332,7 +332,7 @@ def _term(value: Mapping[str, str]) -> Term:
 
 
 class RemoteSources:
-    """The sources of a node on a remote store, as ``gateway.sources.Sources`` offers
+    """The sources of a node on a remote store, as ``gateway.store.sources.Sources`` offers
     them to the HTTP edge: a refresh that asks the store whether it answers, and the
     health report of that one source."""
 

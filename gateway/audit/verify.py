@@ -1,0 +1,199 @@
+"""Checking and reading an audit log: recompute the chain, show the latest entries.
+
+``verify`` recomputes every hash: an edited, removed or reordered entry breaks its
+batch's hash, a removed or moved batch breaks the ``first`` sequence or the next
+``prev``. Deleting the *last* batches leaves a valid shorter chain; the head in ``meta``
+catches that, unless whoever deleted them also rewrote ``meta``. The chain cannot stop
+someone who may write the file and rewrites it all; the full answer is an external
+anchor: export ``head(path)`` now and then (to another party, a ticket, a printed
+report) and pass it to ``verify(path, anchor=...)``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from gateway.audit.format import COLUMNS, DROPPED_PATH, FORMAT, LAST, ZERO_HASH, Entry, link
+from gateway.errors import GatewayError
+
+__all__ = ["VerifyReport", "format_entry", "head", "tail", "verify"]
+
+_MAX_PROBLEMS = 100
+_UNREADABLE = "audit:unreadable"
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyReport:
+    """``ok`` when every hash, link and the head agree; else ``problems`` name each seq."""
+
+    ok: bool
+    entries: int
+    problems: list[str]
+    head: tuple[int, str]  # the last entry's (seq, hash) as found
+
+
+def verify(path: Path, *, anchor: tuple[int, str] | None = None) -> VerifyReport:
+    """Recompute the chain; each problem names the entries (seqs) and what is wrong.
+
+    ``anchor`` is a ``(seq, hash)`` exported earlier with ``head``: that batch must still
+    be there unchanged, ending at that seq, which catches a log rewritten or cut off
+    after the export.
+    """
+    problems: list[str] = []
+    count, expected, prev = 0, 1, ZERO_HASH
+    anchored = anchor is None
+    with _reading(path) as db:
+        db.execute("BEGIN")  # one snapshot: the head is read with the batches it covers
+        meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+        for first, size, text, stored_prev, stored_hash in db.execute(
+            "SELECT first, count, entries, prev, hash FROM batches ORDER BY first"
+        ):
+            span = _span(first, size)
+            if not isinstance(size, int) or size < 1:
+                problems.append(f"{span}: its count {size!r} is not a count of entries (edited)")
+                size = len(_batch(text) or ())
+            if first < expected:
+                problems.append(f"{span}: overlaps the entries before it (the log starts at 1)")
+            elif first > expected:
+                problems.append(f"{_span(expected, first - expected)}: missing")
+            if stored_prev != prev:
+                problems.append(f"{span}: prev is not the hash of the batch before it (removed or moved)")
+            if link(stored_prev, text) != stored_hash:
+                problems.append(f"{span}: hash does not match the content (edited)")
+            held = _batch(text)
+            if held is None or len(held) != size:
+                problems.append(f"{span}: does not hold {size} entries as its count says (edited)")
+            if anchor is not None and first <= anchor[0] < first + size:
+                anchored = True
+                if stored_hash != anchor[1] or anchor[0] != first + size - 1:
+                    problems.append(f"{span}: differs from the anchor {anchor[0]}:{anchor[1]} (rewritten)")
+            count += size
+            expected, prev = first + size, stored_hash
+        db.execute("COMMIT")
+    last = (expected - 1, prev)
+    problems.extend(_check_head(meta, last))
+    if not anchored and anchor is not None:
+        problems.append(f"seq {anchor[0]}: the anchored entry is missing (cut off)")
+    if len(problems) > _MAX_PROBLEMS:
+        problems[_MAX_PROBLEMS:] = [f"... and {len(problems) - _MAX_PROBLEMS} more problems"]
+    return VerifyReport(ok=not problems, entries=count, problems=problems, head=last)
+
+
+def head(path: Path) -> tuple[int, str]:
+    """The last entry's ``(seq, hash)``: export it now and then as an external anchor."""
+    with _reading(path) as db:
+        row = db.execute(LAST).fetchone()
+    return (int(row[0]), str(row[1])) if row else (0, ZERO_HASH)
+
+
+def tail(path: Path, n: int = 20) -> list[dict[str, Any]]:
+    """The latest ``n`` entries, oldest first, as dicts of ``COLUMNS``.
+
+    An entry that is not what the writer stores (the file was edited) is shown with path
+    ``audit:unreadable``; ``verify`` says what is wrong."""
+    out: list[dict[str, Any]] = []
+    with _reading(path) as db:
+        db.execute("BEGIN")
+        for first, text in db.execute("SELECT first, entries FROM batches ORDER BY first DESC"):
+            if len(out) >= n:
+                break
+            held = _batch(text) or [None]
+            out.extend(_entry_dict(first + i, held[i]) for i in reversed(range(len(held))))
+        db.execute("COMMIT")
+    return list(reversed(out[: max(n, 0)]))
+
+
+def format_entry(row: Mapping[str, Any]) -> str:
+    """One line for a human: seq, time (UTC), caller, path, counts, rules, purpose."""
+    try:
+        when = datetime.fromtimestamp(row["time"], UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+    except (TypeError, ValueError, OverflowError, OSError):  # an edited time is still shown
+        when = repr(row["time"])
+    lead = f"{row['seq']:>6} {when} {row['caller']} {row['path']}"
+    if row["caller"] == "dsgo" and row["path"] == DROPPED_PATH:
+        return f"{lead} {row['withheld']} reads not recorded ({row['purpose']})"
+    purpose = f" purpose={row['purpose']}" if row["purpose"] else ""
+    return (
+        f"{lead} resources={len(row['resources'])} released={len(row['released'])}"
+        f" withheld={row['withheld']} rules={','.join(row['rules']) or '-'}{purpose}"
+        f" request={row['request_id'] or '-'}"
+    )
+
+
+def _span(first: Any, size: Any) -> str:
+    if isinstance(first, int) and isinstance(size, int) and size > 1:
+        return f"seq {first}..{first + size - 1}"
+    return f"seq {first}"
+
+
+def _batch(text: Any) -> list[Any] | None:
+    """A stored batch's entries, or None if it is not a JSON array."""
+    try:
+        held = orjson.loads(text)
+    except (orjson.JSONDecodeError, TypeError):
+        return None
+    return held if isinstance(held, list) else None
+
+
+def _entry_dict(seq: int, fields: Any) -> dict[str, Any]:
+    if not isinstance(fields, list) or len(fields) != len(Entry._fields):
+        return dict(
+            zip(
+                COLUMNS,
+                (seq, None, "", "?", _UNREADABLE, [], [], 0, [], "run dsgo audit verify"),
+                strict=True,
+            )
+        )
+    out = dict(zip(COLUMNS, (seq, *fields), strict=True))
+    for key in ("resources", "released", "rules"):
+        if not isinstance(out[key], list):
+            out[key] = [out[key]]
+    return out
+
+
+def _check_head(meta: Mapping[str, str], last: tuple[int, str]) -> list[str]:
+    if meta.get("format") != FORMAT:
+        return [f"format {meta.get('format')!r} is not {FORMAT!r} (meta edited, or not an audit log)"]
+    try:
+        head_seq = int(meta.get("head_seq", "0"))
+    except ValueError:
+        return [f"the recorded head seq {meta.get('head_seq')!r} is not a number (meta edited)"]
+    head_hash = meta.get("head_hash", ZERO_HASH)
+    if last[0] < head_seq:
+        return [f"seq {last[0] + 1}..{head_seq}: missing at the end (the recorded head is seq {head_seq})"]
+    if last[0] > head_seq:
+        return [
+            f"seq {head_seq + 1}..{last[0]}: beyond the recorded head (seq {head_seq}): not appended here"
+        ]
+    if last[1] != head_hash:
+        return [f"seq {last[0]}: hash differs from the recorded head {head_hash}"]
+    return []
+
+
+@contextlib.contextmanager
+def _reading(path: Path) -> Iterator[sqlite3.Connection]:
+    """Read only, never creating the file; fine while a node is writing it."""
+    path = Path(path)
+    if not path.is_file():
+        raise GatewayError(f"{path}: no audit log here")
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise GatewayError(f"{path}: cannot open the audit log ({exc})") from None
+    # the bytes as stored, even where an edit left them not UTF-8: their hash is checked
+    db.text_factory = lambda data: data.decode(errors="surrogateescape")
+    try:
+        db.execute("PRAGMA busy_timeout = 5000")
+        yield db
+    except sqlite3.Error as exc:
+        raise GatewayError(f"{path}: not a readable audit log ({exc})") from None
+    finally:
+        db.close()

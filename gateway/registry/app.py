@@ -1,0 +1,167 @@
+"""The federation's participant registry: the iSHARE satellite API subset nodes need.
+
+    POST /connect/token          an access token for a participant (as on any node)
+    GET  /parties                parties_token; filters: name (with * wildcards), eori,
+                                 active_only, role, namespace (an IRI: who owns it)
+    GET  /parties/{party_id}     party_token
+    GET  /trusted_list           trusted_list_token: the CAs participants' chains must end in
+    GET  /versions               versions_token
+    GET  /capabilities, /health
+
+Every answer is a JWT signed by the registry with ``exp = iat + 30`` and ``aud`` = the
+requester; every route but the token endpoint, capabilities and health needs a bearer
+token. Party entries are iSHARE v2 (snake_case) with a ``dsgo`` extension: the IRI
+namespaces the party owns and the endpoint that serves them. The content comes from
+one TOML file (``gateway.registry.settings``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fnmatch
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from gateway import __version__
+from gateway.errors import ConfigError, NotFound
+from gateway.http import problems
+from gateway.http.auth import Auth, bearer, json_response, optional_bearer, signed, token_endpoint
+from gateway.identity.parties import Party, TrustedCA
+from gateway.identity.pki import load_identity
+from gateway.identity.replay import replay_cache
+from gateway.identity.tokens import TokenIssuer
+from gateway.registry.settings import RegistrySettings
+
+__all__ = ["create_registry_app"]
+
+
+class _LocalTrust:
+    def __init__(self, settings: RegistrySettings) -> None:
+        self._parties = {p.party_id: p for p in settings.parties}
+        self._trusted = list(settings.trusted)
+
+    async def party(self, party_id: str) -> Party | None:
+        return self._parties.get(party_id)
+
+    async def trusted(self) -> list[TrustedCA]:
+        return self._trusted
+
+
+def _matches(entry: Mapping[str, Any], party: Party, query: Mapping[str, str], now: dt.datetime) -> bool:
+    name = query.get("name")
+    if name and not fnmatch.fnmatchcase(party.name.lower(), name.lower()):
+        return False
+    eori = query.get("eori") or query.get("party_id")
+    if eori and party.party_id != eori:
+        return False
+    if query.get("active_only", "").lower() == "true" and party.active_at(now) is not None:
+        return False
+    role = query.get("role")
+    if role and role.lower() not in {r.lower() for r in party.roles}:
+        return False
+    namespace = query.get("namespace")
+    return not namespace or any(namespace.startswith(ns) for ns in party.namespaces)
+
+
+def create_registry_app(settings: RegistrySettings, clock: Callable[[], float] = time.time) -> FastAPI:
+    identity = load_identity(settings.keys_dir)
+    if identity.party_id != settings.party_id:
+        raise ConfigError(
+            settings.file,
+            "registry.keys",
+            f"the certificate there is {identity.party_id}'s, not {settings.party_id}'s",
+        )
+    entries = {e["party_id"]: (e, p) for e, p in zip(settings.entries, settings.parties, strict=True)}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        replay = replay_cache(settings.redis, settings.party_id)
+        app.state.auth = Auth(identity, TokenIssuer(identity), _LocalTrust(settings), replay, clock)
+        try:
+            yield
+        finally:
+            await replay.close()
+
+    app = FastAPI(
+        title=f"DSGO registry {settings.name}", version=__version__, lifespan=lifespan, redoc_url=None
+    )
+    problems.install(app)
+
+    async def parties(request: Request) -> Response:
+        caller = bearer(request)
+        now = dt.datetime.fromtimestamp(clock(), dt.UTC)
+        data = [e for e, p in entries.values() if _matches(e, p, request.query_params, now)]
+        info = {"count": len(data), "data": data}
+        return json_response(signed(identity, "parties_info", info, caller.party_id, clock()))
+
+    async def party(request: Request) -> Response:
+        caller = bearer(request)
+        found = entries.get(request.path_params["party_id"])
+        if found is None:
+            raise NotFound(f"no party {request.path_params['party_id']} in this registry")
+        return json_response(signed(identity, "party_info", found[0], caller.party_id, clock()))
+
+    async def trusted_list(request: Request) -> Response:
+        caller = bearer(request)
+        body = [
+            {
+                "subject": ca.subject,
+                "certificate_fingerprint": ca.fingerprint,
+                "validity": "valid",
+                "status": ca.status,
+            }
+            for ca in settings.trusted
+        ]
+        return json_response(signed(identity, "trusted_list", body, caller.party_id, clock()))
+
+    async def versions(request: Request) -> Response:
+        caller = bearer(request)
+        body = [{"version_number": "2.0", "enabled_from": "2024-01-01T00:00:00Z", "version_status": "active"}]
+        return json_response(signed(identity, "versions_info", body, caller.party_id, clock()))
+
+    async def capabilities(request: Request) -> Response:
+        caller = optional_bearer(request)
+        public = [{"feature": "access token", "url": "/connect/token", "token_endpoint": "/connect/token"}]
+        restricted = [
+            {"feature": f, "url": u, "token_endpoint": "/connect/token"}
+            for f, u in (
+                ("parties", "/parties"),
+                ("party", "/parties/{party_id}"),
+                ("trusted list", "/trusted_list"),
+                ("versions", "/versions"),
+            )
+        ]
+        features: dict[str, Any] = {"public": public}
+        if caller is not None:
+            features["restricted"] = restricted
+        info = {
+            "party_id": settings.party_id,
+            "ishare_roles": [{"role": "SchemeOwner"}],
+            "supported_versions": [{"version": "2.0", "supported_features": [features]}],
+        }
+        return json_response(
+            signed(identity, "capabilities_info", info, caller.party_id if caller else None, clock())
+        )
+
+    async def health(request: Request) -> Response:
+        return json_response({"status": "ok", "party_id": settings.party_id, "parties": len(entries)})
+
+    app.router.routes.extend(
+        [
+            Route("/connect/token", token_endpoint(), methods=["POST"]),
+            Route("/parties", parties, methods=["GET"]),
+            Route("/parties/{party_id}", party, methods=["GET"]),
+            Route("/trusted_list", trusted_list, methods=["GET"]),
+            Route("/versions", versions, methods=["GET"]),
+            Route("/capabilities", capabilities, methods=["GET"]),
+            Route("/health", health, methods=["GET"]),
+        ]
+    )
+    return app
