@@ -400,10 +400,10 @@ async def _in_process(
                 status = await _asgi_get(app, path, headers)
                 if status != 200:
                     raise RuntimeError(f"{name} {path}: {status}")
-            if app.state.audit is not None:
-                app.state.audit.flush(60)
+            if app.state.dsgo.audit is not None:
+                app.state.dsgo.audit.flush(60)
             cold[name] = len(paths) / (time.perf_counter() - started)
-        log = apps["policy"].state.audit
+        log = apps["policy"].state.dsgo.audit
         writer = log._thread  # private, but the bench charges its CPU time to the audit
         assert writer is not None and writer.ident is not None
         writer_clock = time.pthread_getcpuclockid(writer.ident)
@@ -433,7 +433,7 @@ async def _in_process(
                 + ", ".join(f"{name} {warm[name][-1]:6.0f} req/s" for name in apps),
                 flush=True,
             )
-        status = apps["policy"].state.audit.status()
+        status = apps["policy"].state.dsgo.audit.status()
     report(
         f"resource GET, {buildings} distinct buildings, Turtle, in process (ASGI call loop, "
         "configurations in turns of 200 reads, the audit writer's CPU time charged to its own)",

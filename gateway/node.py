@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import cast
+from urllib.parse import unquote
 
 import pyoxigraph as ox
 
@@ -26,6 +27,7 @@ from gateway.access import Access
 from gateway.audit import AuditLog
 from gateway.config import NodeSettings
 from gateway.formats import Format, Page
+from gateway.policy.model import Grant
 from gateway.store.local import Store
 from gateway.store.remote import RemoteSources, RemoteStore
 from gateway.store.sources import Sources
@@ -172,6 +174,25 @@ class Node:
             self._cache.put(generation, full, rep)
         return rep
 
+    def own_documents(self, docs: list[str]) -> dict[str, tuple[list[ox.Triple], int]]:
+        """The node's own documents as its own party reads them (everything), for a
+        federated query asked here: each resource's triples, and of a collection of its own
+        (``{namespace}collections/{class}``) all members. Unknown documents are left out."""
+        collections = self.namespace + "collections/"
+        out: dict[str, tuple[list[ox.Triple], int]] = {}
+        for doc in docs:
+            if doc.startswith(collections):
+                class_iri = self.vocab.expand(unquote(doc[len(collections) :].partition("?")[0]))
+                if class_iri is not None:
+                    members = self.access.members(_OWNER, class_iri, self.namespace)
+                    coll = ox.NamedNode(doc)
+                    out[doc] = ([ox.Triple(coll, _MEMBER, ox.NamedNode(m)) for m in members], 0)
+                continue
+            decision = self.access.resource(_OWNER, doc)
+            if decision is not None:
+                out[doc] = (decision.triples, decision.withheld)
+        return out
+
     async def represent_async(
         self,
         key: tuple[object, ...],
@@ -187,6 +208,11 @@ class Node:
 
     def close(self) -> None:
         self.store.close()
+
+
+#: a node reads its own data in full
+_OWNER = Grant.of((), "owner", everything=True)
+_MEMBER = ox.NamedNode("http://www.w3.org/ns/hydra/core#member")
 
 
 def _ordered(triples: Sequence[ox.Triple]) -> list[ox.Triple]:

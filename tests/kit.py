@@ -150,7 +150,7 @@ class Federation:
 
     async def client_as(self, party: str, node: str = FIRM) -> httpx.AsyncClient:
         """A client for ``node``'s node carrying the token ``party``'s node obtained there."""
-        token = await self.nodes[party].state.auth.trust.tokens.token(node, endpoint(node))
+        token = await self.nodes[party].state.dsgo.auth.trust.tokens.token(node, endpoint(node))
         client = self.client(node)
         client.headers["authorization"] = f"Bearer {token}"
         return client

@@ -26,7 +26,7 @@ async def fed(tmp_path: Path, pki: Pki) -> AsyncIterator[Federation]:
 
 async def token_for(fed: Federation, client: str, node: str) -> str:
     """What ``client``'s node obtains from ``node`` through the outbound client."""
-    auth = fed.nodes[client].state.auth
+    auth = fed.nodes[client].state.dsgo.auth
     return str(await auth.trust.tokens.token(node, f"http://p{node[-3:]}.test"))
 
 

@@ -464,7 +464,7 @@ def accept(pki: Pki, token: str, now: float, ar: Identity | None = None) -> tupl
 
 def released(fed: Federation, rules: tuple[Rule, ...], iri: str) -> frozenset[str] | None:
     """What MUNI (no file rules of its own) sees of ``iri`` with ``rules`` added."""
-    access = fed.nodes[FIRM].state.node.access
+    access = fed.nodes[FIRM].state.dsgo.node.access
     base = access.grant(Caller(MUNI, frozenset({"Municipality"})))
     decision = access.resource(Grant.of(base.rules + rules, base.version), iri)
     return None if decision is None else decision.released

@@ -83,7 +83,7 @@ async def fed(tmp_path: Path, pki: Pki) -> AsyncIterator[Federation]:
 async def ask(fed: Federation, party: str, body: dict[str, Any], at: str | None = None) -> httpx.Response:
     """``party`` asks the node of ``at`` (default: its own) with its own token there."""
     at = at or party
-    token = await fed.nodes[party].state.auth.trust.tokens.token(at, endpoint(at))
+    token = await fed.nodes[party].state.dsgo.auth.trust.tokens.token(at, endpoint(at))
     async with fed.client(at) as client:
         return await client.post(
             "/federation/query", json=body, headers={"authorization": f"Bearer {token}"}, timeout=30
@@ -214,15 +214,15 @@ async def test_link_cycles_terminate(fed: Federation, tmp_path: Path) -> None:
     corp_cycle = PREFIXES + f"<id/b> dsgo:next <{F}id/a> . \n"
     (tmp_path / "node-001" / "data" / "buildings.ttl").write_text(FIRM_DATA + cycle)
     (tmp_path / "node-002" / "data" / "buildings.ttl").write_text(CORP_DATA + corp_cycle)
-    fed.nodes[FIRM].state.node.sources.refresh_all()
-    fed.nodes[CORP].state.node.sources.refresh_all()
+    fed.nodes[FIRM].state.dsgo.node.sources.refresh_all()
+    fed.nodes[CORP].state.dsgo.node.sources.refresh_all()
     policy = "rules:\n  - {id: all, effect: permit, to: {anyone: true}, resources: all, fields: all}\n"
     for party, folder in ((FIRM, "node-001"), (CORP, "node-002")):
         (tmp_path / folder / "policies" / "policy.yaml").write_text(policy)
         import os
 
         os.utime(tmp_path / folder / "policies" / "policy.yaml", ns=(1, 1))
-        assert fed.nodes[party].state.node.access.refresh()
+        assert fed.nodes[party].state.dsgo.node.access.refresh()
     answer = await ask(
         fed, MUNI, {"query": "SELECT ?x WHERE { ?x dsgo:next ?y }", "start": [f"{F}id/a"], "max_depth": 10}
     )
@@ -254,7 +254,7 @@ async def test_links_into_unregistered_namespaces_are_never_fetched(fed: Federat
     (tmp_path / "node-001" / "data" / "buildings.ttl").write_text(
         FIRM_DATA + f"<id/model/1> dsgo:seeAlso <{outside}> .\n"
     )
-    fed.nodes[FIRM].state.node.sources.refresh_all()
+    fed.nodes[FIRM].state.dsgo.node.sources.refresh_all()
     try:
         answer = await ask(
             fed,
@@ -274,7 +274,7 @@ async def test_links_into_unregistered_namespaces_are_never_fetched(fed: Federat
 async def test_an_expired_token_is_renewed(fed: Federation) -> None:
     first = await ask(fed, MUNI, {"query": QUESTION, "start": START})
     fed.clock.now += 3700  # the tokens the muni's node holds have expired at their nodes
-    tokens = fed.nodes[MUNI].state.auth.trust.tokens
+    tokens = fed.nodes[MUNI].state.dsgo.auth.trust.tokens
     tokens.forget(MUNI, endpoint(MUNI))  # the test's own token to ask with
     for key in list(tokens._tokens):
         tokens._tokens[key] = type(tokens._tokens[key])(tokens._tokens[key].value, fed.clock.now + 100)
@@ -299,7 +299,7 @@ def files(folder: Path) -> dict[Path, int]:
 
 async def test_nothing_fetched_is_kept(fed: Federation, tmp_path: Path) -> None:
     before = files(tmp_path)
-    muni = fed.nodes[MUNI].state.node
+    muni = fed.nodes[MUNI].state.dsgo.node
     generation, triples = muni.store.generation, len(muni.store.quads())
     answer = await ask(fed, MUNI, {"query": QUESTION, "start": START})
     assert values(answer)
@@ -310,7 +310,7 @@ async def test_nothing_fetched_is_kept(fed: Federation, tmp_path: Path) -> None:
 
 
 async def test_progress_is_streamed_before_the_result(fed: Federation) -> None:
-    token = await fed.nodes[MUNI].state.auth.trust.tokens.token(MUNI, endpoint(MUNI))
+    token = await fed.nodes[MUNI].state.dsgo.auth.trust.tokens.token(MUNI, endpoint(MUNI))
     async with fed.client(MUNI) as client:
         answer = await client.post(
             "/federation/query",

@@ -78,7 +78,7 @@ RESOURCE_ENTRY = {
 async def firm_node(tmp_path: Path, pki: Pki) -> AsyncIterator[tuple[Federation, httpx.AsyncClient]]:
     """FIRM's node and a client that reads it as MUNI (token from FIRM's own issuer)."""
     async with federation(tmp_path, pki, nodes=(FIRM,), policies={FIRM: POLICY}, data={FIRM: DATA}) as fed:
-        auth = fed.nodes[FIRM].state.auth
+        auth = fed.nodes[FIRM].state.dsgo.auth
         token = auth.issuer.issue(MUNI, fed.clock(), ("Municipality",))
         async with fed.client(FIRM) as client:
             client.headers["authorization"] = f"Bearer {token}"
@@ -86,12 +86,12 @@ async def firm_node(tmp_path: Path, pki: Pki) -> AsyncIterator[tuple[Federation,
 
 
 def audit_path(fed: Federation) -> Path:
-    path: Path = fed.nodes[FIRM].state.audit.path
+    path: Path = fed.nodes[FIRM].state.dsgo.audit.path
     return path
 
 
 def entries(fed: Federation) -> list[dict[str, Any]]:
-    assert fed.nodes[FIRM].state.audit.flush(timeout=10)
+    assert fed.nodes[FIRM].state.dsgo.audit.flush(timeout=10)
     return tail(audit_path(fed), 1000)
 
 
@@ -217,10 +217,10 @@ async def test_health_shows_the_audit_log_and_reports_a_failing_one(
     tmp_path: Path, pki: Pki, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async with firm_node(tmp_path, pki) as (fed, client):
-        own = fed.nodes[FIRM].state.auth.issuer.issue(FIRM, fed.clock(), ())
+        own = fed.nodes[FIRM].state.dsgo.auth.issuer.issue(FIRM, fed.clock(), ())
         operator = {"authorization": f"Bearer {own}"}
         assert (await client.get("/id/building/1")).status_code == 200
-        assert fed.nodes[FIRM].state.audit.flush(timeout=10)
+        assert fed.nodes[FIRM].state.dsgo.audit.flush(timeout=10)
         healthy = (await client.get("/health", headers=operator)).json()
         assert healthy["audit"] == {
             "status": "ok",
@@ -235,7 +235,7 @@ async def test_health_shows_the_audit_log_and_reports_a_failing_one(
 
         monkeypatch.setattr(audit_log, "append", disk_full)
         assert (await client.get("/id/building/1")).status_code == 200
-        assert not fed.nodes[FIRM].state.audit.flush(timeout=0.5)
+        assert not fed.nodes[FIRM].state.dsgo.audit.flush(timeout=0.5)
         failing = (await client.get("/health", headers=operator)).json()
         seen_by_muni = (await client.get("/health")).json()
         monkeypatch.undo()  # the disk is back: closing writes what waited

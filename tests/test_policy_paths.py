@@ -319,7 +319,7 @@ async def test_sparql_get_ask_and_errors(fed: Federation) -> None:
 
 
 async def test_sparql_result_limit_is_a_clear_error(fed: Federation) -> None:
-    fed.nodes[FIRM].state.sparql_limits = (10.0, 3)
+    fed.nodes[FIRM].state.dsgo.sparql_limits = (10.0, 3)
     async with await fed.client_as(MUNI) as client:
         answer = await sparql(client, "SELECT * WHERE { ?s ?p ?o }")
     assert answer.status_code == 400
@@ -363,7 +363,7 @@ async def test_policy_change_takes_effect_without_a_restart(fed: Federation, tmp
             )
         )
         os.utime(policy, ns=(stat.st_mtime_ns + 10**9, stat.st_mtime_ns + 10**9))
-        assert fed.nodes[FIRM].state.node.access.refresh()
+        assert fed.nodes[FIRM].state.dsgo.node.access.refresh()
         after = await client.get("/id/building/2")
     assert before.status_code == 404 and after.status_code == 200
     assert json.dumps(after.text).count("Dorpsstraat") == 1

@@ -596,7 +596,7 @@ class Harness:
         if token is None:
             assert caller.party_id is not None
             roles = tuple(sorted(caller.roles))
-            token = self.app.state.auth.issuer.issue(caller.party_id, NOW.timestamp(), roles)
+            token = self.app.state.dsgo.auth.issuer.issue(caller.party_id, NOW.timestamp(), roles)
             self.tokens[caller] = token
         return {"authorization": f"Bearer {token}", "accept": accept}
 
@@ -623,7 +623,9 @@ def harness(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterator[Harn
     )
     app = create_app(load_node_settings(toml, {}), watch=False, clock=NOW.timestamp)
     with start_blocking_portal() as portal, portal.wrap_async_context_manager(_running(app)) as client:
-        yield Harness(app, Client(portal, client), app.state.node, folder / "policies", itertools.count(), {})
+        yield Harness(
+            app, Client(portal, client), app.state.dsgo.node, folder / "policies", itertools.count(), {}
+        )
 
 
 #: examples per HTTP test; the in-process ``Access`` test, ten times faster, runs 5x as many

@@ -44,7 +44,7 @@ def claims_of(token: str) -> dict[str, Any]:
 
 
 async def registry_get(fed: Federation, path: str, **params: str) -> Any:
-    auth = fed.nodes[FIRM].state.auth
+    auth = fed.nodes[FIRM].state.dsgo.auth
     token = await auth.trust.tokens.token(REGISTRY, REGISTRY_URL)
     return await auth.trust.tokens.http.get(
         REGISTRY_URL + path, params=params, headers={"authorization": f"Bearer {token}"}

@@ -147,13 +147,13 @@ async def test_broken_source_keeps_last_good_version_and_is_reported(tmp_path: P
     async with serving(settings) as (app, client):
         good = await client.get("/id/building/1")
         bump(data, BUILDING_TTL + '\n<id/building/9> <urn:p> "broken .\n')
-        assert app.state.node.sources.refresh("buildings") is False
+        assert app.state.dsgo.node.sources.refresh("buildings") is False
         still = await client.get("/id/building/1")
         health = (await client.get("/health")).json()
         assert (await client.get("/id/building/9")).status_code == 404
         # fixing the file restores health and serves the new data
         bump(data, BUILDING_TTL + '\n<id/building/9> <urn:p> "fixed" .\n')
-        assert app.state.node.sources.refresh("buildings") is True
+        assert app.state.dsgo.node.sources.refresh("buildings") is True
         fixed = (await client.get("/health")).json()
         new = await client.get("/id/building/9")
     assert still.status_code == 200 and still.content == good.content

@@ -86,7 +86,7 @@ class Pair:
     @contextlib.asynccontextmanager
     async def clients(self, party: str) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
         """Clients of the embedded and the remote node, both with ``party``'s token."""
-        token = await self.fed.nodes[party].state.auth.trust.tokens.token(FIRM, "http://p001.test")
+        token = await self.fed.nodes[party].state.dsgo.auth.trust.tokens.token(FIRM, "http://p001.test")
         headers = {"authorization": f"Bearer {token}"}
         remote = httpx.ASGITransport(app=self.remote)
         async with (
@@ -416,7 +416,7 @@ async def test_a_store_that_comes_back_serves_as_before(
         failed = (await client.get("/health")).json()["sources"]["warehouse"]["status"]
         relay.up()
         back = await client.get("/id/building/2")
-        await asyncio.to_thread(app.state.node.sources.refresh_all)
+        await asyncio.to_thread(app.state.dsgo.node.sources.refresh_all)
         health = (await client.get("/health")).json()
     assert (before.status_code, gone.status_code, back.status_code) == (200, 502, 200)
     assert failed == "failed"

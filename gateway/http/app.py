@@ -1,43 +1,47 @@
-"""``create_app(settings)``: one node as an ASGI application."""
+"""``create_app(settings)``: one node as an ASGI application, assembled from its parts.
+
+The engines are built once (identity, the node's store and policy, the audit log, the
+federated query engine) into one ``NodeState``; the routes come from their own modules.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
-from urllib.parse import unquote
 
 import httpx
-import pyoxigraph as ox
 from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Match, Route
+from starlette.types import Scope
 
 from gateway import __version__
 from gateway.audit import AuditLog
 from gateway.config import NodeSettings
-from gateway.errors import BadRequest, ConfigError, Forbidden, NotFound
+from gateway.errors import ConfigError, NotFound
 from gateway.federation.walk import Budget, Federation
 from gateway.http import problems
-from gateway.http.auth import Auth, json_response, optional_bearer, reader, signed, token_endpoint
+from gateway.http.auth import Auth, reader, token_endpoint
 from gateway.http.batch import batch
+from gateway.http.capabilities import capabilities
 from gateway.http.catalog import WELL_KNOWN, catalog
 from gateway.http.delegation import delegation
+from gateway.http.explain import explain
 from gateway.http.federation import federated_query
+from gateway.http.health import health
 from gateway.http.resources import collection, resource
 from gateway.http.sparql import sparql
+from gateway.http.state import NodeState
 from gateway.identity.client import TokenClient
 from gateway.identity.pki import fingerprint, load_chain, load_identity
 from gateway.identity.registry_client import RegistryClient
 from gateway.identity.replay import replay_cache
 from gateway.identity.tokens import TokenIssuer
 from gateway.node import Node
-from gateway.policy.model import Caller as PolicyCaller
-from gateway.policy.model import Grant
 from gateway.store.remote import SPARQL_NOT_OFFERED
 
 __all__ = ["create_app", "make_auth", "outbound_http"]
@@ -86,28 +90,9 @@ def _federation(
         return None
     registry = auth.trust
     assert isinstance(registry, RegistryClient)
-    owner = Grant.of((), "owner", everything=True)  # a node reads its own data in full
 
-    collections = settings.base_iri + "collections/"
-    member = ox.NamedNode("http://www.w3.org/ns/hydra/core#member")
-
-    async def local(docs: list[str]) -> dict[str, tuple[list[ox.Triple], int]]:
-        def read() -> dict[str, tuple[list[ox.Triple], int]]:
-            out: dict[str, tuple[list[ox.Triple], int]] = {}
-            for doc in docs:
-                if doc.startswith(collections):  # the node's own collection: all its members
-                    class_iri = node.vocab.expand(unquote(doc[len(collections) :].partition("?")[0]))
-                    if class_iri is not None:
-                        members = node.access.members(owner, class_iri, settings.base_iri)
-                        coll = ox.NamedNode(doc)
-                        out[doc] = ([ox.Triple(coll, member, ox.NamedNode(m)) for m in members], 0)
-                    continue
-                decision = node.access.resource(owner, doc)
-                if decision is not None:
-                    out[doc] = (decision.triples, decision.withheld)
-            return out
-
-        return await asyncio.to_thread(read)
+    async def local(docs: list[str]) -> dict[str, Any]:
+        return await asyncio.to_thread(node.own_documents, docs)
 
     return Federation(
         settings.party_id,
@@ -139,20 +124,30 @@ def create_app(
     client = http or outbound_http()
     auth = None if settings.open else make_auth(settings, client, clock)
     node = Node(settings, clock=clock)  # a broken policy file stops the node here
-    audit_log = node.audit = AuditLog(settings.audit_path) if settings.audit_path else None
-
-    async def watch_loop() -> None:
-        while True:
-            await asyncio.sleep(settings.poll_interval)
-            await asyncio.to_thread(node.access.refresh)
-            await asyncio.to_thread(node.sources.refresh_all)
+    node.audit = AuditLog(settings.audit_path) if settings.audit_path else None
+    state = NodeState(
+        settings=settings,
+        node=node,
+        auth=auth,
+        audit=node.audit,
+        federation=_federation(settings, node, auth, clock),
+        federation_clients=frozenset({settings.party_id, *settings.federation_clients}),
+        federation_budget=Budget(
+            max_documents=settings.federation_max_documents,
+            timeout=settings.federation_timeout,
+            node_timeout=settings.federation_node_timeout,
+            concurrency=settings.federation_concurrency,
+        ),
+        sparql_limits=(settings.sparql_timeout, settings.sparql_max_results),
+        clock=clock,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(node.sources.refresh_all)
-        if audit_log is not None:
-            audit_log.start()
-        task = asyncio.create_task(watch_loop()) if watch else None
+        if node.audit is not None:
+            node.audit.start()
+        task = asyncio.create_task(_watch(node, settings.poll_interval)) if watch else None
         try:
             yield
         finally:
@@ -161,8 +156,8 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             node.close()
-            if audit_log is not None:
-                audit_log.close()
+            if node.audit is not None:
+                node.audit.close()
             if auth is not None:
                 await auth.replay.close()
             if http is None:
@@ -177,136 +172,47 @@ def create_app(
         # FastAPI's OpenTelemetry hooks cost ~5 µs on every request: off unless wanted
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
-    app.state.auth = auth
-    app.state.node = node
-    app.state.audit = audit_log
-    app.state.sparql_limits = (settings.sparql_timeout, settings.sparql_max_results)
-    app.state.federation = _federation(settings, node, auth, clock)
-    app.state.federation_clients = frozenset({settings.party_id, *settings.federation_clients})
-    app.state.federation_budget = Budget(
-        max_documents=settings.federation_max_documents,
-        timeout=settings.federation_timeout,
-        node_timeout=settings.federation_node_timeout,
-        concurrency=settings.federation_concurrency,
-    )
+    app.state.dsgo = state
     problems.install(app)
-
-    async def health(request: Request) -> Response:
-        sources = node.sources.health()
-        policy = node.access.health()
-        audit = _audit_health(audit_log)
-        ok = (
-            all(s["status"] == "ok" for s in sources.values())
-            and policy["status"] != "failed"
-            and audit["status"] in ("ok", "off")
-        )
-        body: dict[str, Any] = {"status": "ok" if ok else "degraded", "party_id": settings.party_id}
-        caller = optional_bearer(request) if auth is not None else None
-        if auth is None or (caller is not None and caller.party_id == settings.party_id):
-            body.update(namespace=settings.base_iri, sources=sources, policy=policy, audit=audit)  # operators
-        else:
-            body["sources"] = {name: {"status": s["status"]} for name, s in sources.items()}
-            body["policy"] = {"status": policy["status"]}
-            body["audit"] = {"status": audit["status"]}
-        return json_response(body)
-
-    async def capabilities(request: Request) -> Response:
-        public = [
-            {"feature": "access token", "url": "/connect/token"},
-            {"feature": "capabilities", "url": "/capabilities"},
-            {"feature": "health", "url": "/health"},
-        ]
-        restricted = restricted_features
-        if auth is None:
-            return json_response({"party_id": settings.party_id, "public": public + restricted})
-        caller = optional_bearer(request)
-        features: dict[str, Any] = {"public": public}
-        if caller is not None:
-            features["restricted"] = [{**f, "token_endpoint": "/connect/token"} for f in restricted]
-        info = {
-            "party_id": settings.party_id,
-            "ishare_roles": [{"role": "ServiceProvider"}],
-            "supported_versions": [{"version": "2.0", "supported_features": [features]}],
-        }
-        audience = caller.party_id if caller else None
-        return json_response(signed(auth.identity, "capabilities_info", info, audience, clock()))
-
-    async def explain(request: Request) -> Response:
-        """The HTTP twin of ``dsgo policy explain``, for the node's own party only."""
-        caller = reader(request)
-        if auth is not None and caller.party_id != settings.party_id:
-            raise Forbidden("policy explanations are for the node's own operators")
-        party, iri = request.query_params.get("party"), request.query_params.get("resource")
-        if not party or not iri:
-            raise BadRequest("give party=PARTY_ID and resource=IRI")
-        roles: frozenset[str] = frozenset()
-        if auth is not None:
-            entry = await auth.trust.party(party)
-            roles = frozenset(entry.roles) if entry else frozenset()
-        # off the event loop: a node on a remote SPARQL store reads over the network
-        reasons = await asyncio.to_thread(node.access.explain, PolicyCaller(party, roles), iri)
-        if not reasons:
-            raise NotFound(f"no resource {iri} on this node")
-        fields = [
-            {"field": r.field, "released": r.released, "rules": list(r.rules), "reason": r.reason}
-            for r in reasons
-        ]
-        return json_response({"party": party, "roles": sorted(roles), "resource": iri, "fields": fields})
-
-    #: what callers with a token may use; a read path the node cannot enforce is left out
-    restricted_features: list[dict[str, Any]] = [
-        {"feature": "description", "url": "/", "formats": ["text/turtle", "application/ld+json"]},
-        {"feature": "resource", "url": "/{path}", "namespace": settings.base_iri},
-        {"feature": "collection", "url": "/collections/{class}"},
-        (
-            {"feature": "sparql", "url": "/sparql", "description": "SPARQL 1.1 over the caller's view"}
-            if node.remote is None  # a remote store's views cannot be had without copying it
-            else {"feature": "sparql", "url": "/sparql", "offered": False, "reason": SPARQL_NOT_OFFERED}
-        ),
-        {"feature": "delegation", "url": "/delegation"},
-        {"feature": "batch", "url": "/resources", "description": "many resources' views in one request"},
+    routes: list[BaseRoute] = [
+        Route("/health", health, methods=["GET"]),
+        Route("/capabilities", capabilities, methods=["GET"]),
+        *([Route("/connect/token", token_endpoint(), methods=["POST"])] if auth is not None else []),
+        Route("/", catalog, methods=["GET"], include_in_schema=False),
+        Route(WELL_KNOWN, catalog, methods=["GET"], include_in_schema=False),
+        Route("/collections/{cls:path}", collection, methods=["GET"]),
+        # views of a remote store would need copying it: refused, and why
+        Route("/sparql", sparql if node.remote is None else _sparql_refused, methods=["GET", "POST"]),
+        Route("/resources", batch, methods=["POST"]),
+        Route("/federation/query", federated_query, methods=["POST"]),
+        Route("/policy/explain", explain, methods=["GET"]),
+        Route("/delegation", delegation, methods=["POST"]),
     ]
-    routes = app.router.routes
-    routes.append(Route("/health", health, methods=["GET"]))
-    routes.append(Route("/capabilities", capabilities, methods=["GET"]))
-    if auth is not None:
-        routes.append(Route("/connect/token", token_endpoint(), methods=["POST"]))
-    for path in ("/", WELL_KNOWN):
-        routes.append(Route(path, catalog, methods=["GET"], include_in_schema=False))
-    routes.append(Route("/collections/{cls:path}", collection, methods=["GET"]))
-    sparql_route = sparql if node.remote is None else _sparql_refused  # views need copying: refused
-    routes.append(Route("/sparql", sparql_route, methods=["GET", "POST"]))
-    routes.append(Route("/resources", batch, methods=["POST"]))
-    routes.append(Route("/federation/query", federated_query, methods=["POST"]))
-    routes.append(Route("/policy/explain", explain, methods=["GET"]))
-    routes.append(Route("/delegation", delegation, methods=["POST"]))
-    # every other path is a resource in the node's namespace
-    routes.insert(0, _resource_route(routes))
+    # every other path (FastAPI's /docs and /openapi.json are others too) is a resource in
+    # the node's namespace; that route is tried first (the hot path)
+    app.router.routes[:0] = [_ResourceRoute([*routes, *app.router.routes]), *routes]
     return app
 
 
-def _resource_route(others: list[Any]) -> Route:
-    """The catch-all resource route, tried first: the hot path should not pay a regex per
-    route before it. Its pattern leaves out the first path segments of every other route,
-    so it takes exactly what a catch-all placed last would."""
-    segments = sorted({r.path.strip("/").split("/")[0] for r in others if getattr(r, "path", None)} - {""})
-    reserved = "|".join(re.escape(segment) for segment in segments)
-    route = Route("/{path:path}", resource, methods=["GET"])
-    route.path_regex = re.compile(rf"^/(?!(?:{reserved})(?:/|$))(?P<path>.+)$")
-    return route
+async def _watch(node: Node, interval: float) -> None:
+    """Re-read changed policy files and sources until cancelled, off the event loop."""
+    while True:
+        await asyncio.sleep(interval)
+        await asyncio.to_thread(node.access.refresh)
+        await asyncio.to_thread(node.sources.refresh_all)
 
 
-def _audit_health(log: AuditLog | None) -> dict[str, Any]:
-    """``failing`` while batches cannot be written (they wait in memory and are retried),
-    with how many reads wait, were written and were dropped (each drop is also a gap entry
-    in the log itself)."""
-    if log is None:
-        return {"status": "off"}
-    now = log.status()
-    return {
-        "status": "failing" if now.last_error else "ok",
-        "queued": now.queued,
-        "written": now.written,
-        "dropped": now.dropped,
-        "last_error": now.last_error,
-    }
+class _ResourceRoute(Route):
+    """The catch-all resource route, tried first so the hot path pays no regex per route
+    before it: it declines the first path segments of every other route, so it takes
+    exactly what a catch-all placed last would."""
+
+    def __init__(self, others: list[BaseRoute]) -> None:
+        super().__init__("/{path:path}", resource, methods=["GET"])
+        paths = [getattr(r, "path", "") for r in others]
+        self.reserved = frozenset(p.strip("/").split("/")[0] for p in paths if p)  # "/" too
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] == "http" and scope["path"][1:].partition("/")[0] in self.reserved:
+            return Match.NONE, {}
+        return super().matches(scope)

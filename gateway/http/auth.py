@@ -31,7 +31,8 @@ __all__ = ["Auth", "bearer", "json_response", "optional_bearer", "reader", "sign
 
 @dataclass
 class Auth:
-    """What a service needs to authenticate callers; kept on ``app.state.auth``."""
+    """What a service needs to authenticate callers; kept on ``app.state.dsgo.auth`` (the
+    node's ``NodeState``, or the registry's state)."""
 
     identity: Identity
     issuer: TokenIssuer
@@ -41,7 +42,7 @@ class Auth:
 
 
 def _auth(request: Request) -> Auth:
-    auth: Auth = request.app.state.auth
+    auth: Auth = request.app.state.dsgo.auth
     return auth
 
 
@@ -101,7 +102,7 @@ def token_endpoint() -> Callable[[Request], Awaitable[Response]]:
 
 def reader(request: Request) -> PolicyCaller:
     """Who reads on a data route: anonymous on an open node, else an authenticated party."""
-    if request.app.state.auth is None:
+    if request.app.state.dsgo.auth is None:
         return _ANONYMOUS
     caller = bearer(request)
     return PolicyCaller(caller.party_id, caller.roles)

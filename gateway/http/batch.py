@@ -21,6 +21,7 @@ from gateway.errors import BadRequest
 from gateway.http.auth import reader
 from gateway.http.delegation import grant_of
 from gateway.http.respond import audit
+from gateway.http.state import node_state
 from gateway.node import Node, Representation, etag_of
 from gateway.policy.model import Grant
 
@@ -31,7 +32,7 @@ _MAX_BODY = 1 << 20
 
 
 async def batch(request: Request) -> Response:
-    node: Node = request.app.state.node
+    node = node_state(request).node
     caller = reader(request)
     body = await request.body()
     if len(body) > _MAX_BODY:

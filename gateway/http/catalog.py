@@ -21,6 +21,7 @@ from gateway.formats import FORMATS, Page
 from gateway.http.auth import reader
 from gateway.http.delegation import grant_of
 from gateway.http.respond import audit, chosen_format, send
+from gateway.http.state import node_state
 from gateway.node import Built, Node
 from gateway.policy.model import Grant
 from gateway.store.local import RDF_TYPE
@@ -116,7 +117,7 @@ def _iso(t: float) -> str:
 
 
 async def catalog(request: Request) -> Response:
-    node: Node = request.app.state.node
+    node = node_state(request).node
     caller = reader(request)
     grant = await grant_of(request, caller)
     fmt = chosen_format(request)

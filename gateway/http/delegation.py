@@ -32,9 +32,9 @@ from starlette.responses import Response
 
 from gateway.config import PARTY_ID
 from gateway.errors import BadRequest, Forbidden, NotFound
-from gateway.http.auth import Auth, bearer, json_response
+from gateway.http.auth import bearer, json_response
+from gateway.http.state import node_state
 from gateway.identity import jwt
-from gateway.node import Node
 from gateway.policy.delegation import (
     EVIDENCE_HEADER,
     Policy,
@@ -52,11 +52,11 @@ _TOKEN_LIFETIME = 30  # iSHARE: exp = iat + 30
 
 
 async def delegation(request: Request) -> Response:
-    auth: Auth | None = request.app.state.auth
+    auth = node_state(request).auth
     if auth is None:
         raise NotFound("an open node has no identity to sign delegation evidence with")
     requester = bearer(request).party_id
-    node: Node = request.app.state.node
+    node = node_state(request).node
     me = auth.identity.party_id
     mask = parse_mask(await _json(request))
     if mask.policy_issuer != me:
@@ -123,10 +123,10 @@ async def evidence_rules_for(
     (none without the header or on an open node); ``Forbidden`` saying why if the
     evidence is refused. ``authorities``: the ARs the node trusts (its configuration)."""
     token = request.headers.get(EVIDENCE_HEADER)
-    auth: Auth | None = request.app.state.auth
+    auth = node_state(request).auth
     if token is None or auth is None or caller.party_id is None:
         return ()
-    node: Node = request.app.state.node
+    node = node_state(request).node
     trusted = [ca.fingerprint for ca in await auth.trust.trusted() if ca.usable]
     entries = {ar: await auth.trust.party(ar) for ar in authorities}
     return rules_from_evidence(
@@ -144,7 +144,7 @@ async def grant_of(request: Request, caller: Caller) -> Grant:
     """The caller's grant on a read path: the policy files' rules, widened by delegation
     evidence in the request (``Delegation-Evidence``) from an authorization registry the
     node trusts (``[policies] authorization_registries``)."""
-    node: Node = request.app.state.node
+    node = node_state(request).node
     extra: tuple[Rule, ...] = ()
     if EVIDENCE_HEADER in request.headers:
         extra = await evidence_rules_for(request, caller, node.settings.authorization_registries)

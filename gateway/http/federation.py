@@ -22,9 +22,10 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from gateway.errors import BadRequest, Forbidden
-from gateway.federation.walk import Budget, Federation, Outcome
+from gateway.federation.walk import Budget, Outcome
 from gateway.http.auth import json_response, reader
 from gateway.http.sparql import MAX_QUERY, _term_json, refuse_service
+from gateway.http.state import node_state
 
 __all__ = ["federated_query", "outcome_json"]
 
@@ -65,11 +66,11 @@ def outcome_json(outcome: Outcome) -> dict[str, Any]:
 
 
 async def federated_query(request: Request) -> Response:
-    federation: Federation | None = request.app.state.federation
+    federation = node_state(request).federation
     if federation is None:
         raise Forbidden("this node has no identity to query other nodes with (it is open)")
     caller = reader(request)
-    allowed = request.app.state.federation_clients
+    allowed = node_state(request).federation_clients
     if caller.party_id not in allowed:
         raise Forbidden(
             "only this node's own party and its configured local clients may ask it federated questions; "
@@ -91,7 +92,7 @@ async def federated_query(request: Request) -> Response:
         isinstance(s, str) and s.startswith(("http://", "https://")) for s in start
     ):
         raise BadRequest('"start" must be a list of http(s) IRIs')
-    budget = _budget(body, request.app.state.federation_budget)
+    budget = _budget(body, node_state(request).federation_budget)
     provenance = bool(body.get("provenance", False))
     if "application/x-ndjson" not in (request.headers.get("accept") or ""):
         outcome = await federation.run(query, start, budget, provenance=provenance)

@@ -22,6 +22,7 @@ from gateway.formats import Page
 from gateway.http.auth import reader
 from gateway.http.delegation import grant_of
 from gateway.http.respond import audit, chosen_format, send
+from gateway.http.state import node_state
 from gateway.node import Built, Node
 from gateway.policy.model import Grant
 from gateway.store.local import RDF_TYPE
@@ -34,7 +35,7 @@ PAGE_SIZE, MAX_PAGE_SIZE = 100, 1000
 
 
 def _node(request: Request) -> Node:
-    node: Node = request.app.state.node
+    node = node_state(request).node
     return node
 
 

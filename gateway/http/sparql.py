@@ -28,6 +28,7 @@ from gateway.formats import FORMATS, Page
 from gateway.http.auth import reader
 from gateway.http.delegation import grant_of
 from gateway.http.respond import audit
+from gateway.http.state import node_state
 from gateway.node import Node, Representation
 from gateway.policy.model import Grant
 
@@ -153,12 +154,12 @@ def _collect(result: Any, deadline: float, max_results: int) -> tuple[list[Any],
 
 
 async def sparql(request: Request) -> Response:
-    node: Node = request.app.state.node
+    node = node_state(request).node
     caller = reader(request)
     query = await _query_text(request)
     refuse_service(query)
     grant = await grant_of(request, caller)
-    limits = request.app.state.sparql_limits
+    limits = node_state(request).sparql_limits
     timeout, max_results = limits
     deadline = time.monotonic() + timeout
     view = await asyncio.to_thread(node.access.view, grant)

@@ -22,6 +22,7 @@ import datetime as dt
 import fnmatch
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI
@@ -40,6 +41,13 @@ from gateway.identity.tokens import TokenIssuer
 from gateway.registry.settings import RegistrySettings
 
 __all__ = ["create_registry_app"]
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryState:
+    """What the registry's routes share (``app.state.dsgo``, as on a node)."""
+
+    auth: Auth
 
 
 class _LocalTrust:
@@ -83,7 +91,9 @@ def create_registry_app(settings: RegistrySettings, clock: Callable[[], float] =
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         replay = replay_cache(settings.redis, settings.party_id)
-        app.state.auth = Auth(identity, TokenIssuer(identity), _LocalTrust(settings), replay, clock)
+        app.state.dsgo = RegistryState(
+            Auth(identity, TokenIssuer(identity), _LocalTrust(settings), replay, clock)
+        )
         try:
             yield
         finally:

@@ -1,0 +1,44 @@
+"""What a node's routes share: one typed object, built once by ``create_app``.
+
+It lives at ``app.state.dsgo``; routes reach it through ``node_state(request)``. The
+registry app keeps its own there (with the same ``auth`` member, which
+``gateway.http.auth`` reads for both).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from starlette.requests import Request
+
+from gateway.audit import AuditLog
+from gateway.config import NodeSettings
+from gateway.federation.walk import Budget, Federation
+from gateway.http.auth import Auth
+from gateway.node import Node
+
+__all__ = ["NodeState", "node_state"]
+
+
+@dataclass(slots=True)
+class NodeState:
+    settings: NodeSettings
+    node: Node
+    #: None on an open node (no identity, anonymous readers)
+    auth: Auth | None
+    audit: AuditLog | None
+    #: the federated query engine; None on an open node
+    federation: Federation | None
+    #: the parties that may ask this node federated questions (its own, and its clients)
+    federation_clients: frozenset[str]
+    federation_budget: Budget
+    #: (seconds, results) a /sparql query may take and return
+    sparql_limits: tuple[float, int]
+    clock: Callable[[], float] = field(default=time.time)
+
+
+def node_state(request: Request) -> NodeState:
+    state: NodeState = request.app.state.dsgo
+    return state
