@@ -120,8 +120,10 @@ def test_html_links_own_iris_to_local_paths_and_escapes_text() -> None:
         ),
     ]
     body = BY_NAME["html"].render(triples, PAGE).decode()
-    assert '<a href="/id/building/1/storey/0">' in body
-    assert '<a href="https://w3id.org/bot#Building">bot:Building</a>' in body
+    assert (
+        'resource="https://data.test.example/id/building/1/storey/0" href="/id/building/1/storey/0"' in body
+    )
+    assert 'resource="https://w3id.org/bot#Building" href="/vocab/bot:Building">Building</a>' in body
     assert "<script>x</script>" not in body and "&lt;script&gt;" in body
 
 

@@ -36,6 +36,7 @@ from gateway.http.health import health
 from gateway.http.resources import collection, resource
 from gateway.http.sparql import sparql
 from gateway.http.state import NodeState
+from gateway.http.vocab import vocabulary
 from gateway.identity.client import TokenClient
 from gateway.identity.pki import fingerprint, load_chain, load_identity
 from gateway.identity.registry_client import RegistryClient
@@ -187,6 +188,9 @@ def create_app(
         Route("/federation/query", federated_query, methods=["POST"]),
         Route("/policy/explain", explain, methods=["GET"]),
         Route("/delegation", delegation, methods=["POST"]),
+        # the vocabulary terms the pages link to, served here (their own hosts never answer)
+        Route("/vocab/", vocabulary, methods=["GET"], include_in_schema=False),
+        Route("/vocab/{term:path}", vocabulary, methods=["GET"], include_in_schema=False),
     ]
     # every other path (FastAPI's /docs and /openapi.json are others too) is a resource in
     # the node's namespace; that route is tried first (the hot path)
