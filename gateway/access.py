@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import threading
 import time
 from collections import OrderedDict
@@ -23,7 +24,7 @@ from typing import Any
 import pyoxigraph as ox
 
 from gateway.errors import PolicyError
-from gateway.policy.decide import Decision, FieldReason, Lookup, decide, explain, grant_for
+from gateway.policy.decide import Decision, FieldReason, Lookup, decide, explain, grant_for, grant_span
 from gateway.policy.load import load_policies, policy_files
 from gateway.policy.model import Caller, Grant, PolicySet, Rule
 from gateway.store.local import RDF_TYPE, Store
@@ -36,6 +37,8 @@ log = logging.getLogger("dsgo.policy")
 _BATCH = 100_000
 #: members of a remote store the per-caller class counts may decide (a query or more each)
 REMOTE_COUNT_BUDGET = 1000
+#: distinct (party, roles) whose grants are remembered at once
+_MAX_GRANTS = 10_000
 
 
 class StoreLookup:
@@ -78,6 +81,19 @@ class _MemoLookup:
 
 
 @dataclass(frozen=True, slots=True)
+class _HeldGrant:
+    """A caller's grant from the policy files, and the span ``[since, until)`` of clock
+    seconds in which it stays the same (between two validity boundaries of its rules)."""
+
+    grant: Grant
+    since: float
+    until: float
+
+    def holds(self, now: float, version: str) -> bool:
+        return self.since <= now < self.until and self.grant.version == version
+
+
+@dataclass(frozen=True, slots=True)
 class _PolicyFailure:
     error: PolicyError
     at: float
@@ -107,7 +123,7 @@ class Access:
         if policies_dir is not None:
             self._fingerprint = self._files_fingerprint()
             self.policies = load_policies(policy_files(policies_dir), vocab)  # errors stop the node
-        self._grants: dict[tuple[str | None, frozenset[str]], tuple[float, Grant]] = {}
+        self._grants: dict[tuple[str | None, frozenset[str]], _HeldGrant] = {}
         self._views: OrderedDict[tuple[Any, ...], ox.Store] = OrderedDict()
         self._views_lock = threading.Lock()
         self._max_views = max_views
@@ -135,7 +151,7 @@ class Access:
         try:
             policies = load_policies(policy_files(self.dir), self.vocab)
         except PolicyError as exc:
-            self.failure = _PolicyFailure(exc, time.time(), fingerprint)
+            self.failure = _PolicyFailure(exc, self.clock(), fingerprint)
             log.error("policy not reloaded, the previous one stays in force: %s", exc.detail)
             return False
         self.policies, self._fingerprint, self.failure = policies, fingerprint, None
@@ -162,26 +178,32 @@ class Access:
     def grant(self, caller: Caller, extra: tuple[Rule, ...] = ()) -> Grant:
         """The rules that apply to ``caller`` now, plus ``extra`` permits (from delegation
         evidence an authorization registry issued); deny rules of the files still win."""
-        base = self._file_grant(caller)
+        now = self.clock()
+        base = self._file_grant(caller, now)
         if not extra or base.everything:
             return base
-        now = dt.datetime.fromtimestamp(self.clock(), dt.UTC)
-        more = tuple(r for r in extra if r.applies_to(caller) and r.in_force(now))
+        at = dt.datetime.fromtimestamp(now, dt.UTC)
+        more = tuple(r for r in extra if r.applies_to(caller) and r.in_force(at))
         return Grant.of(base.rules + more, base.version) if more else base
 
-    def _file_grant(self, caller: Caller) -> Grant:
-        """The policy files' rules for ``caller`` (cached briefly: validity is per day)."""
+    def _file_grant(self, caller: Caller, now: float) -> Grant:
+        """The policy files' rules for ``caller`` at ``now``: remembered until the next
+        validity boundary of the caller's rules, so a rule is in force to the second."""
         key = (caller.party_id, caller.roles)
-        now = self.clock()
-        hit = self._grants.get(key)
         policies = self.policies
-        version = policies.version if policies else "none"
-        if hit is not None and hit[0] > now and hit[1].version == version:
-            return hit[1]
-        grant = grant_for(policies, caller, dt.datetime.fromtimestamp(now, dt.UTC), self.open)
-        if len(self._grants) > 10_000:
+        held = self._grants.get(key)
+        if held is not None and held.holds(now, policies.version if policies else "none"):
+            return held.grant
+        at = dt.datetime.fromtimestamp(now, dt.UTC)
+        grant = grant_for(policies, caller, at, self.open)
+        since, until = grant_span(policies, caller, at)
+        if len(self._grants) >= _MAX_GRANTS:
             self._grants.clear()
-        self._grants[key] = (now + 60, grant)
+        self._grants[key] = _HeldGrant(
+            grant,
+            since.timestamp() if since is not None else -math.inf,
+            until.timestamp() if until is not None else math.inf,
+        )
         return grant
 
     # -- reads -----------------------------------------------------------------------

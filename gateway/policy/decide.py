@@ -28,7 +28,7 @@ import pyoxigraph as ox
 
 from gateway.policy.model import Caller, Condition, Grant, PolicySet, Rule
 
-__all__ = ["Decision", "FieldReason", "Lookup", "decide", "explain", "grant_for", "matches"]
+__all__ = ["Decision", "FieldReason", "Lookup", "decide", "explain", "grant_for", "grant_span", "matches"]
 
 RDF_TYPE = "http://www.w3.org/1999/02/22-rdf-syntax-ns#type"
 _XSD = "http://www.w3.org/2001/XMLSchema#"
@@ -87,6 +87,26 @@ def grant_for(policies: PolicySet | None, caller: Caller, now: dt.datetime, open
         return Grant.of((), "none", everything=open_node)
     rules = tuple(r for r in policies.rules if r.applies_to(caller) and r.in_force(now))
     return Grant.of(rules, policies.version)
+
+
+def grant_span(
+    policies: PolicySet | None, caller: Caller, now: dt.datetime
+) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """The span ``[since, until)`` around ``now`` in which ``grant_for`` gives ``caller``
+    the same grant: from the last validity boundary (a rule's ``valid.from`` or
+    ``valid.until``) at or before ``now`` to the next one after it; None where there is
+    none. A grant remembered for this span never outlives a rule in it."""
+    rules = policies.rules if policies is not None else ()
+    edges = [
+        edge
+        for rule in rules
+        if rule.applies_to(caller)
+        for edge in (rule.valid_from, rule.valid_until)
+        if edge is not None
+    ]
+    since = max((edge for edge in edges if edge <= now), default=None)
+    until = min((edge for edge in edges if edge > now), default=None)
+    return since, until
 
 
 def decide(
