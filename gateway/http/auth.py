@@ -23,8 +23,8 @@ from gateway.identity import jwt
 from gateway.identity.pki import Identity
 from gateway.identity.replay import ReplayCache
 from gateway.identity.token_endpoint import TrustSource, authenticate_client, parse_form
-from gateway.identity.tokens import ACCESS_TOKEN_LIFETIME, Caller, TokenIssuer
-from gateway.policy.model import Caller as PolicyCaller
+from gateway.identity.tokens import ACCESS_TOKEN_LIFETIME, TokenIssuer
+from gateway.policy.model import Caller
 
 __all__ = ["Auth", "bearer", "json_response", "optional_bearer", "reader", "signed", "token_endpoint"]
 
@@ -100,12 +100,11 @@ def token_endpoint() -> Callable[[Request], Awaitable[Response]]:
     return connect_token
 
 
-def reader(request: Request) -> PolicyCaller:
+def reader(request: Request) -> Caller:
     """Who reads on a data route: anonymous on an open node, else an authenticated party."""
     if request.app.state.dsgo.auth is None:
         return _ANONYMOUS
-    caller = bearer(request)
-    return PolicyCaller(caller.party_id, caller.roles)
+    return bearer(request)
 
 
-_ANONYMOUS = PolicyCaller(None)
+_ANONYMOUS = Caller(None)

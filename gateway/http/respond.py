@@ -14,7 +14,7 @@ from gateway.audit import AuditLog
 from gateway.errors import NotAcceptable
 from gateway.formats import FORMATS, Format, negotiate
 from gateway.node import Representation
-from gateway.policy.model import Caller as PolicyCaller
+from gateway.policy.model import Caller
 
 __all__ = ["WITHHELD_HEADER", "audit", "chosen_format", "send"]
 
@@ -79,7 +79,7 @@ def _matches(header: str, etag: str) -> bool:
     return any(tag.strip().removeprefix("W/") == etag for tag in header.split(","))
 
 
-def audit(log: AuditLog | None, request: Request, caller: PolicyCaller, rep: Representation) -> None:
+def audit(log: AuditLog | None, request: Request, caller: Caller, rep: Representation) -> None:
     """Append the read to the node's audit log ``log`` (never waits on the disk).
 
     Every read pays this, so it is lean: the entry is a plain tuple in ``Entry``'s order

@@ -17,29 +17,27 @@ from joserfc.jwk import RSAKey
 from gateway.errors import Unauthorized
 from gateway.identity import jwt
 from gateway.identity.pki import Identity
+from gateway.policy.model import Caller
 
-__all__ = ["ACCESS_TOKEN_LIFETIME", "Caller", "TokenIssuer"]
+__all__ = ["ACCESS_TOKEN_LIFETIME", "TokenIssuer"]
 
 ACCESS_TOKEN_LIFETIME = 3600
 _LEEWAY = 10
 
 
 @dataclass(frozen=True, slots=True)
-class Caller:
-    """An authenticated party, as its access token says."""
+class _Verified:
+    """A token whose signature and claims were checked: who it stands for, until when."""
 
-    party_id: str
+    caller: Caller
     expires: float
-    token_id: str
-    #: the party's roles in the registry when the token was issued
-    roles: frozenset[str] = frozenset()
 
 
 class TokenIssuer:
     def __init__(self, identity: Identity, cache_size: int = 10_000) -> None:
         self.identity = identity
         self._public = RSAKey.import_key(identity.key.public_key())
-        self._verified: OrderedDict[str, Caller] = OrderedDict()
+        self._verified: OrderedDict[str, _Verified] = OrderedDict()
         self._cache_size = cache_size
 
     def issue(self, party_id: str, now: float, roles: tuple[str, ...] = ()) -> str:
@@ -61,18 +59,18 @@ class TokenIssuer:
 
     def check(self, token: str, now: float) -> Caller:
         """The caller a bearer token stands for; ``Unauthorized`` saying why not."""
-        caller = self._verified.get(token)
-        if caller is None:
-            caller = self._verify(token, now)
-            self._verified[token] = caller
+        verified = self._verified.get(token)
+        if verified is None:
+            verified = self._verify(token, now)
+            self._verified[token] = verified
             if len(self._verified) > self._cache_size:
                 self._verified.popitem(last=False)
-        if caller.expires <= now:
+        if verified.expires <= now:
             self._verified.pop(token, None)
             raise Unauthorized("the access token has expired; request a new one at /connect/token")
-        return caller
+        return verified.caller
 
-    def _verify(self, token: str, now: float) -> Caller:
+    def _verify(self, token: str, now: float) -> _Verified:
         jwt.peek_header(token, Unauthorized)
         claims = jwt.verify(token, self._public, _foreign)
         me = self.identity.party_id
@@ -89,7 +87,7 @@ class TokenIssuer:
         roles = claims.get("roles", [])
         if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
             raise Unauthorized("the access token's roles are malformed")
-        return Caller(sub, float(exp), jti, frozenset(roles))
+        return _Verified(Caller(sub, frozenset(roles)), float(exp))
 
 
 def _foreign(reason: str) -> Unauthorized:

@@ -12,7 +12,9 @@ __all__ = ["Caller", "Condition", "Grant", "PolicySet", "Rule"]
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """Who is reading: a party id (or ``None`` on an open node) and its registry roles."""
+    """Who is reading: a party id (``None``: anonymous, on an open node) and its registry
+    roles. The one caller type: what a verified access token stands for
+    (``gateway.identity.tokens``) is what the policy decides for."""
 
     party_id: str | None
     roles: frozenset[str] = frozenset()
