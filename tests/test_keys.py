@@ -33,17 +33,52 @@ def test_keys_commands_make_a_ca_and_a_party_certificate(
     assert str(party / "chain.pem") in capsys.readouterr().out
 
 
-def test_existing_keys_are_not_overwritten_unless_forced(
+def test_existing_keys_are_kept_and_reported_unless_forced(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     ca = tmp_path / "ca"
     assert main(["keys", "ca", "--dir", str(ca)]) == 0
     before = (ca / "root.key.pem").read_bytes()
-    assert main(["keys", "ca", "--dir", str(ca)]) == 2
-    assert "exists; pass --force" in capsys.readouterr().err
+    capsys.readouterr()
+    assert main(["keys", "ca", "--dir", str(ca)]) == 0
+    assert capsys.readouterr().out.startswith(f"kept {ca}: a CA is there already")
     assert (ca / "root.key.pem").read_bytes() == before
     assert main(["keys", "ca", "--dir", str(ca), "--force"]) == 0
     assert (ca / "root.key.pem").read_bytes() != before
+
+
+def test_existing_party_keys_are_kept_and_reported(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ca = tmp_path / "ca"
+    main(["keys", "ca", "--dir", str(ca)])
+    assert main(["keys", "party", "EU.EORI.NL000000001", "--ca", str(ca)]) == 0
+    key = (tmp_path / "EU.EORI.NL000000001" / "key.pem").read_bytes()
+    capsys.readouterr()
+    assert main(["keys", "party", "EU.EORI.NL000000001", "--ca", str(ca)]) == 0
+    assert "kept" in capsys.readouterr().out
+    assert (tmp_path / "EU.EORI.NL000000001" / "key.pem").read_bytes() == key
+
+
+def test_party_keys_of_another_party_in_the_folder_are_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ca = tmp_path / "ca"
+    main(["keys", "ca", "--dir", str(ca)])
+    main(["keys", "party", "EU.EORI.NL000000001", "--ca", str(ca), "--dir", str(tmp_path / "x")])
+    capsys.readouterr()
+    assert main(["keys", "party", "EU.EORI.NL000000002", "--ca", str(ca), "--dir", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "holds EU.EORI.NL000000001's keys" in err and err.count("\n") == 1
+
+
+def test_half_a_key_set_is_an_error_not_kept(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ca = tmp_path / "ca"
+    main(["keys", "ca", "--dir", str(ca)])
+    (ca / "issuing.key.pem").unlink()
+    capsys.readouterr()
+    assert main(["keys", "ca", "--dir", str(ca)]) == 2
+    assert "but not issuing.key.pem" in capsys.readouterr().err
 
 
 def test_party_key_needs_a_ca_first(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,4 +1,5 @@
-"""The ``dsgo`` command line. Errors are one clear line on stderr and exit code 2."""
+"""The ``dsgo`` command line. Errors are one clear line on stderr; exit status 0 done,
+1 done with problems, 2 an error, 130 interrupted (see ``gateway.cli.args``)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,12 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+from gateway.cli.args import OneLineParser, absolute_iri, base_url, party_id
+from gateway.cli.serving import announce
 from gateway.config import NodeSettings, load_node_settings
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, KeyFileError
 
 __all__ = ["main"]
 
@@ -32,15 +36,28 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     _logging(args.verbose)
+    announce(_serving(settings), args.verbose)
     uvicorn.run(
         create_app(settings),
         host=settings.host,
         port=settings.port,
-        log_level="info" if args.verbose else "warning",
+        log_level="info",
         access_log=args.verbose,
         server_header=False,
     )
     return 0
+
+
+def _serving(settings: NodeSettings) -> str:
+    sources = ", ".join(f"{s.name} ({s.kind})" for s in settings.sources) or "none"
+    shared = (
+        "open: every caller reads everything"
+        if settings.open
+        else "policies: " + str(settings.policies_dir or "none, it shares nothing")
+    )
+    return (
+        f"{settings.name} ({settings.party_id}) serves {settings.base_iri} from sources {sources}; {shared}"
+    )
 
 
 def _logging(verbose: bool) -> None:
@@ -54,38 +71,41 @@ def _logging(verbose: bool) -> None:
 def cmd_keys_ca(args: argparse.Namespace) -> int:
     from gateway.identity.pki import make_ca
 
+    if not args.force and _kept(
+        args.dir, ("root.cert.pem", "root.key.pem", "issuing.cert.pem", "issuing.key.pem")
+    ):
+        print(
+            f"kept {args.dir}: a CA is there already (--force makes a new one, invalidating its certificates)"
+        )
+        return 0
     for path in make_ca(args.dir, force=args.force):
         print(f"wrote {path}")
     return 0
 
 
-def cmd_keys_party(args: argparse.Namespace) -> int:
-    from gateway.config import PARTY_ID
-    from gateway.identity.pki import make_party
+def _kept(folder: Path, names: Sequence[str]) -> bool:
+    """Whether all of a key set is there (keep it); part of one is an error to look at."""
+    present = [n for n in names if (folder / n).exists()]
+    if present and len(present) < len(names):
+        missing = sorted(set(names) - set(present))
+        raise KeyFileError(
+            f"{folder}: has {present[0]} but not {missing[0]}; move the folder away or pass --force"
+        )
+    return bool(present)
 
-    if not PARTY_ID.fullmatch(args.party_id):
-        raise GatewayError(f"{args.party_id!r} is not an iSHARE party id (e.g. EU.EORI.NL000000001)")
+
+def cmd_keys_party(args: argparse.Namespace) -> int:
+    from gateway.identity.pki import load_identity, make_party
+
     folder = args.dir or args.ca.parent / args.party_id
+    if not args.force and _kept(folder, ("key.pem", "cert.pem", "chain.pem")):
+        found = load_identity(folder).party_id
+        if found != args.party_id:
+            raise KeyFileError(f"{folder}: holds {found}'s keys, not {args.party_id}'s; choose another --dir")
+        print(f"kept {folder}: {args.party_id} has keys there already (--force makes new ones)")
+        return 0
     for path in make_party(args.party_id, folder, args.ca, name=args.name, force=args.force):
         print(f"wrote {path}")
-    return 0
-
-
-def cmd_registry(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from gateway.registry import create_registry_app, load_registry_settings
-
-    settings = load_registry_settings(args.config)
-    _logging(args.verbose)
-    uvicorn.run(
-        create_registry_app(settings),
-        host=args.host or settings.host,
-        port=args.port if args.port is not None else settings.port,
-        log_level="info" if args.verbose else "warning",
-        access_log=args.verbose,
-        server_header=False,
-    )
     return 0
 
 
@@ -104,20 +124,24 @@ def cmd_token(args: argparse.Namespace) -> int:
             auth = make_auth(settings, http, time.time)
             registry = auth.trust
             assert hasattr(registry, "parties") and hasattr(registry, "tokens")
-            target = args.to.rstrip("/")
-            party = args.party
-            if party is None:
-                owners = [
-                    p.party_id for p in await registry.parties() if (p.endpoint or "").rstrip("/") == target
-                ]
-                if not owners:
-                    raise GatewayError(f"no party in the registry answers at {target}; name it with --party")
-                party = owners[0]
-            token: str = await registry.tokens.token(party, target)
+            party = args.party or await _party_at(registry, args.to)
+            token: str = await registry.tokens.token(party, args.to)
             return token
 
     print(asyncio.run(run()))
     return 0
+
+
+async def _party_at(registry: Any, url: str) -> str:
+    """The party whose registered endpoint is ``url``."""
+    parties = await registry.parties()
+    owners = [p.party_id for p in parties if (p.endpoint or "").rstrip("/") == url]
+    if not owners:
+        known = ", ".join(f"{p.endpoint}" for p in parties if p.endpoint) or "none"
+        raise GatewayError(
+            f"no party in the registry answers at {url} (registered: {known}); name it with --party"
+        )
+    return str(owners[0])
 
 
 def cmd_policy_check(args: argparse.Namespace) -> int:
@@ -154,7 +178,10 @@ def cmd_policy_explain(args: argparse.Namespace) -> int:
     finally:
         node.close()
     if not reasons:
-        raise GatewayError(f"no resource {args.resource} in this node's sources")
+        raise GatewayError(
+            f"no resource {args.resource} in this node's sources"
+            f" (its resources are under {settings.base_iri})"
+        )
     vocab = node.vocab
     width = max(len(vocab.curie(r.field)) for r in reasons)
     print(f"{args.resource} as {args.party} sees it:")
@@ -165,7 +192,7 @@ def cmd_policy_explain(args: argparse.Namespace) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dsgo", description="DSGO federated building-data gateway")
+    parser = OneLineParser(prog="dsgo", description="DSGO federated building-data gateway")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("serve", help="run a node")
@@ -175,13 +202,6 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="log every request")
     p.set_defaults(run=cmd_serve)
 
-    p = sub.add_parser("registry", help="run a participant registry (iSHARE satellite subset)")
-    p.add_argument("config", type=Path, metavar="REGISTRY.toml")
-    p.add_argument("--host")
-    p.add_argument("--port", type=int)
-    p.add_argument("-v", "--verbose", action="store_true", help="log every request")
-    p.set_defaults(run=cmd_registry)
-
     keys = sub.add_parser("keys", help="development PKI: a test CA and party certificates")
     ksub = keys.add_subparsers(dest="keys_command", required=True, metavar="WHAT")
     p = ksub.add_parser("ca", help="create the development root and issuing CA")
@@ -189,7 +209,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace existing files (new keys!)")
     p.set_defaults(run=cmd_keys_ca)
     p = ksub.add_parser("party", help="a key and certificate for a party, signed by the development CA")
-    p.add_argument("party_id", metavar="PARTY_ID")
+    p.add_argument("party_id", type=party_id, metavar="PARTY_ID")
     p.add_argument("--dir", type=Path, help="where to write (default: keys/PARTY_ID beside the CA)")
     p.add_argument("--ca", type=Path, default=Path("keys/ca"), help="the CA folder (default keys/ca)")
     p.add_argument("--name", help="the organisation's name (certificate CN)")
@@ -203,26 +223,33 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_policy_check)
     p = psub.add_parser("explain", help="each field of a resource: released by which rule, or why not")
     p.add_argument("config", type=Path, metavar="NODE.toml")
-    p.add_argument("--party", required=True, help="the reading party's id")
+    p.add_argument("--party", required=True, type=party_id, help="the reading party's id")
     p.add_argument("--role", action="append", help="a registry role of that party (repeatable)")
-    p.add_argument("--resource", required=True, metavar="IRI")
+    p.add_argument("--resource", required=True, type=absolute_iri, metavar="IRI", help="its full IRI")
     p.set_defaults(run=cmd_policy_explain)
 
     p = sub.add_parser("token", help="obtain an access token from another node, print it")
     p.add_argument("--as", dest="config", type=Path, required=True, metavar="NODE.toml")
-    p.add_argument("--to", required=True, metavar="URL", help="the other node's base URL")
-    p.add_argument("--party", help="the other node's party id (default: looked up in the registry)")
+    p.add_argument(
+        "--to", required=True, type=base_url, metavar="URL", help="the other node, http://HOST:PORT"
+    )
+    p.add_argument("--party", type=party_id, help="the other node's party id (default: from the registry)")
     p.set_defaults(run=cmd_token)
 
-    from gateway.cli import audit, demo, query, source_check
+    from gateway.cli import audit, demo, init, query, registry, source_check
 
-    for module in (source_check, audit, query, demo):
+    for module in (registry, init, source_check, audit, query, demo):
         module.add_parser(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    from gateway.cli.registry import shorthand
+
+    try:
+        args = _parser().parse_args(shorthand(sys.argv[1:] if argv is None else list(argv)))
+    except SystemExit as exc:  # --help (0) or a usage error, already printed in one line (2)
+        return exc.code if isinstance(exc.code, int) else 2
     try:
         code: int = args.run(args)
         return code

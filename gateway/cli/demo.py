@@ -1,5 +1,9 @@
 """``dsgo demo``: the pilot federation, end to end, on this machine.
 
+Runs ``examples/pilot`` of the source checkout it is installed from; installed from a
+wheel, it copies the pilot the package carries (``gateway._pilot``) into ``./dsgo-pilot``
+first (or into ``--root``), where its keys and audit logs go too.
+
 Makes the development keys if they are missing, starts the registry and the three
 nodes of ``examples/pilot`` on loopback ports (the same configuration files docker
 compose uses), waits until all are healthy, asks the pilot's question as the
@@ -26,7 +30,7 @@ from typing import Any
 
 import httpx
 
-from gateway.cli.query import format_report, format_table
+from gateway.cli.query import format_report, format_table, start_lines
 from gateway.config import NodeSettings, load_node_settings
 from gateway.errors import GatewayError
 from gateway.identity.pki import make_ca, make_party
@@ -34,7 +38,8 @@ from gateway.vocab import load_vocab
 
 __all__ = ["add_parser", "run"]
 
-ROOT = Path(__file__).resolve().parents[2]  # a source checkout: examples/ and keys/ beside gateway/
+CHECKOUT = Path(__file__).resolve().parents[2]  # a source checkout: examples/ and keys/ beside gateway/
+ROOT = CHECKOUT if (CHECKOUT / "examples" / "pilot" / "registry.toml").is_file() else Path("dsgo-pilot")
 ASKER = "municipality"
 QUESTION = Path("queries") / "labels-and-insulation.rq"
 
@@ -53,9 +58,33 @@ class _Pilot:
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("demo", help="the pilot federation, end to end")
     p.add_argument("--once", action="store_true", help="stop after answering, instead of serving on")
-    p.add_argument("--root", type=Path, default=ROOT, help="the folder holding examples/pilot and keys/")
+    p.add_argument(
+        "--root",
+        type=Path,
+        default=ROOT,
+        help=f"where examples/pilot and keys/ are (default {ROOT}; the pilot is copied there if missing)",
+    )
     p.add_argument("--port", type=int, help="first of four free ports (default: the pilot's 8200-8203)")
     p.set_defaults(run=run)
+
+
+def _unpack(root: Path, say: _Say) -> None:
+    """The package's copy of the pilot, into ``root/examples/pilot`` unless one is there."""
+    import importlib.util
+    import shutil
+    from importlib import resources
+
+    if importlib.util.find_spec("ifcopenshell") is None:
+        raise GatewayError(
+            "the pilot's construction firm publishes IFC models: pip install 'dsgo-gateway[ifc]' first"
+        )
+    target = root / "examples" / "pilot"
+    if (target / "registry.toml").exists():
+        return
+    packaged = Path(str(resources.files("gateway._pilot")))
+    skip = shutil.ignore_patterns("__pycache__", "__init__.py", "state")
+    shutil.copytree(packaged, target, ignore=skip, dirs_exist_ok=True)
+    say(f"copied the pilot federation into {target} (its keys and audit logs go under {root} too)")
 
 
 def _pilot(root: Path, port: int | None) -> _Pilot:
@@ -139,6 +168,7 @@ def _wait(urls: dict[str, str], procs: dict[str, subprocess.Popen[bytes]], withi
 
 def run(args: argparse.Namespace) -> int:
     say = _Say()
+    _unpack(args.root, say)
     pilot = _pilot(args.root, args.port)
     _keys(args.root, pilot, say)
     env = {**pilot.env, "DSGO_REGISTRY_URL": pilot.registry_url}
@@ -186,8 +216,7 @@ def _ask(pilot: _Pilot) -> tuple[dict[str, Any], float]:
 
     settings = pilot.nodes[ASKER]
     text = (pilot.folder / QUESTION).read_text(encoding="utf-8")
-    start = [line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("# start:")]
-    body = {"query": text, "start": start}
+    body = {"query": text, "start": start_lines(text)}
 
     async def ask() -> dict[str, Any]:
         async with outbound_http() as http:
@@ -210,13 +239,31 @@ def _named(answer: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
 
 
 def _where(pilot: _Pilot, urls: dict[str, str]) -> None:
-    asker = _shown(pilot.nodes[ASKER].file)
+    """Hints that work as printed: with the ports in use and the ``dsgo`` that runs."""
+    asker = pilot.nodes[ASKER]
+    dsgo, config = _dsgo(), _shown(asker.file)
+    moved = f"DSGO_REGISTRY_URL={pilot.registry_url} " if pilot.env else ""
     print("Look around: every data route wants a token, which `dsgo token` gets as a party.")
     for name in pilot.nodes:
         print(f"  {name:12} {urls[name]}/   (HTML for browsers, Turtle/JSON-LD/N-Triples for programs)")
-    print(f"  TOKEN=$(.venv/bin/dsgo token --as {asker} --to {urls['firm']})")
+    print(f"  TOKEN=$({moved}{dsgo} token --as {config} --to {urls['firm']})")
     print(f'  curl -H "Authorization: Bearer $TOKEN" -H "Accept: text/html" {urls["firm"]}/')
+    port = f"DSGO_NODE_PORT={asker.port} " if pilot.env else ""
+    print(f"  {moved}{port}{dsgo} query --as {config} @{_shown(pilot.folder / QUESTION)}")
+
+
+def _dsgo() -> str:
+    """How to call the running ``dsgo``: by name when that is the one on PATH."""
+    import shutil
+
+    here = Path(sys.executable).parent / "dsgo"
+    found = shutil.which("dsgo")
+    if found and Path(found).resolve() == here.resolve():
+        return "dsgo"
+    return str(_shown(here))
 
 
 def _shown(path: Path) -> Path:
-    return path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
+    path = path.absolute()
+    cwd = Path.cwd()
+    return path.relative_to(cwd) if path.is_relative_to(cwd) else path

@@ -18,18 +18,34 @@ from typing import Any, TextIO
 import httpx
 import orjson
 
+from gateway.cli.args import absolute_iri
 from gateway.config import load_node_settings
 from gateway.errors import GatewayError
 from gateway.vocab import load_vocab
 
-__all__ = ["add_parser", "format_report", "format_table"]
+__all__ = ["add_parser", "format_report", "format_table", "start_lines"]
+
+_START = "# start:"
+
+
+def start_lines(query: str) -> list[str]:
+    """The start IRIs a query file names on its own ``# start: IRI`` comment lines: a query
+    that only joins what other documents link to names no IRI to begin the walk at."""
+    return [line[len(_START) :].strip() for line in query.splitlines() if line.startswith(_START)]
 
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("query", help="a federated query, asked at one's own node")
     p.add_argument("--as", dest="config", type=Path, required=True, metavar="NODE.toml")
     p.add_argument("query", help="the SPARQL query, or @FILE to read it from a file")
-    p.add_argument("--start", action="append", default=[], metavar="IRI", help="where to start (repeatable)")
+    p.add_argument(
+        "--start",
+        action="append",
+        default=[],
+        type=absolute_iri,
+        metavar="IRI",
+        help="where to start (repeatable; default: the query's '# start: IRI' lines, else the IRIs it names)",
+    )
     p.add_argument("--follow-all", action="store_true", help="follow every link (depth-bounded)")
     p.add_argument("--max-depth", type=int)
     p.add_argument("--max-documents", type=int)
@@ -51,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
             query = Path(query[1:]).read_text(encoding="utf-8")
         except OSError as exc:
             raise GatewayError(f"{query[1:]}: cannot be read ({exc.strerror})") from None
-    body: dict[str, Any] = {"query": query, "start": args.start, "provenance": args.provenance}
+    start = args.start or start_lines(query)
+    body: dict[str, Any] = {"query": query, "start": start, "provenance": args.provenance}
     if args.follow_all:
         body["follow"] = "all"
     for key in ("max_depth", "max_documents", "timeout"):
@@ -74,6 +91,8 @@ def run(args: argparse.Namespace) -> int:
     print(format_table(answer, vocab.curie))
     print()
     print(format_report(answer, time.monotonic() - started))
+    if not start and not answer["report"]["documents"]:
+        print("Nothing was fetched: the query names no IRI a registered node serves; give --start IRI")
     return 0
 
 

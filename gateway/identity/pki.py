@@ -7,6 +7,11 @@ with mode 0600.
 
     keys/ca/root.cert.pem  root.key.pem  issuing.cert.pem  issuing.key.pem
     keys/<PARTY>/key.pem  cert.pem  chain.pem
+
+A party whose certificate comes from a real CA (an eIDAS/PKIoverheid provider, as iSHARE
+requires) makes its key and a certificate signing request instead (``make_request``):
+the CA returns the certificate, saved as ``cert.pem`` and, with its CA chain,
+``chain.pem``.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ __all__ = [
     "load_identity",
     "make_ca",
     "make_party",
+    "make_request",
     "party_id_of",
 ]
 
@@ -219,4 +225,23 @@ def make_party(
     _write(files[0], _key_pem(key), secret=True)
     _write(files[1], _pem(leaf))
     _write(files[2], _pem(leaf) + _pem(issuing) + _pem(root))
+    return files
+
+
+def make_request(party_id: str, folder: Path, *, name: str | None = None, force: bool = False) -> list[Path]:
+    """A key and a certificate signing request (PKCS #10) for ``party_id``, for a real CA:
+    subject CN = the organisation, serialNumber = the party id (as iSHARE certificates)."""
+    files = [folder / "key.pem", folder / "request.csr.pem"]
+    _refuse_overwrite(files, force)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=_KEY_SIZE)
+    subject = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, name or party_id),
+            x509.NameAttribute(NameOID.SERIAL_NUMBER, party_id),
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "NL"),
+        ]
+    )
+    request = x509.CertificateSigningRequestBuilder().subject_name(subject).sign(key, hashes.SHA256())
+    _write(files[0], _key_pem(key), secret=True)
+    _write(files[1], request.public_bytes(serialization.Encoding.PEM))
     return files

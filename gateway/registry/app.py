@@ -38,6 +38,7 @@ from gateway.identity.parties import Party, TrustedCA
 from gateway.identity.pki import load_identity
 from gateway.identity.replay import replay_cache
 from gateway.identity.tokens import TokenIssuer
+from gateway.registry.live import LiveSettings
 from gateway.registry.settings import RegistrySettings
 
 __all__ = ["create_registry_app"]
@@ -51,15 +52,18 @@ class RegistryState:
 
 
 class _LocalTrust:
-    def __init__(self, settings: RegistrySettings) -> None:
-        self._parties = {p.party_id: p for p in settings.parties}
-        self._trusted = list(settings.trusted)
+    def __init__(self, live: LiveSettings) -> None:
+        self._live = live
 
     async def party(self, party_id: str) -> Party | None:
-        return self._parties.get(party_id)
+        return next((p for p in self._live.current().parties if p.party_id == party_id), None)
 
     async def trusted(self) -> list[TrustedCA]:
-        return self._trusted
+        return list(self._live.current().trusted)
+
+
+def _entries(settings: RegistrySettings) -> dict[str, tuple[Mapping[str, Any], Party]]:
+    return {e["party_id"]: (e, p) for e, p in zip(settings.entries, settings.parties, strict=True)}
 
 
 def _matches(entry: Mapping[str, Any], party: Party, query: Mapping[str, str], now: dt.datetime) -> bool:
@@ -86,13 +90,13 @@ def create_registry_app(settings: RegistrySettings, clock: Callable[[], float] =
             "registry.keys",
             f"the certificate there is {identity.party_id}'s, not {settings.party_id}'s",
         )
-    entries = {e["party_id"]: (e, p) for e, p in zip(settings.entries, settings.parties, strict=True)}
+    live = LiveSettings(settings)  # parties and trusted CAs follow the file while it runs
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         replay = replay_cache(settings.redis, settings.party_id)
         app.state.dsgo = RegistryState(
-            Auth(identity, TokenIssuer(identity), _LocalTrust(settings), replay, clock)
+            Auth(identity, TokenIssuer(identity), _LocalTrust(live), replay, clock)
         )
         try:
             yield
@@ -107,13 +111,13 @@ def create_registry_app(settings: RegistrySettings, clock: Callable[[], float] =
     async def parties(request: Request) -> Response:
         caller = bearer(request)
         now = dt.datetime.fromtimestamp(clock(), dt.UTC)
-        data = [e for e, p in entries.values() if _matches(e, p, request.query_params, now)]
+        data = [e for e, p in _entries(live.current()).values() if _matches(e, p, request.query_params, now)]
         info = {"count": len(data), "data": data}
         return json_response(signed(identity, "parties_info", info, caller.party_id, clock()))
 
     async def party(request: Request) -> Response:
         caller = bearer(request)
-        found = entries.get(request.path_params["party_id"])
+        found = _entries(live.current()).get(request.path_params["party_id"])
         if found is None:
             raise NotFound(f"no party {request.path_params['party_id']} in this registry")
         return json_response(signed(identity, "party_info", found[0], caller.party_id, clock()))
@@ -127,7 +131,7 @@ def create_registry_app(settings: RegistrySettings, clock: Callable[[], float] =
                 "validity": "valid",
                 "status": ca.status,
             }
-            for ca in settings.trusted
+            for ca in live.current().trusted
         ]
         return json_response(signed(identity, "trusted_list", body, caller.party_id, clock()))
 
@@ -161,7 +165,9 @@ def create_registry_app(settings: RegistrySettings, clock: Callable[[], float] =
         )
 
     async def health(request: Request) -> Response:
-        return json_response({"status": "ok", "party_id": settings.party_id, "parties": len(entries)})
+        return json_response(
+            {"status": "ok", "party_id": settings.party_id, "parties": len(live.current().parties)}
+        )
 
     app.router.routes.extend(
         [

@@ -100,7 +100,13 @@ class Sources:
 
     def _fail(self, name: str, error: SourceError, fingerprint: str) -> None:
         self.failures[name] = Failure(error, time.time(), fingerprint)
-        log.error("source %s: %s (the last good version stays served)", name, error.detail)
+        served = self.store.sources().get(name)
+        kept = (
+            "its last good version stays served"
+            if served
+            else "nothing is served from it until it can be read"
+        )
+        log.error("source %s: %s (%s)", name, error.detail, kept)
 
     def health(self) -> dict[str, Any]:
         """Per source: what is served, and the last failure if it is not the newest."""
