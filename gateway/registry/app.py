@@ -35,7 +35,7 @@ from gateway.errors import ConfigError, NotFound
 from gateway.http import problems
 from gateway.http.auth import Auth, bearer, json_response, optional_bearer, signed, token_endpoint
 from gateway.identity.parties import Party, TrustedCA
-from gateway.identity.pki import load_identity
+from gateway.identity.pki import Identity, load_identity
 from gateway.identity.replay import replay_cache
 from gateway.identity.tokens import TokenIssuer
 from gateway.registry.live import LiveSettings
@@ -82,7 +82,7 @@ def _matches(entry: Mapping[str, Any], party: Party, query: Mapping[str, str], n
     return not namespace or any(namespace.startswith(ns) for ns in party.namespaces)
 
 
-def create_registry_app(settings: RegistrySettings, clock: Callable[[], float] = time.time) -> FastAPI:
+def _identity(settings: RegistrySettings) -> Identity:
     identity = load_identity(settings.keys_dir)
     if identity.party_id != settings.party_id:
         raise ConfigError(
@@ -90,6 +90,11 @@ def create_registry_app(settings: RegistrySettings, clock: Callable[[], float] =
             "registry.keys",
             f"the certificate there is {identity.party_id}'s, not {settings.party_id}'s",
         )
+    return identity
+
+
+def create_registry_app(settings: RegistrySettings, clock: Callable[[], float] = time.time) -> FastAPI:
+    identity = _identity(settings)
     live = LiveSettings(settings)  # parties and trusted CAs follow the file while it runs
 
     @contextlib.asynccontextmanager
