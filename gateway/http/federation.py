@@ -23,8 +23,9 @@ from starlette.responses import Response, StreamingResponse
 
 from gateway.errors import BadRequest, Forbidden
 from gateway.federation.walk import Budget, Outcome
+from gateway.formats.results import term_json
 from gateway.http.auth import json_response, reader
-from gateway.http.sparql import MAX_QUERY, _term_json, refuse_service
+from gateway.http.sparql import MAX_QUERY, refuse_service
 from gateway.http.state import node_state
 
 __all__ = ["federated_query", "outcome_json"]
@@ -59,7 +60,7 @@ def outcome_json(outcome: Outcome) -> dict[str, Any]:
         out["ntriples"] = (ox.serialize(outcome.triples, format=ox.RdfFormat.N_TRIPLES) or b"").decode()
     else:
         out["head"] = {"vars": outcome.variables}
-        out["results"] = {"bindings": [{k: _term_json(v) for k, v in row.items()} for row in outcome.rows]}
+        out["results"] = {"bindings": [{k: term_json(v) for k, v in row.items()} for row in outcome.rows]}
         if outcome.sources is not None:
             out["sources"] = outcome.sources
     return out

@@ -13,18 +13,16 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qsl
-from xml.sax.saxutils import escape, quoteattr
 
-import orjson
 import pyoxigraph as ox
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.errors import BadRequest, HttpError, NotAcceptable
+from gateway.errors import BadRequest, HttpError
 from gateway.formats import FORMATS, Page
+from gateway.formats.results import RDF_FORMATS, RESULT_FORMATS, boolean, choose, solutions
 from gateway.http.auth import reader
 from gateway.http.delegation import grant_of
 from gateway.http.respond import audit
@@ -35,15 +33,6 @@ from gateway.policy.model import Grant
 __all__ = ["MAX_QUERY", "QueryLimit", "refuse_service", "sparql"]
 
 MAX_QUERY = 64 * 1024
-_RESULTS = {
-    "application/sparql-results+json": "json",
-    "application/json": "json",
-    "application/sparql-results+xml": "xml",
-    "application/xml": "xml",
-    "text/csv": "csv",
-    "text/tab-separated-values": "tsv",
-}
-_RDF = {t: f for f in FORMATS if f.name != "html" for t in (f.media_type, *f.aliases)}
 
 
 class QueryLimit(HttpError):
@@ -89,33 +78,6 @@ async def _query_text(request: Request) -> str:
             "default-graph-uri and named-graph-uri are not supported: the caller's view is the dataset"
         )
     return values[0]
-
-
-def _choose(accept: str | None, table: dict[str, Any], default: Any) -> Any:
-    if not accept or accept.strip() in ("*/*", ""):
-        return default
-    best, best_q = None, 0.0
-    for part in accept.split(","):
-        fields = [p.strip() for p in part.split(";")]
-        q = 1.0
-        for param in fields[1:]:
-            name, _, value = param.partition("=")
-            if name.strip() == "q":
-                try:
-                    q = float(value)
-                except ValueError:
-                    q = 0.0
-        media = fields[0].lower()
-        found = (
-            default
-            if media in ("*/*", "application/*", "text/*") and default is not None
-            else table.get(media)
-        )
-        if found is not None and q > best_q:
-            best, best_q = found, q
-    if best is None:
-        raise NotAcceptable("offered: " + ", ".join(table))
-    return best
 
 
 def _run(view: ox.Store, query: str, node: Node, deadline: float, max_results: int) -> Any:
@@ -171,19 +133,19 @@ async def sparql(request: Request) -> Response:
         raise QueryLimit(f"the query ran out of time ({timeout:g} s); narrow it or add LIMIT") from None
     accept = request.headers.get("accept")
     if isinstance(outcome, bool):
-        kind = _choose(accept, _RESULTS, "json")
-        body, media = _boolean(outcome, kind)
+        kind = choose(accept, RESULT_FORMATS, "json")
+        body, media = boolean(outcome, kind)
         return _answer(request, node, caller, grant, body, media)
     variables, rows = outcome
     if variables is None:  # CONSTRUCT / DESCRIBE
-        fmt = _choose(accept, _RDF, FORMATS[0])
+        fmt = choose(accept, RDF_FORMATS, FORMATS[0])
         triples: list[ox.Triple] = rows
         body = fmt.render(triples, Page(node.vocab, node.namespace, node.namespace + "sparql"))
         resources = tuple(sorted({t.subject.value for t in triples if isinstance(t.subject, ox.NamedNode)}))
         fields = tuple(sorted({t.predicate.value for t in triples}))
         return _answer(request, node, caller, grant, body, fmt.content_type, resources, fields)
-    kind = _choose(accept, _RESULTS, "json")
-    body, media = _solutions(variables, rows, kind)
+    kind = choose(accept, RESULT_FORMATS, "json")
+    body, media = solutions(variables, rows, kind)
     return _answer(request, node, caller, grant, body, media)
 
 
@@ -207,90 +169,3 @@ def _answer(
         Representation(body, media, "", (), resources, fields, 0, rules, "; ".join(purposes)),
     )
     return Response(body, media_type=media, headers={"vary": "Accept", "cache-control": "no-store"})
-
-
-def _term_json(term: Any) -> dict[str, str]:
-    if isinstance(term, ox.NamedNode):
-        return {"type": "uri", "value": term.value}
-    if isinstance(term, ox.BlankNode):
-        return {"type": "bnode", "value": term.value}
-    if isinstance(term, ox.Literal):
-        out = {"type": "literal", "value": term.value}
-        if term.language:
-            out["xml:lang"] = term.language
-        elif term.datatype.value != "http://www.w3.org/2001/XMLSchema#string":
-            out["datatype"] = term.datatype.value
-        return out
-    return {"type": "triple", "value": str(term)}
-
-
-def _boolean(value: bool, kind: str) -> tuple[bytes, str]:
-    if kind == "json":
-        return orjson.dumps({"head": {}, "boolean": value}), "application/sparql-results+json"
-    if kind == "xml":
-        text = "true" if value else "false"
-        return (
-            f'<?xml version="1.0"?><sparql xmlns="http://www.w3.org/2005/sparql-results#"><head/>'
-            f"<boolean>{text}</boolean></sparql>"
-        ).encode(), "application/sparql-results+xml"
-    return (b"_askResult\r\n" + (b"true" if value else b"false") + b"\r\n"), (
-        "text/csv; charset=utf-8" if kind == "csv" else "text/tab-separated-values; charset=utf-8"
-    )
-
-
-def _solutions(variables: Sequence[str], rows: Sequence[Any], kind: str) -> tuple[bytes, str]:
-    if kind == "json":
-        bindings = [{v: _term_json(row[v]) for v in variables if row[v] is not None} for row in rows]
-        body = {"head": {"vars": list(variables)}, "results": {"bindings": bindings}}
-        return orjson.dumps(body), "application/sparql-results+json"
-    if kind == "xml":
-        parts = ['<?xml version="1.0"?><sparql xmlns="http://www.w3.org/2005/sparql-results#"><head>']
-        parts += [f"<variable name={quoteattr(v)}/>" for v in variables]
-        parts.append("</head><results>")
-        for row in rows:
-            parts.append("<result>")
-            for v in variables:
-                term = row[v]
-                if term is not None:
-                    parts.append(f"<binding name={quoteattr(v)}>{_term_xml(term)}</binding>")
-            parts.append("</result>")
-        parts.append("</results></sparql>")
-        return "".join(parts).encode(), "application/sparql-results+xml"
-    if kind == "csv":
-        lines = [",".join(variables)]
-        for row in rows:
-            lines.append(",".join(_csv(row[v]) for v in variables))
-        return ("\r\n".join(lines) + "\r\n").encode(), "text/csv; charset=utf-8"
-    lines = ["\t".join("?" + v for v in variables)]
-    for row in rows:
-        lines.append("\t".join("" if row[v] is None else str(row[v]) for v in variables))
-    return ("\n".join(lines) + "\n").encode(), "text/tab-separated-values; charset=utf-8"
-
-
-def _term_xml(term: Any) -> str:
-    if isinstance(term, ox.NamedNode):
-        return f"<uri>{escape(term.value)}</uri>"
-    if isinstance(term, ox.BlankNode):
-        return f"<bnode>{escape(term.value)}</bnode>"
-    if isinstance(term, ox.Literal):
-        if term.language:
-            return f"<literal xml:lang={quoteattr(term.language)}>{escape(term.value)}</literal>"
-        if term.datatype.value != "http://www.w3.org/2001/XMLSchema#string":
-            return f"<literal datatype={quoteattr(term.datatype.value)}>{escape(term.value)}</literal>"
-        return f"<literal>{escape(term.value)}</literal>"
-    return f"<literal>{escape(str(term))}</literal>"
-
-
-def _csv(term: Any) -> str:
-    if term is None:
-        return ""
-    text = (
-        term.value
-        if isinstance(term, ox.NamedNode | ox.Literal)
-        else "_:" + term.value
-        if isinstance(term, ox.BlankNode)
-        else str(term)
-    )
-    if any(c in text for c in ',"\r\n'):
-        return '"' + text.replace('"', '""') + '"'
-    return text
