@@ -114,6 +114,7 @@ def cmd_token(args: argparse.Namespace) -> int:
     import asyncio
 
     from gateway.http.app import make_auth, outbound_http
+    from gateway.identity.assertions import make_assertion
 
     settings = load_node_settings(args.config)
     if settings.open:
@@ -125,6 +126,8 @@ def cmd_token(args: argparse.Namespace) -> int:
             registry = auth.trust
             assert hasattr(registry, "parties") and hasattr(registry, "tokens")
             party = args.party or await _party_at(registry, args.to)
+            if args.assertion:
+                return make_assertion(registry.tokens.identity, party, time.time())
             token: str = await registry.tokens.token(party, args.to)
             return token
 
@@ -234,6 +237,9 @@ def _parser() -> argparse.ArgumentParser:
         "--to", required=True, type=base_url, metavar="URL", help="the other node, http://HOST:PORT"
     )
     p.add_argument("--party", type=party_id, help="the other node's party id (default: from the registry)")
+    p.add_argument(
+        "--assertion", action="store_true", help="print the signed client assertion (30 s) instead of a token"
+    )
     p.set_defaults(run=cmd_token)
 
     from gateway.cli import audit, demo, init, query, registry, source_check

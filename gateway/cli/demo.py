@@ -39,7 +39,7 @@ from gateway.vocab import load_vocab
 __all__ = ["add_parser", "run"]
 
 CHECKOUT = Path(__file__).resolve().parents[2]  # a source checkout: examples/ and keys/ beside gateway/
-ROOT = CHECKOUT if (CHECKOUT / "examples" / "pilot" / "registry.toml").is_file() else Path("dsgo-pilot")
+UNPACKED = Path("dsgo-pilot")
 ASKER = "municipality"
 QUESTION = Path("queries") / "labels-and-insulation.rq"
 
@@ -61,11 +61,19 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument(
         "--root",
         type=Path,
-        default=ROOT,
-        help=f"where examples/pilot and keys/ are (default {ROOT}; the pilot is copied there if missing)",
+        default=_default_root(),
+        help="where examples/pilot and keys/ are (default: this folder or the checkout dsgo runs from,"
+        f" if it has them, else {UNPACKED}/, where the pilot is copied)",
     )
     p.add_argument("--port", type=int, help="first of four free ports (default: the pilot's 8200-8203)")
     p.set_defaults(run=run)
+
+
+def _default_root() -> Path:
+    for root in (Path("."), CHECKOUT):
+        if (root / "examples" / "pilot" / "registry.toml").is_file():
+            return root
+    return UNPACKED
 
 
 def _unpack(root: Path, say: _Say) -> None:
