@@ -239,16 +239,17 @@ class Access:
             if cached is not None:
                 self._views.move_to_end(key)
                 return cached
-        view = ox.Store()
-        batch: list[ox.Quad] = []
+        quads: list[ox.Quad] = []
         lookup = _MemoLookup(self.lookup)  # conditions of neighbours read the same links
         for subject, cbd in self._descriptions():
             decision = decide(grant, subject, cbd, lookup)
-            batch.extend(ox.Quad(t.subject, t.predicate, t.object) for t in decision.triples)
-            if len(batch) >= _BATCH:
-                view.bulk_extend(batch)
-                batch = []
-        view.bulk_extend(batch)
+            quads.extend(ox.Quad(t.subject, t.predicate, t.object) for t in decision.triples)
+        # in a canonical order: the view store answers in the order it was filled, which
+        # must depend on the view alone, never on how the data store held it
+        quads.sort(key=str)
+        view = ox.Store()
+        for i in range(0, len(quads), _BATCH):
+            view.bulk_extend(quads[i : i + _BATCH])
         with self._views_lock:
             self._views = OrderedDict((k, v) for k, v in self._views.items() if k[0] == self.store.generation)
             self._views[key] = view

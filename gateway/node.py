@@ -33,7 +33,7 @@ from gateway.store.remote import RemoteSources, RemoteStore
 from gateway.store.sources import Sources
 from gateway.vocab import Vocab, load_vocab
 
-__all__ = ["Built", "Node", "Representation", "etag_of"]
+__all__ = ["Built", "Node", "Representation", "etag_of", "ordered"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,9 +44,12 @@ class Built:
     page: Page
     resources: tuple[str, ...] = ()
     released: frozenset[str] = frozenset()
-    withheld: int = 0
+    withheld: int = 0  # the real count, for the owner's audit log
     rules: tuple[str, ...] = ()
     purposes: tuple[str, ...] = ()
+    #: what the caller is told of withheld fields (``gateway.policy.notice``: view and policy
+    #: only): how many the policy names, or None when it withholds nothing from it
+    told: int | None = None
 
 
 @dataclass(frozen=True, slots=True, weakref_slot=True, eq=False)  # identity: cache keys
@@ -55,12 +58,14 @@ class Representation:
     content_type: str
     etag: str
     links: tuple[tuple[str, str], ...] = ()
-    #: for the audit log and the caller's withheld-fields notice (a count, never which)
+    #: for the audit log: what was released and how many fields were really withheld
     resources: tuple[str, ...] = ()
     released: tuple[str, ...] = ()  # sorted, ready for the audit log
     withheld: int = 0
     rules: tuple[str, ...] = ()
     purpose: str = ""  # the granting rules' purposes, "; "-joined once, not on every read
+    #: for the caller's ``dsgo-withheld-fields`` header: from its view and the policy only
+    told: int | None = None
 
 
 def etag_of(body: bytes) -> str:
@@ -159,7 +164,7 @@ class Node:
             built = build()
             if built is None:
                 return None
-            body = fmt.render(_ordered(built.triples), built.page)
+            body = fmt.render(ordered(built.triples), built.page)
             rep = Representation(
                 body,
                 fmt.content_type,
@@ -170,6 +175,7 @@ class Node:
                 built.withheld,
                 built.rules,
                 "; ".join(built.purposes),
+                built.told,
             )
             self._cache.put(generation, full, rep)
         return rep
@@ -215,10 +221,15 @@ _OWNER = Grant.of((), "owner", everything=True)
 _MEMBER = ox.NamedNode("http://www.w3.org/ns/hydra/core#member")
 
 
-def _ordered(triples: Sequence[ox.Triple]) -> list[ox.Triple]:
-    """Subjects in order of first appearance, then by predicate and object: stable bytes
-    (so stable ETags) and readable Turtle."""
-    first: dict[object, int] = {}
-    for t in triples:
-        first.setdefault(t.subject, len(first))
-    return sorted(triples, key=lambda t: (first[t.subject], t.predicate.value, str(t.object)))
+def ordered(triples: Sequence[ox.Triple]) -> list[ox.Triple]:
+    """The triples in a canonical order: the first triple's subject (the resource, the
+    collection, the dataset) first, then the other subjects, each by predicate and
+    object. Stable bytes, so stable ETags, and readable Turtle; the order depends only
+    on the set of triples, never on how the store happened to hold them, so data the
+    caller may not see cannot move what it sees (non-interference, DESIGN.md)."""
+    if not triples:
+        return []
+    main = triples[0].subject
+    return sorted(
+        triples, key=lambda t: (t.subject != main, str(t.subject), t.predicate.value, str(t.object))
+    )

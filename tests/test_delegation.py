@@ -2,8 +2,8 @@
 delegation evidence from a trusted authorization registry becomes extra permit rules.
 
 The firm's node publishes two buildings and a storey. The corporation may read labels,
-energy labels and construction costs of buildings (costs are denied to anyone by a
-deny rule), housing corporations (a registry role) every field of storeys, and the
+energy labels and construction costs of buildings (costs of buildings are denied to
+anyone by a deny rule), housing corporations (a registry role) every field of storeys, and the
 inactive party labels (it is not an active participant, so it reads nothing).
 """
 
@@ -79,7 +79,7 @@ rules:
   - id: no-costs
     effect: deny
     to: {{anyone: true}}
-    resources: all
+    resources: {{iris: ["{B1}", "{B2}"]}}
     fields: [props:constructionCost]
 """
 

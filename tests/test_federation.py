@@ -44,6 +44,7 @@ CORP_POLICY = f"""
 rules:
   - {{id: muni-labels, effect: permit, to: {{parties: [{MUNI}]}}, resources: {{classes: [bot:Building]}},
      fields: [dsgo:energyLabel, dsgo:bagPand]}}
+  - {{id: tenants-private, effect: deny, to: {{anyone: true}}, resources: all, fields: [props:householdSize]}}
 """
 FIRM_POLICY = """
 rules:

@@ -168,8 +168,8 @@ async def test_batch_reads_equal_the_embedded_stores(pair: Pair) -> None:
     assert answer.status_code == expected.status_code == 200
     got, wanted = answer.json()["resources"], expected.json()["resources"]
     assert [r["status"] for r in got] == [r["status"] for r in wanted] == [200, 404, 200, 404]
-    assert [r.get("withheld") for r in got] == [r.get("withheld") for r in wanted] == [5, None, 0, None]
-    # the batch answer keeps the store's triple order (so its ETags): compare the triples
+    assert [r.get("withheld") for r in got] == [r.get("withheld") for r in wanted] == [2, None, 1, None]
+    # the batch answer is in canonical order; blank node labels differ between the stores
     assert [unlabelled(r.get("ntriples", "")) for r in got] == [
         unlabelled(r.get("ntriples", "")) for r in wanted
     ]

@@ -1,7 +1,9 @@
 """``POST /resources``: many resources' views in one answer, for the federation.
 
 Body: ``{"resources": [{"iri": "...", "etag": "..."?}, ...]}`` (at most ``MAX_BATCH``).
-Answer: ``{"resources": [{"iri", "status": 200 | 304 | 404, "etag", "ntriples"}]}``. Each
+Answer: ``{"resources": [{"iri", "status": 200 | 304 | 404, "etag", "ntriples", "withheld"}]}``
+(``withheld``: present as the ``dsgo-withheld-fields`` header is, with its count, from
+the caller's view and the policy). Each
 resource goes through the same enforcement point as a GET (``Access.resource``), in
 N-Triples: 404 for one the caller may not see or that does not exist (the same
 answer), 304 when the caller already holds the current version. Every read is audited.
@@ -20,9 +22,10 @@ from starlette.responses import Response
 from gateway.errors import BadRequest
 from gateway.http.auth import reader
 from gateway.http.delegation import grant_of
+from gateway.http.resources import notice_for
 from gateway.http.respond import audit
 from gateway.http.state import node_state
-from gateway.node import Node, Representation, etag_of
+from gateway.node import Node, Representation, etag_of, ordered
 from gateway.policy.model import Grant
 
 __all__ = ["MAX_BATCH", "batch"]
@@ -72,20 +75,29 @@ def _read_all(
         if decision is None:
             out.append({"iri": iri, "status": 404})
             continue
-        text = (ox.serialize(decision.triples, format=ox.RdfFormat.N_TRIPLES) or b"").decode()
+        text = (ox.serialize(ordered(decision.triples), format=ox.RdfFormat.N_TRIPLES) or b"").decode()
         etag = etag_of(text.encode())
         seen.append(iri)
         released |= decision.released
         withheld += decision.withheld
         rules.update(decision.rules)
         purposes.update(decision.purposes)
-        if known == etag:
-            out.append({"iri": iri, "status": 304, "etag": etag})
-        else:
-            out.append(
-                {"iri": iri, "status": 200, "etag": etag, "ntriples": text, "withheld": decision.withheld}
-            )
+        out.append(_entry(node, grant, iri, decision.triples, text, etag, known))
     return out, (seen, released, withheld, rules, purposes)
+
+
+def _entry(
+    node: Node, grant: Grant, iri: str, triples: list[ox.Triple], text: str, etag: str, known: str | None
+) -> dict[str, Any]:
+    """One resource's entry: 304 when the caller holds this version; else its N-Triples
+    and, as the ``dsgo-withheld-fields`` header would, what the policy withholds."""
+    if known == etag:
+        return {"iri": iri, "status": 304, "etag": etag}
+    entry: dict[str, Any] = {"iri": iri, "status": 200, "etag": etag, "ntriples": text}
+    told = notice_for(node, grant, iri, triples)
+    if told is not None:
+        entry["withheld"] = told.count
+    return entry
 
 
 def _parse(body: bytes) -> list[tuple[str, str | None]]:

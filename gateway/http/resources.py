@@ -3,13 +3,15 @@
 ``https://data.firm.example/id/building/42`` is served at ``/id/building/42``: the
 path after the node's namespace. What a caller sees is decided by ``Access`` (the one
 enforcement point); a resource of which it may see nothing is a 404 like one that does
-not exist, and a partial view says how many fields were withheld, never which. These
+not exist, and a partial view says, by whose policy, which fields the policy withholds
+(``gateway.policy.notice``: from the caller's view and the policy, never the data). These
 are the hot routes, so they are plain Starlette endpoints answering from the node's
 representation cache, keyed by the caller's grant.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import partial
 from urllib.parse import quote, unquote
 
@@ -25,9 +27,10 @@ from gateway.http.respond import audit, chosen_format, send
 from gateway.http.state import node_state
 from gateway.node import Built, Node
 from gateway.policy.model import Grant
+from gateway.policy.notice import Notice, notice
 from gateway.store.local import RDF_TYPE
 
-__all__ = ["collection", "resource"]
+__all__ = ["collection", "notice_for", "resource"]
 
 _HYDRA = "http://www.w3.org/ns/hydra/core#"
 _XSD_INT = ox.NamedNode("http://www.w3.org/2001/XMLSchema#integer")
@@ -61,11 +64,8 @@ def _describe(node: Node, grant: Grant, iri: str) -> Built | None:
     decision = node.access.resource(grant, iri)
     if decision is None:
         return None
-    notes = (
-        (f"{decision.withheld} field(s) of this resource are withheld from you.",)
-        if decision.withheld
-        else ()
-    )
+    told = notice_for(node, grant, iri, decision.triples)
+    notes = (told.text(node.vocab.curie),) if told else ()
     page = Page(node.vocab, node.namespace, iri, node.vocab.curie(iri), notes=notes)
     return Built(
         decision.triples,
@@ -75,7 +75,15 @@ def _describe(node: Node, grant: Grant, iri: str) -> Built | None:
         decision.withheld,
         decision.rules,
         decision.purposes,
+        told.count if told else None,
     )
+
+
+def notice_for(node: Node, grant: Grant, iri: str, visible: Sequence[ox.Triple]) -> Notice | None:
+    """What the caller is told of the fields it did not get: from its view and the
+    owner's policy alone (non-interference), by whose policy."""
+    owner = f"{node.settings.name} ({node.settings.party_id})"
+    return notice(node.access.policies, grant, iri, visible, owner)
 
 
 async def collection(request: Request) -> Response:

@@ -18,7 +18,10 @@ from gateway.policy.model import Caller
 
 __all__ = ["WITHHELD_HEADER", "audit", "chosen_format", "send"]
 
-#: how many fields of the answer were withheld from the caller (a count, never which)
+#: sent when the owner's policy withholds fields from the caller on this resource: how
+#: many of the fields it names it withholds (0: none it names, but it releases only some
+#: fields). From the caller's view and the policy (``gateway.policy.notice``), never from
+#: which withheld values exist
 WITHHELD_HEADER = "dsgo-withheld-fields"
 
 _BY_NAME = {f.name: f for f in FORMATS}
@@ -48,8 +51,8 @@ def _headers(rep: Representation) -> list[tuple[bytes, bytes]]:
     headers = [(b"etag", rep.etag.encode()), (b"vary", b"Accept")]
     if rep.links:
         headers.append((b"link", ", ".join(f'<{url}>; rel="{rel}"' for rel, url in rep.links).encode()))
-    if rep.withheld:
-        headers.append((WITHHELD_HEADER.encode(), str(rep.withheld).encode()))
+    if rep.told is not None:
+        headers.append((WITHHELD_HEADER.encode(), str(rep.told).encode()))
     return headers
 
 

@@ -5,13 +5,17 @@ A node's rules read as iSHARE delegation policies: ``resource.type`` = a class,
 
 *Answering a mask* (``POST /delegation``, iSHARE AR "delegation endpoint"): each policy
 of the mask is echoed with ``Permit`` when the access subject's grant releases every
-attribute of every identified resource, else ``Deny``. The grant is judged by
-``decide``, the one enforcement point; an attribute a resource has no value for is
-judged as if it had one (evidence is about rights, not about which values exist).
-``"*"`` means every resource of the class in the node's namespace, or every field of
-each resource. Unknown classes or identifiers, an empty class and any action other
-than read are ``Deny`` (fail closed). A mask whose policies carry no ``Permit`` rule is
-malformed, as in iSHARE's reference authorization registry.
+attribute of every identified resource, else ``Deny``. The answer depends on the
+access subject's view and the policy alone (non-interference, DESIGN.md): a resource
+counts when ``decide``, the one enforcement point, shows it and its class to the
+subject; an attribute counts when the subject sees it there or, if it does not, when a
+permit without conditions releases it to such a resource and no deny could withhold
+it (evidence is about rights, not about which values exist). ``"*"`` means every
+resource of the class the subject sees in the node's namespace, or every field: a
+permit of all fields without conditions and no deny for the resource. Unknown classes
+or identifiers, an empty class and any action other than read are ``Deny`` (fail
+closed). A mask whose policies carry no ``Permit`` rule is malformed, as in iSHARE's
+reference authorization registry.
 
 *Accepting evidence*: delegation evidence issued by a trusted authorization registry
 (its ``x5c`` chain ends in a CA on the trusted list, its leaf is an AR the node is
@@ -42,6 +46,7 @@ from gateway.identity.pki import fingerprint, party_id_of
 from gateway.identity.trust import check_chain, parse_x5c
 from gateway.policy.decide import RDF_TYPE, Lookup, decide
 from gateway.policy.model import Grant, Rule
+from gateway.policy.notice import selects
 
 __all__ = [
     "EVIDENCE_HEADER",
@@ -73,7 +78,6 @@ MAX_POLICIES = 100
 MAX_IDENTIFIERS = 1000
 _READ = frozenset({"ishare.read", "read"})
 _LEEWAY = 10
-_PLACEHOLDER = ox.Literal("")
 
 Fail = Callable[[str], Exception]
 Expand = Callable[[str], "str | None"]
@@ -240,7 +244,10 @@ def permitted(
     expand: Expand,
     me: str,
 ) -> bool:
-    """Whether ``grant`` releases every attribute of every resource ``policy`` names."""
+    """Whether ``grant`` releases every attribute of every resource ``policy`` names,
+    judged from the access subject's view and the policy alone (non-interference): a
+    resource it may not see, or whose class it may not see, is ``Deny`` like an unknown
+    one, and ``"*"`` identifiers are the members of the class it sees."""
     if not all(is_read(a) for a in policy.actions):
         return False  # the node serves reads only
     if policy.service_providers is not None and me not in policy.service_providers:
@@ -250,41 +257,73 @@ def permitted(
     if cls is None or None in attributes:
         return False
     every_field = "*" in policy.attributes
-    resources = dict.fromkeys(data.members(cls, namespace) if "*" in policy.identifiers else [])
-    resources.update(dict.fromkeys(i for i in policy.identifiers if i != "*"))
-    if not resources:
-        return False  # an unknown or empty class: nothing to vouch for
+    wanted = {a for a in attributes if a}
     try:
-        return all(
-            _releases(grant, iri, cls, {a for a in attributes if a}, every_field, data, lookup, namespace)
-            for iri in resources
+        views = _views(policy.identifiers, cls, grant, data, lookup, namespace)
+        return bool(views) and all(
+            _releases(grant, iri, cls, view, wanted, every_field) for iri, view in views.items()
         )
     except ValueError:  # an identifier or attribute that is not an IRI
         return False
 
 
+def _views(
+    identifiers: Sequence[str], cls: str, grant: Grant, data: Data, lookup: Lookup, namespace: str
+) -> dict[str, list[ox.Triple]]:
+    """The subject's view of each identified resource (``"*"``: every member of ``cls``
+    in ``namespace`` the subject sees as one); an empty view for one outside the
+    namespace or out of sight."""
+    iris = dict.fromkeys(data.members(cls, namespace) if "*" in identifiers else [])
+    iris.update(dict.fromkeys(i for i in identifiers if i != "*"))
+    views: dict[str, list[ox.Triple]] = {}
+    for iri in iris:
+        seen = []
+        if iri.startswith(namespace):
+            seen = decide(grant, ox.NamedNode(iri), data.describe(iri), lookup).triples
+        if iri in identifiers or _typed(seen, iri, cls):  # unseen members are not named to it
+            views[iri] = seen
+    return views
+
+
+def _typed(view: list[ox.Triple], iri: str, cls: str) -> bool:
+    return ox.Triple(ox.NamedNode(iri), ox.NamedNode(RDF_TYPE), ox.NamedNode(cls)) in view
+
+
 def _releases(
-    grant: Grant,
-    iri: str,
-    cls: str,
-    attributes: set[str],
-    every_field: bool,
-    data: Data,
-    lookup: Lookup,
-    namespace: str,
+    grant: Grant, iri: str, cls: str, view: list[ox.Triple], attributes: set[str], every_field: bool
 ) -> bool:
-    if not iri.startswith(namespace):
-        return False
+    """``Permit`` for one resource: its class is in the subject's view, and each attribute
+    is either in it or, absent from it, released by the policy to such a resource without
+    condition (then it has no value: it would be in the view)."""
+    if not _typed(view, iri, cls):
+        return False  # unknown, out of sight, or not (visibly) of the policy's class: alike
     subject = ox.NamedNode(iri)
-    cbd = data.describe(iri)
-    direct = [t for t in cbd if t.subject == subject]
-    if ox.Triple(subject, ox.NamedNode(RDF_TYPE), ox.NamedNode(cls)) not in direct:
-        return False  # unknown, or not of the policy's class
-    fields = {t.predicate.value for t in direct}
-    absent = [ox.Triple(subject, ox.NamedNode(a), _PLACEHOLDER) for a in sorted(attributes - fields)]
-    decision = decide(grant, subject, [*cbd, *absent], lookup)
-    wanted = attributes | (fields if every_field else set())
-    return wanted <= decision.released
+    classes = frozenset(
+        t.object.value
+        for t in view
+        if t.subject == subject and t.predicate.value == RDF_TYPE and isinstance(t.object, ox.NamedNode)
+    )
+    shown = {t.predicate.value for t in view if t.subject == subject}
+    mine = [r for r in grant.rules if selects(r, iri, classes) or r.effect == "deny"]
+    if every_field and not _in_full(mine, iri):
+        return False
+    return all(a in shown or _without_condition(mine, iri, a) for a in attributes)
+
+
+def _in_full(rules: list[Rule], iri: str) -> bool:
+    """Every field, whatever the resource holds: an unconditional permit of all fields
+    and no deny that could apply to this IRI."""
+    if any(r.effect == "deny" and (not r.iris or any(p.match(iri) for p in r.iris)) for r in rules):
+        return False
+    return any(r.effect == "permit" and r.fields is None and not r.exclude and not r.where for r in rules)
+
+
+def _without_condition(rules: list[Rule], iri: str, field: str) -> bool:
+    """``field`` is released by a permit without conditions and no deny could withhold it."""
+    for r in rules:
+        if r.effect == "deny" and r.covers(field) and (not r.iris or any(p.match(iri) for p in r.iris)):
+            return False
+    return any(r.effect == "permit" and not r.where and r.covers(field) for r in rules)
 
 
 def answer(request: DelegationRequest, verdict: Callable[[Policy], bool], now: int) -> dict[str, Any]:
