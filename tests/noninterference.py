@@ -27,7 +27,7 @@ import base64
 import dataclasses
 import difflib
 import pprint
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import httpx
@@ -59,7 +59,7 @@ from tests.test_policy_property import (
     union,
 )
 
-__all__ = ["EXTRA", "Reply", "replies", "variants"]
+__all__ = ["EXTRA", "READERS", "Reader", "Reply", "explain", "replies", "reply", "variants"]
 
 #: resources only a variant holds (hidden from the caller, or the edit is dropped)
 EXTRA = (NS + "id/building/3", NS + "id/space/2")
@@ -337,9 +337,15 @@ def explain(differ: list[str], before: dict[str, Reply], after: dict[str, Reply]
     return f"{len(differ)} paths differ: {differ[:8]}\nfirst, {first}:\n{diff or lines}"
 
 
-def replies(harness: Harness, caller: Caller) -> dict[str, Reply]:
-    """Every reply ``caller`` gets from the harness node on every read path, keyed by path."""
+Reader = Callable[[Harness, Caller, dict[str, Reply]], None]
+#: the read paths ``replies`` takes; another suite passes its own (HTML pages of a
+#: workbench, say) as ``readers=(*READERS, mine)``
+READERS: tuple[Reader, ...] = (_resources, _collections, _batch, _sparql, _delegation, _federation)
+
+
+def replies(harness: Harness, caller: Caller, readers: Sequence[Reader] = READERS) -> dict[str, Reply]:
+    """Every reply ``caller`` gets from the harness node on each read path, keyed by path."""
     out: dict[str, Reply] = {}
-    for read in (_resources, _collections, _batch, _sparql, _delegation, _federation):
+    for read in readers:
         read(harness, caller, out)
     return out

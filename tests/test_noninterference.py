@@ -18,7 +18,7 @@ from tests.test_policy_property import Harness, callers, harness, worlds
 __all__ = ["harness"]  # the module's node, shared with the policy property suite
 
 #: examples per run: each reads some 150 paths twice, so the suite keeps a fixed, small number
-EXAMPLES = int(os.environ.get("DSGO_NONINTERFERENCE_EXAMPLES", "25"))
+EXAMPLES = int(os.environ.get("DSGO_NONINTERFERENCE_EXAMPLES", "20"))
 
 
 @settings(
