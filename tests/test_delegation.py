@@ -248,10 +248,10 @@ async def test_a_third_party_may_not_ask_about_another(fed: Federation) -> None:
     )
 
 
-async def test_a_mask_for_another_policy_issuer_is_a_bad_request(fed: Federation) -> None:
+async def test_a_mask_for_another_policy_issuer_is_404_as_at_the_reference_ar(fed: Federation) -> None:
     answer = await ask(fed, CORP, mask(policy(), issuer=MUNI))
-    assert answer.status_code == 400
-    assert answer.json()["code"] == "bad_request"
+    assert answer.status_code == 404
+    assert answer.json()["code"] == "not_found"
     assert answer.json()["detail"] == (
         f"delegationRequest.policyIssuer must be this node's party, {FIRM}: it answers for its own "
         f"policies only; ask the authorization registry that holds {MUNI}'s"

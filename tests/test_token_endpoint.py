@@ -241,7 +241,11 @@ CORPUS: dict[str, tuple[Case, int, str]] = {
     ),
     "grant type missing": (lambda p, n: {"data": form(valid(p, n), grant_type=None)}, 400, "invalid_request"),
     "wrong scope": (lambda p, n: {"data": form(valid(p, n), scope="openid")}, 400, "invalid_scope"),
-    "scope missing": (lambda p, n: {"data": form(valid(p, n), scope=None)}, 400, "invalid_request"),
+    "scope of other values only": (
+        lambda p, n: {"data": form(valid(p, n), scope="openid profile")},
+        400,
+        "invalid_scope",
+    ),
     "client_id missing": (lambda p, n: {"data": form(valid(p, n), client_id=None)}, 400, "invalid_request"),
     "client_assertion missing": (
         lambda p, n: {"data": form(valid(p, n), client_assertion=None)},
@@ -338,7 +342,7 @@ REASON = {
     "wrong grant type": "'password' is not supported",
     "grant type missing": "grant_type parameter is missing",
     "wrong scope": "must include iSHARE",
-    "scope missing": "scope parameter is missing",
+    "scope of other values only": "must include iSHARE",
     "client_id missing": "client_id parameter is missing",
     "client_assertion missing": "client_assertion parameter is missing",
     "client_assertion_type wrong": "client_assertion_type must be",
@@ -427,3 +431,10 @@ async def test_x5c_as_base64_der_is_what_make_assertion_sends(pki: Pki) -> None:
     me = pki.ids[CORP]
     head = json.loads(base64.urlsafe_b64decode(make_assertion(me, NODE, 0).split(".")[0] + "=="))
     assert head["x5c"] == [b64_der(c) for c in me.chain] and head["alg"] == "RS256"
+
+
+async def test_token_request_without_scope_is_an_iSHARE_request(fed: Federation, pki: Pki) -> None:
+    async with fed.client(NODE) as client:
+        answer = await client.post("/connect/token", data=form(valid(pki, fed.clock()), scope=None))
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["token_type"] == "Bearer"

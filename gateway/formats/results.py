@@ -2,12 +2,13 @@
 
 Pure functions from solutions (or a boolean) to bytes, with the negotiation that picks
 one, so the query workers can render an answer without the HTTP edge. Graph results
-(CONSTRUCT, DESCRIBE) are rendered by the node's RDF formats (``RDF_FORMATS``).
+(CONSTRUCT, DESCRIBE) are rendered by the node's RDF formats and RDF/XML and N-Quads
+(``RDF_FORMATS``), which SPARQLWrapper's and rdflib's default ``Accept`` ask for.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
@@ -15,7 +16,7 @@ import orjson
 import pyoxigraph as ox
 
 from gateway.errors import NotAcceptable
-from gateway.formats import FORMATS, Format
+from gateway.formats import FORMATS, Format, Page
 
 __all__ = ["RDF_FORMATS", "RESULT_FORMATS", "boolean", "choose", "solutions", "term_json"]
 
@@ -24,11 +25,26 @@ RESULT_FORMATS = {
     "application/json": "json",
     "application/sparql-results+xml": "xml",
     "application/xml": "xml",
+    "text/xml": "xml",
     "text/csv": "csv",
     "text/tab-separated-values": "tsv",
 }
+
+
+def _oxigraph(kind: ox.RdfFormat) -> Callable[[Sequence[ox.Triple], Page], bytes]:
+    def render(triples: Sequence[ox.Triple], page: Page) -> bytes:
+        return ox.serialize(triples, format=kind, prefixes=page.vocab.prefixes) or b""
+
+    return render
+
+
+_RDFXML = Format("rdfxml", "application/rdf+xml", _oxigraph(ox.RdfFormat.RDF_XML))
+_NQUADS = Format("nquads", "application/n-quads", _oxigraph(ox.RdfFormat.N_QUADS), ("text/x-nquads",))
+#: graph result media types -> format; Turtle (``FORMATS[0]``) is the default
 RDF_FORMATS: dict[str, Format] = {
-    t: f for f in FORMATS if f.name != "html" for t in (f.media_type, *f.aliases)
+    t: f
+    for f in (*(f for f in FORMATS if f.name != "html"), _RDFXML, _NQUADS)
+    for t in (f.media_type, *f.aliases)
 }
 
 

@@ -33,6 +33,7 @@ from gateway.http.delegation import delegation
 from gateway.http.explain import explain
 from gateway.http.federation import federated_query
 from gateway.http.health import health
+from gateway.http.openapi import Operation, describe, install
 from gateway.http.resources import collection, resource
 from gateway.http.sparql import sparql
 from gateway.http.state import NodeState
@@ -106,6 +107,10 @@ def _federation(
     )
 
 
+@describe(
+    get=Operation("/sparql is not offered on a node whose data is a remote store", errors=(404,)),
+    post=Operation("/sparql is not offered on a node whose data is a remote store", errors=(404,)),
+)
 async def _sparql_refused(request: Request) -> Response:
     """``/sparql`` on a node whose data is a remote store: not offered, and why."""
     reader(request)  # a caller without a token learns no more than elsewhere
@@ -179,8 +184,8 @@ def create_app(
         Route("/health", health, methods=["GET"]),
         Route("/capabilities", capabilities, methods=["GET"]),
         *([Route("/connect/token", token_endpoint(), methods=["POST"])] if auth is not None else []),
-        Route("/", catalog, methods=["GET"], include_in_schema=False),
-        Route(WELL_KNOWN, catalog, methods=["GET"], include_in_schema=False),
+        Route("/", catalog, methods=["GET"]),
+        Route(WELL_KNOWN, catalog, methods=["GET"]),
         Route("/collections/{cls:path}", collection, methods=["GET"]),
         # views of a remote store would need copying it: refused, and why
         Route("/sparql", sparql if node.remote is None else _sparql_refused, methods=["GET", "POST"]),
@@ -195,7 +200,14 @@ def create_app(
     # every other path (FastAPI's /docs and /openapi.json are others too) is a resource in
     # the node's namespace; that route is tried first (the hot path)
     app.router.routes[:0] = [_ResourceRoute([*routes, *app.router.routes]), *routes]
+    install(app, secured=auth is not None, description=_DESCRIPTION)
     return app
+
+
+_DESCRIPTION = (
+    "A DSGO node: a party's building data as linked data at its own IRIs, each read decided by the "
+    "node's policies. Get a token at POST /connect/token with an iSHARE client assertion."
+)
 
 
 async def _watch(node: Node, interval: float) -> None:

@@ -1,13 +1,15 @@
 """Authentication at the HTTP edge, shared by nodes and the registry.
 
 ``bearer`` turns an ``Authorization: Bearer`` header into the calling party (or a 401
-with ``WWW-Authenticate``); ``token_endpoint`` answers ``POST /connect/token``;
+with ``WWW-Authenticate``; a repeated or malformed header is a 400 ``invalid_request``,
+RFC 6750 §3.1); ``token_endpoint`` answers ``POST /connect/token``;
 ``signed`` wraps an answer in a short-lived JWT as iSHARE satellites do
 (``exp = iat + 30``, ``aud`` = the requester).
 """
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -18,7 +20,9 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.errors import Unauthorized
+from gateway.config import PARTY_ID
+from gateway.errors import InvalidRequest, Unauthorized
+from gateway.http.openapi import Body, Operation, Reply, describe
 from gateway.identity import jwt
 from gateway.identity.pki import Identity
 from gateway.identity.replay import ReplayCache
@@ -46,17 +50,36 @@ def _auth(request: Request) -> Auth:
     return auth
 
 
+#: RFC 6750 §2.1: credentials = "Bearer" 1*SP b64token
+_BEARER = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr] +([A-Za-z0-9\-._~+/]+=*) *")
+
+
+def _authorization(request: Request, realm: str) -> str | None:
+    """The one Authorization header's value; a repeated one is refused, not guessed at."""
+    values = [v for k, v in request.scope["headers"] if k == b"authorization"]
+    if len(values) > 1:
+        raise _malformed("send one Authorization header, not several", realm)
+    return values[0].decode("latin-1") if values else None
+
+
+def _malformed(detail: str, realm: str) -> InvalidRequest:
+    challenge = f'Bearer realm="{realm}", error="invalid_request"'
+    return InvalidRequest(detail, {"www-authenticate": challenge})
+
+
 def bearer(request: Request) -> Caller:
-    header = request.headers.get("authorization")
     auth = _auth(request)
     realm = auth.identity.party_id
+    header = _authorization(request, realm)
     if header is None:
         raise Unauthorized("no bearer token; get one at POST /connect/token", realm)
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    if header.partition(" ")[0].lower() != "bearer":
         raise Unauthorized("the Authorization header must be 'Bearer <access token>'", realm)
+    match = _BEARER.fullmatch(header)
+    if match is None:
+        raise _malformed("the Authorization header must be 'Bearer <access token>' (RFC 6750 §2.1)", realm)
     try:
-        return auth.issuer.check(token.strip(), auth.clock())
+        return auth.issuer.check(match[1], auth.clock())
     except Unauthorized as exc:
         raise Unauthorized(exc.detail, realm) from None
 
@@ -85,7 +108,55 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
     return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)
 
 
+_TOKEN_FORM = {
+    "type": "object",
+    "required": ["grant_type", "client_id", "client_assertion_type", "client_assertion"],
+    # other parameters are ignored (RFC 6749 §3.2), but none may be repeated
+    "additionalProperties": {"type": "string"},
+    "properties": {
+        "grant_type": {"const": "client_credentials"},
+        "scope": {
+            "type": "string",
+            "pattern": "(^| )iSHARE( |$)",
+            "description": "must contain iSHARE if given; iSHARE when omitted",
+        },
+        "client_id": {
+            "type": "string",
+            "pattern": PARTY_ID.pattern,
+            "description": "the client's party id (EORI or did:ishare)",
+        },
+        "client_assertion_type": {"const": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"},
+        "client_assertion": {
+            "type": "string",
+            "pattern": r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$",
+            "description": "the iSHARE client assertion (RS256, x5c)",
+        },
+    },
+}
+_TOKEN_REPLY = {
+    "type": "object",
+    "required": ["access_token", "token_type", "expires_in"],
+    "properties": {
+        "access_token": {"type": "string"},
+        "token_type": {"const": "Bearer"},
+        "expires_in": {"type": "integer"},
+    },
+}
+TOKEN = Operation(
+    "An access token for an iSHARE client assertion (OAuth 2.0 client_credentials, RFC 7523)",
+    "The assertion's chain must end in a trusted CA, the party be active in the registry and its "
+    "registered certificate be the signer; each jti is accepted once.",
+    ("iSHARE",),
+    auth="none",
+    body=Body({"application/x-www-form-urlencoded": _TOKEN_FORM}),
+    replies={200: Reply("the access token (no refresh token)", {"application/json": _TOKEN_REPLY})},
+    errors=(400, 401, 503),
+    operation_id="getAccessToken",
+)
+
+
 def token_endpoint() -> Callable[[Request], Awaitable[Response]]:
+    @describe(post=TOKEN)
     async def connect_token(request: Request) -> Response:
         auth = _auth(request)
         form = parse_form(request.headers.get("content-type"), await request.body())

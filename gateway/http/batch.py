@@ -23,6 +23,8 @@ from gateway.errors import BadRequest
 from gateway.http.auth import reader
 from gateway.http.delegation import grant_of
 from gateway.http.resources import notice_for
+from gateway.http.iris import valid_iri
+from gateway.http.openapi import EVIDENCE, IRI_SCHEMA, Body, Operation, Reply, describe
 from gateway.http.respond import audit
 from gateway.http.state import node_state
 from gateway.node import Node, Representation, etag_of, ordered
@@ -34,6 +36,58 @@ MAX_BATCH = 500
 _MAX_BODY = 1 << 20
 
 
+_ITEM = {"type": "object", "required": ["iri"], "properties": {"iri": IRI_SCHEMA, "etag": {"type": "string"}}}
+_RESULT = {
+    "type": "object",
+    "required": ["iri", "status"],
+    "properties": {
+        "iri": {"type": "string"},
+        "status": {"enum": [200, 304, 404]},
+        "etag": {"type": "string"},
+        "ntriples": {"type": "string"},
+        "withheld": {"type": "integer"},
+    },
+}
+
+
+@describe(
+    post=Operation(
+        "Many resources' views in one request (N-Triples each), for federated queries",
+        "Each resource as a GET would answer it: 404 for one the caller may not see or that does not "
+        "exist, 304 for one whose ETag the caller already holds.",
+        ("resources",),
+        parameters=(EVIDENCE,),
+        body=Body(
+            {
+                "application/json": {
+                    "type": "object",
+                    "required": ["resources"],
+                    "properties": {
+                        "resources": {
+                            "type": "array",
+                            "minItems": 1,
+                            "maxItems": MAX_BATCH,
+                            "items": {"anyOf": [_ITEM, IRI_SCHEMA]},
+                        }
+                    },
+                }
+            }
+        ),
+        replies={
+            200: Reply(
+                "each resource's status and view",
+                {
+                    "application/json": {
+                        "type": "object",
+                        "properties": {"resources": {"type": "array", "items": _RESULT}},
+                    }
+                },
+            )
+        },
+        errors=(400, 403),
+        operation_id="postResources",
+    )
+)
 async def batch(request: Request) -> Response:
     node = node_state(request).node
     caller = reader(request)
@@ -114,8 +168,8 @@ def _parse(body: bytes) -> list[tuple[str, str | None]]:
     for i, item in enumerate(items):
         iri = item.get("iri") if isinstance(item, dict) else item
         etag = item.get("etag") if isinstance(item, dict) else None
-        if not isinstance(iri, str) or not iri.startswith(("http://", "https://")):
-            raise BadRequest(f"resources[{i}] has no http(s) iri")
+        if not isinstance(iri, str) or not iri.startswith(("http://", "https://")) or not valid_iri(iri):
+            raise BadRequest(f"resources[{i}].iri is not an http(s) IRI (RFC 3987)")
         if etag is not None and not isinstance(etag, str):
             raise BadRequest(f"resources[{i}].etag must be a string")
         wanted.append((iri, etag))

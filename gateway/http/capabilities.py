@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.http.auth import json_response, optional_bearer, signed
+from gateway.http.openapi import JSON_OBJECT, Operation, Reply, describe
 from gateway.http.state import NodeState, node_state
 from gateway.store.remote import SPARQL_NOT_OFFERED
 
@@ -43,6 +44,16 @@ def _restricted(state: NodeState) -> list[dict[str, Any]]:
     ]
 
 
+@describe(
+    get=Operation(
+        "iSHARE capabilities: the public endpoints, and with a token the restricted ones",
+        "A capabilities_token signed by the node (iSHARE v2); an open node answers the plain list.",
+        ("iSHARE",),
+        auth="optional",
+        replies={200: Reply("capabilities", {"application/json": JSON_OBJECT})},
+        operation_id="getCapabilities",
+    )
+)
 async def capabilities(request: Request) -> Response:
     state = node_state(request)
     party_id, auth = state.settings.party_id, state.auth

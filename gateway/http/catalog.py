@@ -20,6 +20,7 @@ from starlette.responses import Response
 from gateway.formats import FORMATS, Page
 from gateway.http.auth import reader
 from gateway.http.delegation import grant_of
+from gateway.http.openapi import EVIDENCE, FORMAT, Operation, describe, rdf
 from gateway.http.respond import audit, chosen_format, send
 from gateway.http.state import node_state
 from gateway.node import Built, Node
@@ -116,6 +117,17 @@ def _iso(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 
+@describe(
+    get=Operation(
+        "The node's VoID/DCAT description: its dataset, distributions and class counts",
+        "Counts are of the caller's view. Also served at /.well-known/void.",
+        ("resources",),
+        parameters=(FORMAT, EVIDENCE),
+        replies={200: rdf("The description")},
+        errors=(403, 406),
+        operation_id="getCatalog",
+    )
+)
 async def catalog(request: Request) -> Response:
     node = node_state(request).node
     caller = reader(request)

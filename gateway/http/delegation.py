@@ -7,9 +7,9 @@ mask with ``Permit`` or ``Deny`` per policy (see ``gateway.policy.delegation``).
 
 - Bearer token required. The node's own party may ask about anyone; any other party
   only about itself (403 otherwise).
-- ``policyIssuer`` must be this node: it holds no other party's policies. The reference
-  AR answers 404 when it holds no delegation from that issuer; this node says why in a
-  400 instead. A mask without a ``Permit`` rule is a 400, as in the reference AR.
+- ``policyIssuer`` must be this node: it holds no other party's policies. As the reference
+  AR, which answers 404 when it holds no delegation from that issuer, this node answers
+  404, saying why. A mask without a ``Permit`` rule is a 400, as in the reference AR.
 - An access subject that is not an active participant in the registry may read
   nothing, so every policy is ``Deny``.
 
@@ -33,10 +33,13 @@ from starlette.responses import Response
 from gateway.config import PARTY_ID
 from gateway.errors import BadRequest, Forbidden, NotFound
 from gateway.http.auth import bearer, json_response
+from gateway.http.openapi import Body, Operation, describe, signed_token
 from gateway.http.state import node_state
 from gateway.identity import jwt
 from gateway.policy.delegation import (
     EVIDENCE_HEADER,
+    MAX_IDENTIFIERS,
+    MAX_POLICIES,
     Policy,
     answer,
     parse_mask,
@@ -51,6 +54,68 @@ MAX_MASK = 64 * 1024
 _TOKEN_LIFETIME = 30  # iSHARE: exp = iat + 30
 
 
+def _strings(limit: int, **extra: Any) -> dict[str, Any]:
+    item = {"type": "string", "minLength": 1, **extra}
+    return {"type": "array", "minItems": 1, "maxItems": limit, "items": item}
+
+
+def _obj(required: list[str], **properties: Any) -> dict[str, Any]:
+    return {"type": "object", "required": required, "properties": properties}
+
+
+_RULE = _obj(["effect"], effect={"enum": ["Permit", "Deny"]})
+_POLICY = _obj(
+    ["target", "rules"],
+    target=_obj(
+        ["resource", "actions"],
+        resource=_obj(
+            ["type", "identifiers", "attributes"],
+            type={"type": "string", "minLength": 1},
+            identifiers=_strings(MAX_IDENTIFIERS),
+            attributes=_strings(1000),
+        ),
+        actions=_strings(20),
+        environment=_obj([], serviceProviders=_strings(100)),
+    ),
+    rules={
+        "type": "array",
+        "minItems": 1,
+        "maxItems": 100,
+        "items": _RULE,
+        "contains": _obj(["effect"], effect={"const": "Permit"}),
+    },
+)
+#: the iSHARE delegation mask as ``parse_mask`` reads it
+_MASK = _obj(
+    ["delegationRequest"],
+    delegationRequest=_obj(
+        ["policyIssuer", "target", "policySets"],
+        policyIssuer={"type": "string", "minLength": 1},
+        target=_obj(["accessSubject"], accessSubject={"type": "string", "pattern": PARTY_ID.pattern}),
+        policySets={
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 10,
+            "items": _obj(
+                ["policies"],
+                policies={"type": "array", "minItems": 1, "maxItems": MAX_POLICIES, "items": _POLICY},
+            ),
+        },
+    ),
+)
+
+
+@describe(
+    post=Operation(
+        "iSHARE delegation evidence: a delegation mask answered from the node's own policies",
+        "As an iSHARE authorization registry: 200 with Permit or Deny per policy, signed.",
+        ("iSHARE",),
+        body=Body({"application/json": _MASK}),
+        replies={200: signed_token("delegation_token", "the signed delegation evidence")},
+        errors=(400, 403, 404),
+        operation_id="postDelegation",
+    )
+)
 async def delegation(request: Request) -> Response:
     auth = node_state(request).auth
     if auth is None:
@@ -60,7 +125,7 @@ async def delegation(request: Request) -> Response:
     me = auth.identity.party_id
     mask = parse_mask(await _json(request))
     if mask.policy_issuer != me:
-        raise BadRequest(
+        raise NotFound(
             f"delegationRequest.policyIssuer must be this node's party, {me}: it answers for its own "
             f"policies only; ask the authorization registry that holds {mask.policy_issuer}'s"
         )

@@ -11,14 +11,39 @@ import asyncio
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway.config import PARTY_ID
 from gateway.errors import BadRequest, Forbidden, NotFound
 from gateway.http.auth import json_response, reader
+from gateway.http.iris import valid_iri
+from gateway.http.openapi import JSON_OBJECT, Operation, Reply, describe, query
 from gateway.http.state import node_state
 from gateway.policy.model import Caller
 
 __all__ = ["explain"]
 
 
+@describe(
+    get=Operation(
+        "Why each field of a resource is released to a party, or withheld (the node's operators only)",
+        tags=("policy",),
+        parameters=(
+            query(
+                "party",
+                "the party whose view is explained",
+                {"type": "string", "pattern": PARTY_ID.pattern},
+                True,
+            ),
+            query("resource", "the resource's IRI", {"type": "string", "minLength": 1}, True),
+        ),
+        replies={
+            200: Reply(
+                "each field, the rules releasing it or why it is withheld", {"application/json": JSON_OBJECT}
+            )
+        },
+        errors=(400, 403, 404),
+        operation_id="explainPolicy",
+    )
+)
 async def explain(request: Request) -> Response:
     state = node_state(request)
     caller = reader(request)
@@ -28,6 +53,10 @@ async def explain(request: Request) -> Response:
     party, iri = request.query_params.get("party"), request.query_params.get("resource")
     if not party or not iri:
         raise BadRequest("give party=PARTY_ID and resource=IRI")
+    if not PARTY_ID.match(party):
+        raise BadRequest(f"party {party!r} is not an iSHARE party id")
+    if not valid_iri(iri):
+        raise NotFound(f"no resource {iri!r} on this node")
     roles: frozenset[str] = frozenset()
     if auth is not None:
         entry = await auth.trust.party(party)

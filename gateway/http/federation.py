@@ -25,7 +25,10 @@ from gateway.errors import BadRequest, Forbidden
 from gateway.federation.walk import Budget, Outcome
 from gateway.formats.results import term_json
 from gateway.http.auth import json_response, reader
-from gateway.http.sparql import MAX_QUERY, refuse_service
+from gateway.http.iris import valid_iri
+from gateway.http.openapi import IRI_SCHEMA, JSON_OBJECT, Body, Operation, Reply, describe
+from gateway.http.sparql import refuse_service
+from gateway.http.sparql_protocol import MAX_QUERY
 from gateway.http.state import node_state
 
 __all__ = ["federated_query", "outcome_json"]
@@ -66,6 +69,38 @@ def outcome_json(outcome: Outcome) -> dict[str, Any]:
     return out
 
 
+_QUESTION = {
+    "type": "object",
+    "required": ["query"],
+    "properties": {
+        "query": {"type": "string", "minLength": 1},
+        "start": {"type": "array", "items": IRI_SCHEMA},
+        "follow": {"enum": ["predicates", "all"]},
+        "max_depth": {"type": "integer", "minimum": 0, "maximum": 10},
+        "max_documents": {"type": "integer", "minimum": 1},
+        "timeout": {"type": "number", "minimum": 0.1},
+        "provenance": {"type": "boolean"},
+    },
+}
+
+
+@describe(
+    post=Operation(
+        "A federated SPARQL query, asked by the node's own party (or its configured local clients)",
+        "The node follows links live with its own identity; the answer carries a report per node.",
+        ("federation",),
+        body=Body({"application/json": _QUESTION}),
+        replies={
+            200: Reply(
+                "the results (SPARQL JSON, or ntriples for a graph) and the report; with Accept: "
+                "application/x-ndjson, progress lines first",
+                {"application/json": JSON_OBJECT, "application/x-ndjson": {"type": "string"}},
+            )
+        },
+        errors=(400, 403),
+        operation_id="federatedQuery",
+    )
+)
 async def federated_query(request: Request) -> Response:
     federation = node_state(request).federation
     if federation is None:
@@ -90,9 +125,9 @@ async def federated_query(request: Request) -> Response:
     refuse_service(query)
     start = body.get("start", [])
     if not isinstance(start, list) or not all(
-        isinstance(s, str) and s.startswith(("http://", "https://")) for s in start
+        isinstance(s, str) and s.startswith(("http://", "https://")) and valid_iri(s) for s in start
     ):
-        raise BadRequest('"start" must be a list of http(s) IRIs')
+        raise BadRequest('"start" must be a list of http(s) IRIs (RFC 3987)')
     budget = _budget(body, node_state(request).federation_budget)
     provenance = bool(body.get("provenance", False))
     if "application/x-ndjson" not in (request.headers.get("accept") or ""):

@@ -13,11 +13,22 @@ from starlette.responses import Response
 
 from gateway.audit import AuditLog
 from gateway.http.auth import json_response, optional_bearer
+from gateway.http.openapi import JSON_OBJECT, Operation, Reply, describe
 from gateway.http.state import node_state
 
 __all__ = ["health"]
 
 
+@describe(
+    get=Operation(
+        "The node's health: each source, the policy files and the audit log",
+        "Anyone sees the statuses; the node's own party (and an open node) sees the details.",
+        ("node",),
+        auth="optional",
+        replies={200: Reply("ok or degraded", {"application/json": JSON_OBJECT})},
+        operation_id="getHealth",
+    )
+)
 async def health(request: Request) -> Response:
     state = node_state(request)
     node, auth = state.node, state.auth

@@ -14,10 +14,13 @@ from starlette.responses import Response
 
 from gateway.errors import GatewayError, HttpError, OAuthError
 
-__all__ = ["install", "problem"]
+__all__ = ["PROBLEM", "STARLETTE_CODES", "install", "problem"]
 
 log = logging.getLogger("dsgo.http")
 PROBLEM = "application/problem+json"
+#: the codes of errors raised outside the error tree (routing, validation, the unexpected)
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
+STARLETTE_CODES = (*_HTTP_CODES.values(), "http_error", "bad_request", "internal_error")
 
 
 def problem(
@@ -56,7 +59,7 @@ def install(app: FastAPI) -> None:
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
         return problem(exc.status_code, code, str(exc.detail), str(exc.detail), dict(exc.headers or {}))
 
     async def validation_error(request: Request, exc: Exception) -> Response:

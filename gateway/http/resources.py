@@ -23,6 +23,8 @@ from gateway.errors import BadRequest, NotFound
 from gateway.formats import Page
 from gateway.http.auth import reader
 from gateway.http.delegation import grant_of
+from gateway.http.iris import valid_iri
+from gateway.http.openapi import EVIDENCE, FORMAT, Operation, Reply, describe, header, query, rdf
 from gateway.http.respond import audit, chosen_format, send
 from gateway.http.state import node_state
 from gateway.node import Built, Node
@@ -42,6 +44,21 @@ def _node(request: Request) -> Node:
     return node
 
 
+_IF_NONE_MATCH = header("If-None-Match", "an ETag the caller holds: 304 if it is still current")
+
+
+@describe(
+    get=Operation(
+        "A resource: the caller's view of the triples about one IRI in the node's namespace",
+        "The path after the node's namespace. A resource the caller may see nothing of is a 404, "
+        "the same as one that does not exist; a partial view says how many fields were withheld.",
+        ("resources",),
+        parameters=(FORMAT, EVIDENCE, _IF_NONE_MATCH),
+        replies={200: rdf("The caller's view of the resource"), 304: Reply("The caller's copy is current")},
+        errors=(403, 404, 406),
+        operation_id="getResource",
+    )
+)
 async def resource(request: Request) -> Response:
     node = _node(request)
     caller = reader(request)
@@ -61,7 +78,8 @@ async def resource(request: Request) -> Response:
 
 
 def _describe(node: Node, grant: Grant, iri: str) -> Built | None:
-    decision = node.access.resource(grant, iri)
+    # a string no IRI can be is no resource: the same 404 as a missing (or hidden) one
+    decision = node.access.resource(grant, iri) if valid_iri(iri) else None
     if decision is None:
         return None
     told = notice_for(node, grant, iri, decision.triples)
@@ -86,6 +104,23 @@ def notice_for(node: Node, grant: Grant, iri: str, visible: Sequence[ox.Triple])
     return notice(node.access.policies, grant, iri, visible, owner)
 
 
+@describe(
+    get=Operation(
+        "The resources of a class that the caller may see, as a paged hydra:Collection",
+        "The class as prefix:Name (bot:Building) or a full IRI; either spelling names one collection.",
+        ("resources",),
+        parameters=(
+            query("page", "page number, from 1", {"type": "integer", "minimum": 1, "maximum": 10**9}),
+            query("limit", "members per page", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE}),
+            FORMAT,
+            EVIDENCE,
+            _IF_NONE_MATCH,
+        ),
+        replies={200: rdf("A page of the collection"), 304: Reply("The caller's copy is current")},
+        errors=(400, 403, 404, 406),
+        operation_id="getCollection",
+    )
+)
 async def collection(request: Request) -> Response:
     node = _node(request)
     caller = reader(request)
@@ -93,7 +128,7 @@ async def collection(request: Request) -> Response:
     fmt = chosen_format(request)
     name = request.path_params["cls"]
     class_iri = node.vocab.expand(name)
-    if class_iri is None or not _valid_iri(class_iri):
+    if class_iri is None or not valid_iri(class_iri):
         raise NotFound(f"unknown class {name!r}; name it as prefix:Name (e.g. bot:Building) or a full IRI")
     page = _int(request, "page", 1, 1, 10**9)
     limit = _int(request, "limit", PAGE_SIZE, 1, MAX_PAGE_SIZE)
@@ -106,14 +141,6 @@ async def collection(request: Request) -> Response:
         raise NotFound(f"page {page} of {name} is past its end")
     audit(node.audit, request, caller, rep)
     return send(request, rep)
-
-
-def _valid_iri(iri: str) -> bool:
-    try:
-        ox.NamedNode(iri)
-    except ValueError:
-        return False
-    return True
 
 
 def _int(request: Request, key: str, default: int, low: int, high: int) -> int:

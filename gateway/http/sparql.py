@@ -4,8 +4,8 @@ The query runs on the store ``Access.view`` builds for the caller's grant: the v
 triples in one default graph, with no named graphs, so ``GRAPH``, ``FROM NAMED`` or a
 variable in predicate position find nothing the caller may not see. ``SERVICE`` is
 refused before anything runs. Each query has a time and a result limit and says clearly
-when it hits one. SELECT/ASK answer in SPARQL JSON, XML, CSV or TSV; CONSTRUCT/DESCRIBE
-in the node's RDF formats.
+when it hits one. The request, the result formats and the service description are the
+protocol's, in ``gateway.http.sparql_protocol``.
 """
 
 from __future__ import annotations
@@ -14,25 +14,31 @@ import asyncio
 import re
 import time
 from typing import Any
-from urllib.parse import parse_qsl
 
 import pyoxigraph as ox
 from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.errors import BadRequest, HttpError
-from gateway.formats import FORMATS, Page
-from gateway.formats.results import RDF_FORMATS, RESULT_FORMATS, boolean, choose, solutions
+from gateway.formats import Page
 from gateway.http.auth import reader
 from gateway.http.delegation import grant_of
+from gateway.http.openapi import describe
 from gateway.http.respond import audit
+from gateway.http.sparql_protocol import (
+    MAX_QUERY,
+    SPARQL_GET,
+    SPARQL_POST,
+    graph_format,
+    query_text,
+    service_description,
+    write_outcome,
+)
 from gateway.http.state import node_state
 from gateway.node import Node, Representation
 from gateway.policy.model import Grant
 
 __all__ = ["MAX_QUERY", "QueryLimit", "refuse_service", "sparql"]
-
-MAX_QUERY = 64 * 1024
 
 
 class QueryLimit(HttpError):
@@ -55,29 +61,6 @@ def refuse_service(query: str) -> None:
     bare = _STRIPPED.sub(" ", query)
     if re.search(r"(?<![\w:?$])SERVICE\b", bare, re.I):
         raise BadRequest("SERVICE is not allowed here; a federated query is asked at your own node")
-
-
-async def _query_text(request: Request) -> str:
-    if request.method == "GET":
-        values = request.query_params.getlist("query")
-    else:
-        body = await request.body()
-        if len(body) > MAX_QUERY:
-            raise BadRequest(f"the query is larger than {MAX_QUERY} bytes")
-        ctype = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
-        if ctype == "application/sparql-query":
-            values = [body.decode("utf-8", "replace")]
-        elif ctype == "application/x-www-form-urlencoded":
-            values = [v for k, v in parse_qsl(body.decode("utf-8", "replace")) if k == "query"]
-        else:
-            raise BadRequest("POST a query as application/sparql-query or as a form with a query field")
-    if len(values) != 1 or not values[0].strip():
-        raise BadRequest("give exactly one query parameter")
-    if any(k in request.query_params for k in ("default-graph-uri", "named-graph-uri")):
-        raise BadRequest(
-            "default-graph-uri and named-graph-uri are not supported: the caller's view is the dataset"
-        )
-    return values[0]
 
 
 def _run(view: ox.Store, query: str, node: Node, deadline: float, max_results: int) -> Any:
@@ -115,10 +98,13 @@ def _collect(result: Any, deadline: float, max_results: int) -> tuple[list[Any],
     return rows, None
 
 
+@describe(get=SPARQL_GET, post=SPARQL_POST)
 async def sparql(request: Request) -> Response:
     node = node_state(request).node
     caller = reader(request)
-    query = await _query_text(request)
+    query = await query_text(request)
+    if query is None:
+        return _described(request, node)
     refuse_service(query)
     grant = await grant_of(request, caller)
     limits = node_state(request).sparql_limits
@@ -133,22 +119,16 @@ async def sparql(request: Request) -> Response:
         )
     except TimeoutError:
         raise QueryLimit(f"the query ran out of time ({timeout:g} s); narrow it or add LIMIT") from None
-    accept = request.headers.get("accept")
-    if isinstance(outcome, bool):
-        kind = choose(accept, RESULT_FORMATS, "json")
-        body, media = boolean(outcome, kind)
-        return _answer(request, node, caller, grant, body, media)
-    variables, rows = outcome
-    if variables is None:  # CONSTRUCT / DESCRIBE
-        fmt = choose(accept, RDF_FORMATS, FORMATS[0])
-        triples: list[ox.Triple] = rows
-        body = fmt.render(triples, Page(node.vocab, node.namespace, node.namespace + "sparql"))
-        resources = tuple(sorted({t.subject.value for t in triples if isinstance(t.subject, ox.NamedNode)}))
-        fields = tuple(sorted({t.predicate.value for t in triples}))
-        return _answer(request, node, caller, grant, body, fmt.content_type, resources, fields)
-    kind = choose(accept, RESULT_FORMATS, "json")
-    body, media = solutions(variables, rows, kind)
-    return _answer(request, node, caller, grant, body, media)
+    body, media, resources, fields = write_outcome(outcome, request.headers.get("accept"), node)
+    return _answer(request, node, caller, grant, body, media, resources, fields)
+
+
+def _described(request: Request, node: Node) -> Response:
+    """The SPARQL 1.1 Service Description of this endpoint (GET without a query)."""
+    fmt = graph_format(request.headers.get("accept"))
+    endpoint = str(request.url.replace(query=""))
+    body = fmt.render(service_description(node, endpoint), Page(node.vocab, node.namespace, endpoint))
+    return Response(body, media_type=fmt.content_type, headers={"vary": "Accept"})
 
 
 def _answer(

@@ -1,11 +1,13 @@
 """``POST /connect/token``: an iSHARE client_credentials request checked end to end.
 
 Form (RFC 6749 §4.4, RFC 7523 §2.2, iSHARE): ``grant_type=client_credentials``,
-``scope`` containing ``iSHARE``, ``client_id``, ``client_assertion_type`` (jwt-bearer)
-and ``client_assertion``. The assertion is verified (signature, claims), its chain must
-end in a CA on the registry's trusted list, the party must be active, its registered
-certificate must be the one that signed, and its ``jti`` must be new. Shared by nodes
-and the registry; only where the parties and trusted CAs come from differs.
+``client_id``, ``client_assertion_type`` (jwt-bearer), ``client_assertion`` and an
+optional ``scope``: when given it must contain ``iSHARE``; when omitted it is
+``iSHARE`` (RFC 6749 §3.3 lets a server apply a default scope; docs/ishare.md says
+why). The assertion is verified (signature, claims), its chain must end in a CA on the
+registry's trusted list, the party must be active, its registered certificate must be
+the one that signed, and its ``jti`` must be new. Shared by nodes and the registry;
+only where the parties and trusted CAs come from differs.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from gateway.identity.trust import check_chain
 __all__ = ["MAX_FORM", "TrustSource", "authenticate_client", "parse_form"]
 
 MAX_FORM = 32 * 1024
-_FIELDS = ("grant_type", "scope", "client_id", "client_assertion_type", "client_assertion")
+_FIELDS = ("grant_type", "client_id", "client_assertion_type", "client_assertion")
+DEFAULT_SCOPE = "iSHARE"
 
 
 class TrustSource(Protocol):
@@ -62,7 +65,7 @@ async def authenticate_client(
         raise UnsupportedGrantType(
             f"grant_type {form['grant_type']!r} is not supported; use client_credentials"
         )
-    if "iSHARE" not in form["scope"].split():
+    if DEFAULT_SCOPE not in form.get("scope", DEFAULT_SCOPE).split():
         raise InvalidScope("scope must include iSHARE")
     if form["client_assertion_type"] != ASSERTION_TYPE:
         raise InvalidRequest(f"client_assertion_type must be {ASSERTION_TYPE}")

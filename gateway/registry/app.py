@@ -34,6 +34,7 @@ from gateway import __version__
 from gateway.errors import ConfigError, NotFound
 from gateway.http import problems
 from gateway.http.auth import Auth, bearer, json_response, optional_bearer, signed, token_endpoint
+from gateway.http.openapi import JSON_OBJECT, Operation, Reply, describe, install, query, signed_token
 from gateway.identity.parties import Party, TrustedCA
 from gateway.identity.pki import Identity, load_identity
 from gateway.identity.replay import replay_cache
@@ -113,6 +114,7 @@ def create_registry_app(settings: RegistrySettings, clock: Callable[[], float] =
     )
     problems.install(app)
 
+    @describe(get=_PARTIES)
     async def parties(request: Request) -> Response:
         caller = bearer(request)
         now = dt.datetime.fromtimestamp(clock(), dt.UTC)
@@ -120,6 +122,7 @@ def create_registry_app(settings: RegistrySettings, clock: Callable[[], float] =
         info = {"count": len(data), "data": data}
         return json_response(signed(identity, "parties_info", info, caller.party_id, clock()))
 
+    @describe(get=_PARTY)
     async def party(request: Request) -> Response:
         caller = bearer(request)
         found = _entries(live.current()).get(request.path_params["party_id"])
@@ -127,6 +130,7 @@ def create_registry_app(settings: RegistrySettings, clock: Callable[[], float] =
             raise NotFound(f"no party {request.path_params['party_id']} in this registry")
         return json_response(signed(identity, "party_info", found[0], caller.party_id, clock()))
 
+    @describe(get=_TRUSTED)
     async def trusted_list(request: Request) -> Response:
         caller = bearer(request)
         body = [
@@ -140,11 +144,13 @@ def create_registry_app(settings: RegistrySettings, clock: Callable[[], float] =
         ]
         return json_response(signed(identity, "trusted_list", body, caller.party_id, clock()))
 
+    @describe(get=_VERSIONS)
     async def versions(request: Request) -> Response:
         caller = bearer(request)
         body = [{"version_number": "2.0", "enabled_from": "2024-01-01T00:00:00Z", "version_status": "active"}]
         return json_response(signed(identity, "versions_info", body, caller.party_id, clock()))
 
+    @describe(get=_CAPABILITIES)
     async def capabilities(request: Request) -> Response:
         caller = optional_bearer(request)
         public = [{"feature": "access token", "url": "/connect/token", "token_endpoint": "/connect/token"}]
@@ -169,6 +175,7 @@ def create_registry_app(settings: RegistrySettings, clock: Callable[[], float] =
             signed(identity, "capabilities_info", info, caller.party_id if caller else None, clock())
         )
 
+    @describe(get=_HEALTH)
     async def health(request: Request) -> Response:
         return json_response(
             {"status": "ok", "party_id": settings.party_id, "parties": len(live.current().parties)}
@@ -185,4 +192,54 @@ def create_registry_app(settings: RegistrySettings, clock: Callable[[], float] =
             Route("/health", health, methods=["GET"]),
         ]
     )
+    install(app, secured=True, description="The federation's participant registry (iSHARE satellite API).")
     return app
+
+
+_TAGS = ("iSHARE",)
+_PARTIES = Operation(
+    "Participants, filtered (iSHARE v2 parties_token)",
+    tags=_TAGS,
+    parameters=(
+        query("name", "the party's name; * is a wildcard"),
+        query("eori", "the party's id"),
+        query("party_id", "the party's id"),
+        query("active_only", "true: only active participants"),
+        query("role", "an iSHARE role"),
+        query("namespace", "an IRI: the party owning its namespace"),
+    ),
+    replies={200: signed_token("parties_token", "the matching parties")},
+    operation_id="getParties",
+)
+_PARTY = Operation(
+    "One participant (iSHARE party_token)",
+    tags=_TAGS,
+    replies={200: signed_token("party_token", "the party")},
+    errors=(404,),
+    operation_id="getParty",
+)
+_TRUSTED = Operation(
+    "The certificate authorities participants' chains must end in",
+    tags=_TAGS,
+    replies={200: signed_token("trusted_list_token", "the trusted list")},
+    operation_id="getTrustedList",
+)
+_VERSIONS = Operation(
+    "The iSHARE versions this registry speaks",
+    tags=_TAGS,
+    replies={200: signed_token("versions_token", "the versions")},
+    operation_id="getVersions",
+)
+_CAPABILITIES = Operation(
+    "iSHARE capabilities of the registry",
+    tags=_TAGS,
+    auth="optional",
+    replies={200: signed_token("capabilities_token", "the capabilities")},
+    operation_id="getCapabilities",
+)
+_HEALTH = Operation(
+    "The registry's health",
+    auth="none",
+    replies={200: Reply("ok", {"application/json": JSON_OBJECT})},
+    operation_id="getHealth",
+)
