@@ -396,7 +396,9 @@ async def test_capabilities_list_the_delegation_endpoint(fed: Federation) -> Non
         token = (await client.get("/capabilities")).json()["capabilities_token"]
     info = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))["capabilities_info"]
     restricted = info["supported_versions"][0]["supported_features"][0]["restricted"]
-    assert {"feature": "delegation", "url": "/delegation", "token_endpoint": "/connect/token"} in restricted
+    delegation = next(f for f in restricted if f["feature"] == "delegation")
+    assert delegation["url"] == "http://p001.test/delegation"
+    assert delegation["token_endpoint"] == "http://p001.test/connect/token"
 
 
 # -- accepting evidence ---------------------------------------------------------------
@@ -660,7 +662,7 @@ async def test_the_hook_reads_the_header_and_checks_the_authority_in_the_registr
 ) -> None:
     token = evidence_token(pki.ids[CORP], probed.clock())
     async with probed.client(FIRM) as client:
-        answer = await client.get("/_probe", headers={"delegation-evidence": token})
+        answer = await client.get("/_probe", headers={"delegation_evidence": token})
         none = await client.get("/_probe")
     assert answer.json() == [sorted([LABEL, ENERGY])]
     assert none.json() == []
@@ -669,7 +671,7 @@ async def test_the_hook_reads_the_header_and_checks_the_authority_in_the_registr
 async def test_the_hook_refuses_bad_evidence_with_a_403_saying_why(probed: Federation, pki: Pki) -> None:
     token = evidence_token(pki.ids[CORP], probed.clock(), subject=CORP)
     async with probed.client(FIRM) as client:
-        answer = await client.get("/_probe", headers={"delegation-evidence": token})
+        answer = await client.get("/_probe", headers={"delegation_evidence": token})
     assert answer.status_code == 403
     assert answer.json()["code"] == "forbidden"
     assert answer.json()["detail"] == f"the delegation evidence is refused: it is for {CORP}, not for {MUNI}"
@@ -777,7 +779,7 @@ async def test_evidence_from_a_trusted_registry_widens_the_callers_view(
     async with await fed_with_ar.client_as(MUNI) as client:
         without = await client.get("/id/building/1", headers={"accept": "application/n-triples"})
         with_evidence = await client.get(
-            "/id/building/1", headers={"accept": "application/n-triples", "delegation-evidence": token}
+            "/id/building/1", headers={"accept": "application/n-triples", "delegation_evidence": token}
         )
     assert without.status_code == 404  # the files give the municipality nothing
     assert with_evidence.status_code == 200
@@ -802,6 +804,6 @@ async def test_evidence_from_an_untrusted_registry_is_refused_with_a_reason(
 ) -> None:
     token = evidence_token(pki.ids[MUNI], fed_with_ar.clock())  # the municipality is no AR here
     async with await fed_with_ar.client_as(MUNI) as client:
-        answer = await client.get("/id/building/1", headers={"delegation-evidence": token})
+        answer = await client.get("/id/building/1", headers={"delegation_evidence": token})
     assert answer.status_code == 403
     assert answer.json()["detail"].startswith("the delegation evidence is refused")

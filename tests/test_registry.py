@@ -93,10 +93,14 @@ async def test_party_entry_carries_ishare_fields_and_the_dsgo_extension(fed: Fed
     claims = claims_of((await registry_get(fed, f"/parties/{CORP}")).json()["party_token"])
     info = claims["party_info"]
     assert info["party_id"] == CORP and info["adherence"]["status"] == "Active"
-    assert info["adherence"]["start_date"] == "2020-01-01T00:00:00Z"
+    assert info["adherence"]["start_date"] == "2020-01-01T00:00:00.000Z"
     assert info["certificates"][0]["x5t#s256"] == fingerprint(pki.ids[CORP].chain[0])
-    assert info["roles"][0]["role"] == "HousingCorporation"
-    assert info["dsgo"] == {"namespaces": ["https://data.p002.example/"], "endpoint": "http://p002.test"}
+    assert info["roles"] == []  # HousingCorporation is the federation's role, not iSHARE's
+    assert info["dsgo"] == {
+        "namespaces": ["https://data.p002.example/"],
+        "endpoint": "http://p002.test",
+        "roles": ["HousingCorporation"],
+    }
 
 
 async def test_unknown_party_is_404(fed: Federation) -> None:
@@ -114,10 +118,12 @@ async def test_trusted_list_names_the_development_root(fed: Federation, pki: Pki
 
 async def test_versions_are_signed(fed: Federation) -> None:
     claims = claims_of((await registry_get(fed, "/versions")).json()["versions_token"])
-    assert claims["versions_info"][0]["version_number"] == "2.0"
+    assert claims["versions_info"][0]["version_name"] == "2.0.0"
 
 
-@pytest.mark.parametrize("path", ["/parties", f"/parties/{CORP}", "/trusted_list", "/versions"])
+@pytest.mark.parametrize(
+    "path", ["/parties", f"/parties/{CORP}", "/trusted_list", "/v3/parties", "/v3/trustedList"]
+)
 async def test_registry_routes_need_a_token(fed: Federation, path: str) -> None:
     answer = await fed.router.handle_async_request(__import__("httpx").Request("GET", REGISTRY_URL + path))
     await answer.aread()

@@ -259,13 +259,9 @@ async def test_capabilities_say_sparql_is_not_offered_and_why(pair: Pair) -> Non
         features = claims["capabilities_info"]["supported_versions"][0]["supported_features"][0]
         return {f["feature"]: f for f in features["restricted"]}
 
-    assert restricted(answer)["sparql"] == {
-        "feature": "sparql",
-        "url": "/sparql",
-        "offered": False,
-        "reason": SPARQL_NOT_OFFERED,
-        "token_endpoint": "/connect/token",
-    }
+    sparql = restricted(answer)["sparql"]
+    assert sparql["offered"] is False and sparql["reason"] == SPARQL_NOT_OFFERED
+    assert sparql["url"].endswith("/sparql") and sparql["token_endpoint"].endswith("/connect/token")
     assert "offered" not in restricted(expected)["sparql"]
     assert restricted(answer).keys() == restricted(expected).keys()
 

@@ -89,7 +89,11 @@ def optional_bearer(request: Request) -> Caller | None:
     return bearer(request) if "authorization" in request.headers else None
 
 
-def signed(identity: Identity, claim: str, payload: Any, audience: str | None, now: float) -> dict[str, str]:
+def signed(
+    identity: Identity, claim: str, payload: Any, audience: str | None, now: float, key: str | None = None
+) -> dict[str, str]:
+    """``{key: JWT}`` with ``payload`` as ``claim``; ``key`` defaults to the v2 name
+    (``parties_info`` -> ``parties_token``); v3 names it (``partiesToken``)."""
     iat = int(now)
     claims: dict[str, Any] = {
         "iss": identity.party_id,
@@ -101,7 +105,8 @@ def signed(identity: Identity, claim: str, payload: Any, audience: str | None, n
     }
     if audience is not None:
         claims["aud"] = audience
-    return {f"{claim.removesuffix('_info')}_token": jwt.sign(claims, identity.key, identity.x5c)}
+    key = key or f"{claim.removesuffix('_info')}_token"
+    return {key: jwt.sign(claims, identity.key, identity.x5c)}
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

@@ -7,40 +7,62 @@ token, in a ``capabilities_token`` the node signs. A read path the node cannot e
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.http.auth import json_response, optional_bearer, signed
-from gateway.http.openapi import JSON_OBJECT, Operation, Reply, describe
+from gateway.http.openapi import JSON_OBJECT, RDF_TYPES, Operation, Reply, describe
 from gateway.http.state import NodeState, node_state
 from gateway.store.remote import SPARQL_NOT_OFFERED
 
-__all__ = ["capabilities"]
+__all__ = ["capabilities", "feature"]
 
-_PUBLIC = [
-    {"feature": "access token", "url": "/connect/token"},
-    {"feature": "capabilities", "url": "/capabilities"},
-    {"feature": "health", "url": "/health"},
-]
+#: (feature, path, description) anyone may see
+_PUBLIC = (
+    ("capabilities", "/capabilities", "Retrieves iSHARE capabilities"),
+    ("access token", "/connect/token", "Obtains access token"),
+    ("health", "/health", "The node's health: its sources, policy files and audit log"),
+    ("api description", "/openapi.json", "The OpenAPI 3.1 description of every endpoint (also at /docs)"),
+)
 
 
-def _restricted(state: NodeState) -> list[dict[str, Any]]:
-    """What callers with a token may use."""
+def feature(base: str, name: str, path: str, description: str, token: bool, **extra: Any) -> dict[str, Any]:
+    """An iSHARE v2 capabilities feature: a stable ``id``, ``feature``, ``description``,
+    and absolute ``url`` (and ``token_endpoint``) on this node."""
+    out: dict[str, Any] = {
+        "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"dsgo:feature:{path}")).upper(),
+        "feature": name,
+        "description": description,
+        "url": base + path,
+    }
+    if token:
+        out["token_endpoint"] = base + "/connect/token"
+    return out | extra
+
+
+def _restricted(state: NodeState) -> list[tuple[str, str, str, dict[str, Any]]]:
+    """What callers with a token may use: (feature, path, description, extra members)."""
     node = state.node
     sparql: dict[str, Any] = (
-        {"feature": "sparql", "url": "/sparql", "description": "SPARQL 1.1 over the caller's view"}
+        {}
         if node.remote is None  # a remote store's views cannot be had without copying it
-        else {"feature": "sparql", "url": "/sparql", "offered": False, "reason": SPARQL_NOT_OFFERED}
+        else {"offered": False, "reason": SPARQL_NOT_OFFERED}
     )
     return [
-        {"feature": "description", "url": "/", "formats": ["text/turtle", "application/ld+json"]},
-        {"feature": "resource", "url": "/{path}", "namespace": node.namespace},
-        {"feature": "collection", "url": "/collections/{class}"},
-        sparql,
-        {"feature": "delegation", "url": "/delegation"},
-        {"feature": "batch", "url": "/resources", "description": "many resources' views in one request"},
+        ("description", "/", "The node's VoID/DCAT description", {"formats": list(RDF_TYPES)}),
+        (
+            "resource",
+            "/{path}",
+            "A resource's view: the path after the namespace",
+            {"namespace": node.namespace},
+        ),
+        ("collection", "/collections/{class}", "The resources of a class, paged", {}),
+        ("sparql", "/sparql", "SPARQL 1.1 over the caller's view (service description at GET)", sparql),
+        ("delegation", "/delegation", "Delegation evidence from the node's policies", {}),
+        ("batch", "/resources", "Many resources' views in one request", {}),
     ]
 
 
@@ -57,13 +79,15 @@ def _restricted(state: NodeState) -> list[dict[str, Any]]:
 async def capabilities(request: Request) -> Response:
     state = node_state(request)
     party_id, auth = state.settings.party_id, state.auth
-    restricted = _restricted(state)
+    base = str(request.base_url).rstrip("/")
+    public = [feature(base, n, p, d, auth is not None and p != "/connect/token") for n, p, d in _PUBLIC]
+    restricted = [feature(base, n, p, d, auth is not None, **x) for n, p, d, x in _restricted(state)]
     if auth is None:
-        return json_response({"party_id": party_id, "public": _PUBLIC + restricted})
+        return json_response({"party_id": party_id, "public": public + restricted})
     caller = optional_bearer(request)
-    features: dict[str, Any] = {"public": _PUBLIC}
+    features: dict[str, Any] = {"public": public}
     if caller is not None:
-        features["restricted"] = [{**f, "token_endpoint": "/connect/token"} for f in restricted]
+        features["restricted"] = restricted
     info = {
         "party_id": party_id,
         "ishare_roles": [{"role": "ServiceProvider"}],

@@ -13,8 +13,10 @@ mask with ``Permit`` or ``Deny`` per policy (see ``gateway.policy.delegation``).
 - An access subject that is not an active participant in the registry may read
   nothing, so every policy is ``Deny``.
 
-``evidence_rules_for`` is the hook for the read paths: the extra permit rules a
-``Delegation-Evidence`` header gives the caller.
+``evidence_rules_for`` is the hook for the read paths: the extra permit rules that
+delegation evidence gives the caller. iSHARE v2 names its header ``delegation_evidence``
+(v3 ``delegationEvidence``); the older ``Delegation-Evidence`` this node used to read is
+accepted too (docs/ishare.md).
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ from gateway.policy.delegation import (
 )
 from gateway.policy.model import Caller, Grant, Rule
 
-__all__ = ["MAX_MASK", "delegation", "evidence_rules_for"]
+__all__ = ["MAX_MASK", "delegation", "evidence_header", "evidence_rules_for"]
 
 MAX_MASK = 64 * 1024
 _TOKEN_LIFETIME = 30  # iSHARE: exp = iat + 30
@@ -181,13 +183,23 @@ async def _json(request: Request) -> Any:
         raise BadRequest("the body is not JSON; send a delegation mask") from None
 
 
+#: iSHARE v2, iSHARE 3.0, and the name this node read before (lower case, as Starlette keeps them)
+_EVIDENCE_HEADERS = ("delegation_evidence", "delegationevidence", EVIDENCE_HEADER)
+
+
+def evidence_header(request: Request) -> str | None:
+    """The delegation evidence the request carries, under any of its names."""
+    headers = request.headers
+    return next((headers[name] for name in _EVIDENCE_HEADERS if name in headers), None)
+
+
 async def evidence_rules_for(
     request: Request, caller: Caller, authorities: Collection[str]
 ) -> tuple[Rule, ...]:
     """The extra permit rules the request's ``Delegation-Evidence`` header gives ``caller``
     (none without the header or on an open node); ``Forbidden`` saying why if the
     evidence is refused. ``authorities``: the ARs the node trusts (its configuration)."""
-    token = request.headers.get(EVIDENCE_HEADER)
+    token = evidence_header(request)
     auth = node_state(request).auth
     if token is None or auth is None or caller.party_id is None:
         return ()
@@ -207,10 +219,10 @@ async def evidence_rules_for(
 
 async def grant_of(request: Request, caller: Caller) -> Grant:
     """The caller's grant on a read path: the policy files' rules, widened by delegation
-    evidence in the request (``Delegation-Evidence``) from an authorization registry the
+    evidence in the request (``delegation_evidence``) from an authorization registry the
     node trusts (``[policies] authorization_registries``)."""
     node = node_state(request).node
     extra: tuple[Rule, ...] = ()
-    if EVIDENCE_HEADER in request.headers:
+    if evidence_header(request) is not None:
         extra = await evidence_rules_for(request, caller, node.settings.authorization_registries)
     return node.access.grant(caller, extra)

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -30,6 +31,7 @@ from gateway.identity.trust import check_chain, normalise_fingerprint, parse_x5c
 __all__ = ["RegistryClient"]
 
 log = logging.getLogger("dsgo.registry")
+_MAX_PAGES = 1000  # 10,000 parties: a bound, so a registry cannot keep a node paging forever
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +147,7 @@ class RegistryClient:
             raise UpstreamError(f"the registry's trusted list is malformed: {exc}") from None
 
     async def _fetch_party(self, party_id: str) -> Party | None:
-        claims = await self._get(f"/parties/{party_id}", "party_token")
+        claims = await self._get(f"/parties/{quote(party_id, safe=':')}", "party_token")
         if not claims:
             return None
         info = claims.get("party_info") or claims.get("partyInfo")
@@ -160,9 +162,18 @@ class RegistryClient:
             raise UpstreamError(f"the registry's entry for {party_id} is malformed: {exc}") from None
 
     async def _fetch_parties(self) -> list[Party]:
-        claims = await self._get("/parties", "parties_token", {"active_only": "true"})
-        info = claims.get("parties_info") or claims.get("partiesInfo") or {}
-        try:
-            return [parse_party(p) for p in info.get("data") or []]
-        except ValueError as exc:
-            raise UpstreamError(f"the registry's party list is malformed: {exc}") from None
+        """Every page of ``/parties`` (iSHARE v2 answers 10 per page; ``count`` is all)."""
+        out: list[Party] = []
+        for page in range(1, _MAX_PAGES + 1):
+            params = {"active_only": "true", "page": str(page)}
+            claims = await self._get("/parties", "parties_token", params)
+            info = claims.get("parties_info") or claims.get("partiesInfo") or {}
+            data = info.get("data") or []
+            try:
+                out.extend(parse_party(p) for p in data)
+            except ValueError as exc:
+                raise UpstreamError(f"the registry's party list is malformed: {exc}") from None
+            count = info.get("count")
+            if not data or not isinstance(count, int) or len(out) >= count:
+                break
+        return out

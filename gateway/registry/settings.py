@@ -40,6 +40,7 @@ from gateway.config import PARTY_ID, Table
 from gateway.errors import ConfigError, KeyFileError
 from gateway.identity.parties import Party, TrustedCA, parse_party
 from gateway.identity.pki import fingerprint, load_chain
+from gateway.registry.ishare import iso, party_entry
 
 __all__ = ["RegistrySettings", "load_registry_settings"]
 
@@ -59,12 +60,8 @@ class RegistrySettings:
 
 
 def _date(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, dt.datetime):
-        return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
-    if isinstance(value, dt.date):
-        return f"{value.isoformat()}T00:00:00Z"
+    if value is None or isinstance(value, dt.date):
+        return iso(value)
     raise TypeError
 
 
@@ -109,9 +106,10 @@ def load_registry_settings(file: Path | str, environ: Mapping[str, str] | None =
     entries, parties = [], []
     overrides = _endpoint_overrides(file, environ.get("DSGO_PARTY_ENDPOINTS", ""))
     for i, raw in enumerate(data.get("party", [])):
-        entry = _party_entry(file, base, f"party[{i}]", raw)
+        entry = _party_entry(file, base, f"party[{i}]", raw, party_id)
         if entry["party_id"] in overrides:
             entry["dsgo"]["endpoint"] = overrides.pop(entry["party_id"])
+            entry["capability_url"] = entry["dsgo"]["endpoint"] + "/capabilities"
         entries.append(entry)
         parties.append(parse_party(entry))
     if overrides:
@@ -134,8 +132,8 @@ def load_registry_settings(file: Path | str, environ: Mapping[str, str] | None =
     )
 
 
-def _party_entry(file: Path, base: Path, where: str, raw: Any) -> dict[str, Any]:
-    """A [[party]] table as an iSHARE v2 party_info entry."""
+def _party_entry(file: Path, base: Path, where: str, raw: Any, registrar: str) -> dict[str, Any]:
+    """A [[party]] table as an iSHARE v2 party_info entry (``gateway.registry.ishare``)."""
     allowed = {
         "id",
         "name",
@@ -185,16 +183,18 @@ def _party_entry(file: Path, base: Path, where: str, raw: Any) -> dict[str, Any]
         isinstance(n, str) and n.endswith("/") for n in namespaces
     ):
         raise ConfigError(file, f"{where}.namespaces", "expected IRIs ending in '/'")
-    return {
-        "party_id": pid,
-        "party_name": str(raw.get("name", pid)),
-        "adherence": {"status": str(raw.get("status", "Active")), "start_date": start, "end_date": end},
-        "certificates": certificates,
-        "roles": [
-            {"role": r, "start_date": start, "end_date": end, "loa": "High"} for r in raw.get("roles", [])
-        ],
-        "dsgo": {"namespaces": namespaces, "endpoint": endpoint},
-    }
+    return party_entry(
+        party_id=pid,
+        name=str(raw.get("name", pid)),
+        status=str(raw.get("status", "Active")),
+        start=start,
+        end=end,
+        certificates=certificates,
+        roles=[str(r) for r in raw.get("roles", [])],
+        registrar=registrar,
+        namespaces=namespaces,
+        endpoint=endpoint,
+    )
 
 
 def _endpoint_overrides(file: Path, text: str) -> dict[str, str]:
