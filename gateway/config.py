@@ -115,6 +115,8 @@ class NodeSettings:
     federation_timeout: float = 10.0
     federation_node_timeout: float = 5.0
     federation_concurrency: int = 4
+    #: browser origins allowed to call the node (CORS); none by default, "*" for any
+    cors_origins: tuple[str, ...] = ()
 
     @property
     def public_url(self) -> str:
@@ -265,6 +267,7 @@ _ENV_TABLES: dict[str, set[str]] = {
         "audit",
         "sparql_timeout",
         "sparql_max_results",
+        "cors_origins",
     },
     "keys": {"dir"},
     "registry": {"url", "party_id", "ca", "refresh", "lifetime"},
@@ -352,6 +355,9 @@ def load_node_settings(file: Path | str, environ: Mapping[str, str] | None = Non
         federation_timeout=federation.get("timeout", _positive, "a positive number of seconds", 10.0),
         federation_node_timeout=federation.get("node_timeout", _positive, "positive seconds", 5.0),
         federation_concurrency=federation.get("concurrency", _count, "a positive whole number", 4),
+        cors_origins=node.get(
+            "cors_origins", _origins, 'a list of origins ("https://app.example", or "*" for any)', ()
+        ),
     )
     if not open_:
         needed = [
@@ -370,6 +376,18 @@ def load_node_settings(file: Path | str, environ: Mapping[str, str] | None = Non
                     file, key, f"missing; expected {what} (or node.open = true for a local example)"
                 )
     return settings
+
+
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
+
+
+def _origins(value: Any) -> tuple[str, ...]:
+    """CORS origins: scheme://host[:port] each (RFC 6454), or the one wildcard "*"."""
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise TypeError
+    if value == ["*"] or all(_ORIGIN.match(v) for v in value):
+        return tuple(v.rstrip("/") for v in value)
+    raise TypeError
 
 
 def _dict(value: Any) -> dict[str, Any]:

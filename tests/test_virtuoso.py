@@ -587,3 +587,21 @@ def test_a_wrong_sparql_source_names_the_key(tmp_path: Path, sources: str, key: 
         load_node_settings(path, {})
     assert err.value.key == key
     assert expected in err.value.expected
+
+
+BAD_PATHS = [
+    "/id/home/a%20b",
+    "/id/home/%00",
+    "/id/home/%0a",
+    "/id/%7Bx%7D",
+    "/id/home/%zz",
+    "/id/" + "x" * 5000,
+]
+
+
+@pytest.mark.parametrize("path", BAD_PATHS)
+async def test_path_no_iri_can_hold_is_404_not_500_on_both_stores(pair: Pair, path: str) -> None:
+    async with pair.clients(MUNI) as (embedded, remote):
+        answers = [await embedded.get(path), await remote.get(path)]
+    assert [a.status_code for a in answers] == [404, 404]
+    assert [a.json()["code"] for a in answers] == ["not_found", "not_found"]

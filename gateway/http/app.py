@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Route
@@ -29,6 +30,7 @@ from gateway.http.auth import Auth, reader, token_endpoint
 from gateway.http.batch import batch
 from gateway.http.capabilities import capabilities
 from gateway.http.catalog import WELL_KNOWN, catalog
+from gateway.http.cors import cors
 from gateway.http.delegation import delegation
 from gateway.http.explain import explain
 from gateway.http.federation import federated_query
@@ -201,6 +203,8 @@ def create_app(
     # the node's namespace; that route is tried first (the hot path)
     app.router.routes[:0] = [_ResourceRoute([*routes, *app.router.routes]), *routes]
     install(app, secured=auth is not None, description=_DESCRIPTION)
+    if settings.cors_origins:  # off unless the operator allows browser clients: no cost then
+        app.add_middleware(CORSMiddleware, **cors(settings.cors_origins))
     return app
 
 

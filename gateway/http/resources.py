@@ -126,10 +126,11 @@ async def collection(request: Request) -> Response:
     caller = reader(request)
     grant = await grant_of(request, caller)
     fmt = chosen_format(request)
-    name = request.path_params["cls"]
-    class_iri = node.vocab.expand(name)
+    asked = request.path_params["cls"]
+    class_iri = node.vocab.expand(asked)
     if class_iri is None or not valid_iri(class_iri):
-        raise NotFound(f"unknown class {name!r}; name it as prefix:Name (e.g. bot:Building) or a full IRI")
+        raise NotFound(f"unknown class {asked!r}; name it as prefix:Name (e.g. bot:Building) or a full IRI")
+    name = node.vocab.curie(class_iri)  # one collection IRI, whichever spelling was asked for
     page = _int(request, "page", 1, 1, 10**9)
     limit = _int(request, "limit", PAGE_SIZE, 1, MAX_PAGE_SIZE)
     rep = await node.represent_async(
