@@ -164,13 +164,14 @@ def _parse(body: bytes) -> list[tuple[str, str | None]]:
         raise BadRequest('give a non-empty "resources" list')
     if len(items) > MAX_BATCH:
         raise BadRequest(f"at most {MAX_BATCH} resources per request")
-    wanted = []
-    for i, item in enumerate(items):
-        iri = item.get("iri") if isinstance(item, dict) else item
-        etag = item.get("etag") if isinstance(item, dict) else None
-        if not isinstance(iri, str) or not iri.startswith(("http://", "https://")) or not valid_iri(iri):
-            raise BadRequest(f"resources[{i}].iri is not an http(s) IRI (RFC 3987)")
-        if etag is not None and not isinstance(etag, str):
-            raise BadRequest(f"resources[{i}].etag must be a string")
-        wanted.append((iri, etag))
-    return wanted
+    return [_item(i, item) for i, item in enumerate(items)]
+
+
+def _item(i: int, item: Any) -> tuple[str, str | None]:
+    iri = item.get("iri") if isinstance(item, dict) else item
+    etag = item.get("etag") if isinstance(item, dict) else None
+    if not isinstance(iri, str) or not iri.startswith(("http://", "https://")) or not valid_iri(iri):
+        raise BadRequest(f"resources[{i}].iri is not an http(s) IRI (RFC 3987)")
+    if etag is not None and not isinstance(etag, str):
+        raise BadRequest(f"resources[{i}].etag must be a string")
+    return iri, etag

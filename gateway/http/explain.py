@@ -44,12 +44,7 @@ __all__ = ["explain"]
         operation_id="explainPolicy",
     )
 )
-async def explain(request: Request) -> Response:
-    state = node_state(request)
-    caller = reader(request)
-    auth = state.auth
-    if auth is not None and caller.party_id != state.settings.party_id:
-        raise Forbidden("policy explanations are for the node's own operators")
+def _arguments(request: Request) -> tuple[str, str]:
     party, iri = request.query_params.get("party"), request.query_params.get("resource")
     if not party or not iri:
         raise BadRequest("give party=PARTY_ID and resource=IRI")
@@ -57,6 +52,16 @@ async def explain(request: Request) -> Response:
         raise BadRequest(f"party {party!r} is not an iSHARE party id")
     if not valid_iri(iri):
         raise NotFound(f"no resource {iri!r} on this node")
+    return party, iri
+
+
+async def explain(request: Request) -> Response:
+    state = node_state(request)
+    caller = reader(request)
+    auth = state.auth
+    if auth is not None and caller.party_id != state.settings.party_id:
+        raise Forbidden("policy explanations are for the node's own operators")
+    party, iri = _arguments(request)
     roles: frozenset[str] = frozenset()
     if auth is not None:
         entry = await auth.trust.party(party)

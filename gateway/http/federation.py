@@ -101,6 +101,28 @@ _QUESTION = {
         operation_id="federatedQuery",
     )
 )
+def _question(raw: bytes) -> tuple[dict[str, Any], str, list[str]]:
+    """The body, its query (SERVICE refused) and its start IRIs; ``BadRequest`` saying why not."""
+    if len(raw) > MAX_QUERY:
+        raise BadRequest(f"the request is larger than {MAX_QUERY} bytes")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise BadRequest('the body must be JSON: {"query": "SELECT ..."}') from None
+    if not isinstance(body, dict) or not isinstance(body.get("query"), str) or not body["query"].strip():
+        raise BadRequest('give a "query"')
+    refuse_service(body["query"])
+    return body, body["query"], _start(body.get("start", []))
+
+
+def _start(start: Any) -> list[str]:
+    if not isinstance(start, list) or not all(
+        isinstance(s, str) and s.startswith(("http://", "https://")) and valid_iri(s) for s in start
+    ):
+        raise BadRequest('"start" must be a list of http(s) IRIs (RFC 3987)')
+    return start
+
+
 async def federated_query(request: Request) -> Response:
     federation = node_state(request).federation
     if federation is None:
@@ -112,22 +134,7 @@ async def federated_query(request: Request) -> Response:
             "only this node's own party and its configured local clients may ask it federated questions; "
             "ask your own node"
         )
-    raw = await request.body()
-    if len(raw) > MAX_QUERY:
-        raise BadRequest(f"the request is larger than {MAX_QUERY} bytes")
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise BadRequest('the body must be JSON: {"query": "SELECT ..."}') from None
-    if not isinstance(body, dict) or not isinstance(body.get("query"), str) or not body["query"].strip():
-        raise BadRequest('give a "query"')
-    query = body["query"]
-    refuse_service(query)
-    start = body.get("start", [])
-    if not isinstance(start, list) or not all(
-        isinstance(s, str) and s.startswith(("http://", "https://")) and valid_iri(s) for s in start
-    ):
-        raise BadRequest('"start" must be a list of http(s) IRIs (RFC 3987)')
+    body, query, start = _question(await request.body())
     budget = _budget(body, node_state(request).federation_budget)
     provenance = bool(body.get("provenance", False))
     if "application/x-ndjson" not in (request.headers.get("accept") or ""):

@@ -55,9 +55,8 @@ def parse_form(content_type: str | None, body: bytes) -> dict[str, str]:
     return form
 
 
-async def authenticate_client(
-    form: Mapping[str, str], *, me: str, trust: TrustSource, replay: ReplayCache, now: float
-) -> tuple[Assertion, Party]:
+def _check_form(form: Mapping[str, str]) -> None:
+    """RFC 6749 §4.4 and RFC 7523 §2.2: the parameters, before the assertion is read."""
     for name in _FIELDS:
         if not form.get(name):
             raise InvalidRequest(f"the {name} parameter is missing")
@@ -69,6 +68,12 @@ async def authenticate_client(
         raise InvalidScope("scope must include iSHARE")
     if form["client_assertion_type"] != ASSERTION_TYPE:
         raise InvalidRequest(f"client_assertion_type must be {ASSERTION_TYPE}")
+
+
+async def authenticate_client(
+    form: Mapping[str, str], *, me: str, trust: TrustSource, replay: ReplayCache, now: float
+) -> tuple[Assertion, Party]:
+    _check_form(form)
     client_id = form["client_id"]
     assertion = verify_assertion(form["client_assertion"], client_id=client_id, audience=me, now=now)
 

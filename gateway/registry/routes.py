@@ -90,10 +90,14 @@ def _like(pattern: str | None, value: str) -> bool:
     return not pattern or fnmatch.fnmatchcase(value.lower(), pattern.lower().replace("?", "[?]"))
 
 
+def _named(party: Party, query: Mapping[str, str]) -> bool:
+    return _like(query.get("name"), party.name) and _like(
+        query.get("eori") or query.get("party_id") or query.get("id"), party.party_id
+    )
+
+
 def _matches(party: Party, query: Mapping[str, str], now: dt.datetime) -> bool:
-    if not _like(query.get("name"), party.name):
-        return False
-    if not _like(query.get("eori") or query.get("party_id") or query.get("id"), party.party_id):
+    if not _named(party, query):
         return False
     if query.get("active_only", "").lower() == "true" and party.active_at(now) is not None:
         return False

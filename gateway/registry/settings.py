@@ -39,7 +39,7 @@ from typing import Any
 from gateway.config import PARTY_ID, Table
 from gateway.errors import ConfigError, KeyFileError
 from gateway.identity.parties import Party, TrustedCA, parse_party
-from gateway.identity.pki import fingerprint, load_chain
+from gateway.identity.pki import b64_der, fingerprint, load_chain
 from gateway.registry.ishare import iso, party_entry
 
 __all__ = ["RegistrySettings", "load_registry_settings"]
@@ -71,12 +71,7 @@ def load_registry_settings(file: Path | str, environ: Mapping[str, str] | None =
     serves a local run and a docker compose deployment, where nodes answer elsewhere."""
     file = Path(file)
     environ = os.environ if environ is None else environ
-    try:
-        data = tomllib.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(file, "", "no such file") from None
-    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(file, "", f"not a readable TOML file ({exc})") from None
+    data = _read(file)
     base = file.resolve().parent
     reg = data.get("registry")
     if not isinstance(reg, dict):
@@ -92,29 +87,9 @@ def load_registry_settings(file: Path | str, environ: Mapping[str, str] | None =
         raise ConfigError(
             file, "registry.keys", "expected the folder with the registry's key.pem and chain.pem"
         )
-    trusted: list[TrustedCA] = []
-    for i, path in enumerate(reg.get("trusted", [])):
-        try:
-            for cert in load_chain(base / path):
-                trusted.append(TrustedCA(cert.subject.rfc4514_string(), fingerprint(cert), "granted"))
-        except (KeyFileError, TypeError) as exc:
-            raise ConfigError(
-                file, f"registry.trusted[{i}]", f"expected a CA certificate file ({exc})"
-            ) from None
-    for fp in reg.get("trusted_fingerprints", []):
-        trusted.append(TrustedCA("", fp.upper().replace(":", ""), "granted"))
-    entries, parties = [], []
-    overrides = _endpoint_overrides(file, environ.get("DSGO_PARTY_ENDPOINTS", ""))
-    for i, raw in enumerate(data.get("party", [])):
-        entry = _party_entry(file, base, f"party[{i}]", raw, party_id)
-        if entry["party_id"] in overrides:
-            entry["dsgo"]["endpoint"] = overrides.pop(entry["party_id"])
-            entry["capability_url"] = entry["dsgo"]["endpoint"] + "/capabilities"
-        entries.append(entry)
-        parties.append(parse_party(entry))
-    if overrides:
-        unknown = ", ".join(sorted(overrides))
-        raise ConfigError("DSGO_PARTY_ENDPOINTS", "", f"names parties not in {file}: {unknown}")
+    trusted = _trusted(file, base, reg)
+    entries = _entries(file, base, data.get("party", []), party_id, environ)
+    parties = [parse_party(entry) for entry in entries]
     port = reg.get("port", 8000)
     if not isinstance(port, int) or not 0 <= port <= 65535:
         raise ConfigError(file, "registry.port", "expected a port number")
@@ -130,6 +105,72 @@ def load_registry_settings(file: Path | str, environ: Mapping[str, str] | None =
         redis=reg.get("redis"),
         entries=tuple(entries),
     )
+
+
+def _read(file: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(file, "", "no such file") from None
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(file, "", f"not a readable TOML file ({exc})") from None
+
+
+def _trusted(file: Path, base: Path, reg: Mapping[str, Any]) -> list[TrustedCA]:
+    trusted: list[TrustedCA] = []
+    for i, path in enumerate(reg.get("trusted", [])):
+        try:
+            for cert in load_chain(base / path):
+                trusted.append(TrustedCA(cert.subject.rfc4514_string(), fingerprint(cert), "granted"))
+        except (KeyFileError, TypeError) as exc:
+            raise ConfigError(
+                file, f"registry.trusted[{i}]", f"expected a CA certificate file ({exc})"
+            ) from None
+    for fp in reg.get("trusted_fingerprints", []):
+        trusted.append(TrustedCA("", fp.upper().replace(":", ""), "granted"))
+    return trusted
+
+
+def _entries(
+    file: Path, base: Path, tables: Any, registrar: str, environ: Mapping[str, str]
+) -> list[dict[str, Any]]:
+    """The [[party]] tables as v2 entries, with ``DSGO_PARTY_ENDPOINTS`` applied."""
+    entries = []
+    overrides = _endpoint_overrides(file, environ.get("DSGO_PARTY_ENDPOINTS", ""))
+    for i, raw in enumerate(tables):
+        entry = _party_entry(file, base, f"party[{i}]", raw, registrar)
+        if entry["party_id"] in overrides:
+            entry["dsgo"]["endpoint"] = overrides.pop(entry["party_id"])
+            entry["capability_url"] = entry["dsgo"]["endpoint"] + "/capabilities"
+        entries.append(entry)
+    if overrides:
+        unknown = ", ".join(sorted(overrides))
+        raise ConfigError("DSGO_PARTY_ENDPOINTS", "", f"names parties not in {file}: {unknown}")
+    return entries
+
+
+def _certificates(file: Path, base: Path, where: str, raw: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The party's registered certificates (v2 ``certificates``): files, or fingerprints."""
+    certificates = []
+    for i, path in enumerate(raw.get("certificates", [])):
+        try:
+            leaf = load_chain(base / path)[0]
+        except (KeyFileError, TypeError) as exc:
+            raise ConfigError(
+                file, f"{where}.certificates[{i}]", f"expected a certificate file ({exc})"
+            ) from None
+        certificates.append(
+            {
+                "subject_name": leaf.subject.rfc4514_string(),
+                "certificate_type": "x509",
+                "enabled_from": _date(leaf.not_valid_before_utc),
+                "x5c": b64_der(leaf),
+                "x5t#s256": fingerprint(leaf),
+            }
+        )
+    for fp in raw.get("fingerprints", []):
+        certificates.append({"certificate_type": "x509", "x5t#s256": str(fp)})
+    return certificates
 
 
 def _party_entry(file: Path, base: Path, where: str, raw: Any, registrar: str) -> dict[str, Any]:
@@ -152,27 +193,7 @@ def _party_entry(file: Path, base: Path, where: str, raw: Any, registrar: str) -
     pid = raw.get("id")
     if not isinstance(pid, str) or not PARTY_ID.fullmatch(pid):
         raise ConfigError(file, f"{where}.id", "expected an iSHARE party id")
-    certificates = []
-    for i, path in enumerate(raw.get("certificates", [])):
-        try:
-            leaf = load_chain(base / path)[0]
-        except (KeyFileError, TypeError) as exc:
-            raise ConfigError(
-                file, f"{where}.certificates[{i}]", f"expected a certificate file ({exc})"
-            ) from None
-        from gateway.identity.pki import b64_der
-
-        certificates.append(
-            {
-                "subject_name": leaf.subject.rfc4514_string(),
-                "certificate_type": "x509",
-                "enabled_from": _date(leaf.not_valid_before_utc),
-                "x5c": b64_der(leaf),
-                "x5t#s256": fingerprint(leaf),
-            }
-        )
-    for fp in raw.get("fingerprints", []):
-        certificates.append({"certificate_type": "x509", "x5t#s256": str(fp)})
+    certificates = _certificates(file, base, where, raw)
     try:
         start, end = _date(raw.get("start")), _date(raw.get("end"))
     except TypeError:
