@@ -435,15 +435,16 @@ def _status_reason(status: int) -> str:
 
 
 def _capabilities_offer(answer: httpx.Response, url: str) -> bool:
-    """Does a node's capabilities answer list ``url``? Read without verifying the token's
-    signature: it only decides how to ask, never what to believe or send."""
+    """Does a node's capabilities answer list ``url`` (relative, or absolute as iSHARE
+    writes it)? Read without verifying the token's signature: it only decides how to ask,
+    never what to believe or send."""
     try:
         body = answer.json()
         token = body.get("capabilities_token")
         info = body if token is None else orjson.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
     except (ValueError, TypeError, IndexError, AttributeError):
         return False
-    return f'"{url}"' in orjson.dumps(info).decode()
+    return f'{url}"' in orjson.dumps(info).decode()
 
 
 def _iso(t: float) -> str:
