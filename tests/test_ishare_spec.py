@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from gateway.http.auth import signed
 from gateway.identity.assertions import ASSERTION_TYPE, make_assertion
 from gateway.identity.parties import Party, TrustedCA, parse_party
 from gateway.identity.pki import fingerprint, load_chain, load_identity, make_ca, make_party
@@ -190,3 +191,18 @@ async def test_did_ishare_party_gets_a_token_and_the_node_reads_it_back(tmp_path
     issuer = TokenIssuer(server)
     caller = issuer.check(issuer.issue(assertion.party_id, now, party.roles), now)
     assert caller.party_id == did
+
+
+async def test_node_reads_a_page_of_parties_larger_than_an_access_token(fed: Federation, pki: Pki) -> None:
+    # each entry carries its certificate: a page of ten outgrows the 16 kB bound of tokens
+    registry = fed.nodes[FIRM].state.dsgo.auth.trust
+    entry = claims_of(await registry_get_token(fed, f"/parties/{CORP}"))["party_info"]
+    info = {"count": 10, "data": [entry] * 10}
+    answer = signed(pki.ids[REGISTRY], "parties_info", info, FIRM, fed.clock())["parties_token"]
+    assert len(answer) > 16 * 1024
+    assert registry._verify(answer, "/parties")["parties_info"]["count"] == 10
+
+
+async def registry_get_token(fed: Federation, path: str) -> str:
+    token: str = (await registry(fed, path)).json()["party_token"]
+    return token

@@ -19,10 +19,13 @@ from joserfc.errors import JoseError
 from joserfc.jwk import RSAKey
 from joserfc.jws import JWSRegistry
 
-__all__ = ["MAX_TOKEN", "decode_part", "peek_header", "sign", "verify"]
+__all__ = ["MAX_ANSWER", "MAX_TOKEN", "decode_part", "peek_header", "sign", "verify"]
 
 #: a three-certificate chain in x5c is ~6 kB; anything far larger is refused unread
 MAX_TOKEN = 16 * 1024
+#: a registry's signed answer holds a page of party entries, each with its certificates
+#: (Poort8's iSHARE client allows 2 MiB for a parties_token); still bounded
+MAX_ANSWER = 1024 * 1024
 _ALGORITHMS = ["RS256"]
 _REGISTRY = JWSRegistry(algorithms=_ALGORITHMS)
 _REGISTRY.max_header_length = MAX_TOKEN  # x5c chains far exceed joserfc's 512-byte default
@@ -48,12 +51,12 @@ def decode_part(part: str, what: str, fail: Fail) -> dict[str, Any]:
     return value
 
 
-def peek_header(token: str, fail: Fail) -> dict[str, Any]:
+def peek_header(token: str, fail: Fail, limit: int = MAX_TOKEN) -> dict[str, Any]:
     """The JOSE header, unverified: only to find the algorithm and the key."""
     if not isinstance(token, str) or not token:
         raise fail("no token")
-    if len(token) > MAX_TOKEN:
-        raise fail(f"the token is larger than {MAX_TOKEN} bytes")
+    if len(token) > limit:
+        raise fail(f"the token is larger than {limit} bytes")
     parts = token.split(".")
     if len(parts) != 3 or not parts[0]:
         raise fail("not a compact JWS (three base64url parts)")

@@ -121,7 +121,7 @@ class RegistryClient:
         def fail(reason: str) -> UpstreamError:
             return UpstreamError(f"the registry's answer to {what} is not trustworthy: {reason}")
 
-        header = jwt.peek_header(token, fail)
+        header = jwt.peek_header(token, fail, jwt.MAX_ANSWER)
         chain = parse_x5c(header.get("x5c"), fail)
         now = self.clock()
         check_chain(chain, self.anchors, dt.datetime.fromtimestamp(now, dt.UTC), fail)
