@@ -28,8 +28,6 @@ from schemathesis.specs.openapi.checks import negative_data_rejection, positive_
 from tests.kit import FIRM, REGISTRY, REGISTRY_URL, Pki, endpoint, federation
 from tests.loopback import Served, loopback
 
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-
 
 @pytest.fixture(scope="module")
 def served(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
