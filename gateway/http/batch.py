@@ -22,9 +22,9 @@ from starlette.responses import Response
 from gateway.errors import BadRequest
 from gateway.http.auth import reader
 from gateway.http.delegation import grant_of
-from gateway.http.resources import notice_for
 from gateway.http.iris import valid_iri
 from gateway.http.openapi import EVIDENCE, IRI_SCHEMA, Body, Operation, Reply, describe
+from gateway.http.resources import notice_for
 from gateway.http.respond import audit
 from gateway.http.state import node_state
 from gateway.node import Node, Representation, etag_of, ordered
