@@ -1,6 +1,8 @@
 """docker-compose.yml and the Dockerfile: a valid Compose file that runs the pilot of
-examples/pilot/ from the very files the local demo reads, with keys made once, health
-checks, start-up order and namespace host names; one small image without a tool-chain."""
+examples/pilot/ from the very files the local demo reads, with keys made once into a
+volume the nodes' user owns, health checks, start-up order and namespace host names; one
+image made of the project's wheel, without a tool-chain or a source tree. (.ci/run builds
+and runs it on a private docker engine: .ci/compose-federation.)"""
 
 from __future__ import annotations
 
@@ -106,27 +108,35 @@ def test_every_bind_mount_comes_from_the_repository(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", ["registry", *NODES])
-def test_servers_mount_configuration_and_keys_read_only(name: str) -> None:
+def test_servers_mount_the_configuration_and_the_keys_volume_read_only(name: str) -> None:
     mounts = {source: (target, mode) for source, target, mode in binds(services()[name])}
-    assert mounts == {
-        "./examples/pilot": (str(workdir() / "examples/pilot"), "ro"),
-        "./keys": (str(workdir() / "keys"), "ro"),
-    }
+    assert mounts == {"./examples/pilot": (str(workdir() / "examples/pilot"), "ro")}
+    assert f"keys:{workdir() / 'keys'}:ro" in services()[name]["volumes"]
 
 
 @pytest.mark.parametrize("name", NODES)
-def test_node_keys_and_registry_ca_resolve_to_the_mounted_keys(name: str) -> None:
+def test_node_keys_and_registry_ca_resolve_to_the_keys_volume(name: str) -> None:
     settings = load_node_settings(config_of(name), {})
     assert settings.keys_dir is not None
-    assert settings.keys_dir.parent == ROOT / "keys"
+    assert settings.keys_dir.parent == ROOT / "keys"  # the repository's keys/ is where the volume sits
     assert all(ca.parent.parent == ROOT / "keys" for ca in settings.registry_ca)
+
+
+def test_keys_volume_is_owned_by_the_containers_user() -> None:
+    """A named volume starts as the image's folder: /app/keys, made owned by uid 1000, which
+    the keys service and the servers run as, so the nodes can read what it wrote."""
+    final = stages()[-1]
+    assert re.search(r"useradd --uid 1000 ", final)
+    assert re.search(r"install -d -o dsgo -g dsgo -m 0755 /app /app/keys", final)
+    assert "keys" in compose()["volumes"]
+    assert not any("user" in service for service in services().values())
 
 
 @pytest.mark.parametrize("name", NODES)
 def test_node_state_lives_in_its_own_volume(name: str) -> None:
     service = services()[name]
     audit = service["environment"]["DSGO_NODE_AUDIT"]
-    named = [v for v in service["volumes"] if not v.startswith((".", "/"))]
+    named = [v for v in service["volumes"] if not v.startswith((".", "/", "keys:"))]
     assert named == [f"{name}-state:{PurePosixPath(audit).parent}"]
     assert f"{name}-state" in compose()["volumes"]
 
@@ -176,15 +186,15 @@ def test_keys_service_makes_every_key_the_configuration_names() -> None:
     script = services()[ONE_SHOT]["command"][0]
     registry = tomllib.loads(config_of("registry").read_text())
     parties = [registry["registry"]["party_id"], *(p["id"] for p in registry["party"])]
-    assert "[ -f keys/ca/root.cert.pem ] || dsgo keys ca --dir keys/ca;" in script
+    assert "dsgo keys ca;" in script
     for party in parties:
-        assert f"[ -f keys/{party}/chain.pem ] || dsgo keys party {party} " in script
-    assert script.count("dsgo keys") == len(parties) + 1  # every one guarded above
-    assert binds(services()[ONE_SHOT]) == [("./keys", str(workdir() / "keys"), "rw")]
+        assert f"dsgo keys party {party} " in script
+    assert script.count("dsgo keys") == len(parties) + 1
+    assert services()[ONE_SHOT]["volumes"] == [f"keys:{workdir() / 'keys'}"]
 
 
 def test_keys_service_succeeds_again_when_the_keys_exist(tmp_path: Path) -> None:
-    """It runs at every `docker compose up`; `dsgo keys` alone refuses to overwrite."""
+    """It runs at every `docker compose up`; `dsgo keys` keeps existing keys."""
     sh = shutil.which("sh")
     if sh is None:
         pytest.skip("no sh")
@@ -208,7 +218,7 @@ def test_keys_service_succeeds_again_when_the_keys_exist(tmp_path: Path) -> None
         for _ in range(2)
     ]
     assert [r.returncode for r in runs] == [0, 0], runs[-1].stderr
-    assert "wrote" in runs[0].stdout and "wrote" not in runs[1].stdout
+    assert "wrote" in runs[0].stdout and "wrote" not in runs[1].stdout and "kept" in runs[1].stdout
     assert len(list((tmp_path / "keys").glob("EU.EORI.*/chain.pem"))) == 4
 
 
@@ -234,7 +244,11 @@ def test_node_is_reachable_under_its_namespace_host_name(name: str) -> None:
 @pytest.mark.parametrize("name", ["registry", *NODES, ONE_SHOT])
 def test_every_service_runs_the_one_image(name: str) -> None:
     service = services()[name]
-    assert (service["image"], service["build"]) == ("dsgo-gateway:pilot", ".")
+    assert service["image"] == "dsgo-gateway:pilot"
+    assert service["build"] == {
+        "context": ".",
+        "args": {"PYTHON_IMAGE": "${DSGO_PYTHON_IMAGE:-python:3.11-slim}"},
+    }
 
 
 # -- the image ---------------------------------------------------------------------------
@@ -254,7 +268,26 @@ def test_final_stage_has_no_compiler_or_build_tools() -> None:
     final = stages()[-1]
     for tool in ("gcc", "g++", "build-essential", "make ", "apt-get install", "cargo", "rustc"):
         assert tool not in final, tool
-    assert "from=build" in final  # the wheels come from the build stage
+    assert "COPY --from=build /dist" in final  # the wheel comes from the build stage
+
+
+def test_final_stage_installs_the_wheel_and_copies_no_source() -> None:
+    final = stages()[-1]
+    assert re.search(r"pip install .*dsgo_gateway-\*\.whl\)\[ifc\]", final)
+    assert not re.findall(r"(?m)^COPY (?!--from)", final)
+    assert "PYTHONPATH" not in final
+
+
+def test_build_stage_makes_the_wheel_as_python_m_build_does() -> None:
+    build = stages()[0]
+    assert "pip wheel --no-deps --wheel-dir /dist ." in build
+
+
+def test_no_line_needs_an_image_beyond_the_base() -> None:
+    text = DOCKERFILE.read_text()
+    assert not re.search(r"(?m)^#\s*syntax=", text)  # it would fetch a frontend image
+    assert "--mount" not in text  # the classic builder compose uses without buildx has none
+    assert set(re.findall(r"(?m)^FROM (\S+)", text)) == {"${PYTHON_IMAGE}"}
 
 
 def test_final_stage_runs_as_a_non_root_user_with_dsgo_as_entry_point() -> None:
@@ -263,10 +296,13 @@ def test_final_stage_runs_as_a_non_root_user_with_dsgo_as_entry_point() -> None:
     assert re.search(r'(?m)^ENTRYPOINT \["dsgo"\]$', final)
 
 
-def test_image_bakes_in_no_configuration_data_or_keys() -> None:
+def test_image_bakes_in_no_keys_and_only_the_wheels_data() -> None:
+    """The build stage copies what the wheel is made of (examples/pilot is package data of
+    the wheel, for `dsgo demo`); no key, state or dotfile."""
     copies = re.findall(r"(?m)^COPY (?!--from)(.+)$", DOCKERFILE.read_text())
     sources = [part for line in copies for part in line.split()[:-1]]
-    assert sources and not any(s.startswith(("examples", "keys", ".")) for s in sources)
+    assert sources and not any(s.startswith(("keys", ".", "examples/pilot/state")) for s in sources)
+    assert {s for s in sources if s.startswith("examples")} == {"examples/pilot"}
 
 
 def test_build_context_holds_what_the_image_copies_and_no_keys() -> None:
@@ -278,4 +314,5 @@ def test_build_context_holds_what_the_image_copies_and_no_keys() -> None:
     for line in copies:
         for source in line.split()[:-1]:
             assert source.rstrip("/") in included, source
-    assert not any(p.startswith(("keys", "examples", ".venv")) for p in included)
+    assert not any(p.startswith(("keys", ".venv")) for p in included)
+    assert "examples/pilot/state/" in patterns  # audit logs of a local run stay out

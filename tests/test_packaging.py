@@ -29,3 +29,21 @@ def test_vocab_and_policy_schema_are_package_data() -> None:
     assert {"gateway._vocab", "gateway._policies"} <= listed
     assert (vocab_dir() / "context.jsonld").is_file()
     assert load_vocab().prefixes["bot"] == "https://w3id.org/bot#"
+
+
+def test_pilot_is_package_data_for_dsgo_demo() -> None:
+    """`dsgo demo` from a wheel copies gateway._pilot out: every file the pilot runs on."""
+    from importlib import resources
+
+    pilot = resources.files("gateway._pilot")
+    listed = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    patterns = listed["gateway._pilot"]
+    tree = ROOT / "examples" / "pilot"
+    needed = {
+        p.relative_to(tree).as_posix()
+        for p in tree.rglob("*")
+        if p.is_file() and "state" not in p.parts and p.suffix not in (".py", ".pyc")
+    }
+    covered = {n for n in needed if any(Path(n).match(pattern) for pattern in patterns)}
+    assert needed - covered == set()
+    assert (pilot / "registry.toml").is_file()
