@@ -73,3 +73,44 @@ def test_demo_keys_are_made_once_and_reused(tmp_path: Path) -> None:
     assert first.returncode == second.returncode == 0, second.stderr
     assert "making" not in second.stdout
     assert (tmp_path / "keys" / "EU.EORI.NL000000101" / "key.pem").read_bytes() == key
+
+
+def test_demo_hints_work_as_printed_with_the_ports_it_uses(tmp_path: Path) -> None:
+    """The `dsgo token`, `curl` and `dsgo query` lines the demo prints, run as printed,
+    reach the pilot on the ports it was moved to (not the files' 8200-8203)."""
+    import os
+    import signal
+    import time
+
+    shutil.copytree(
+        ROOT / "examples" / "pilot", tmp_path / "examples" / "pilot", ignore=shutil.ignore_patterns("state")
+    )
+    base = free_block()
+    log = tmp_path / "demo.log"
+    argv = [sys.executable, "-m", "gateway.cli", "demo", "--root", ".", "--port", str(base)]
+    with log.open("w") as out:
+        demo = subprocess.Popen(argv, cwd=tmp_path, stdout=out, stderr=subprocess.DEVNULL, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while "serving until Ctrl-C" not in log.read_text() and demo.poll() is None:
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        text = log.read_text()
+        lines = text[text.index("Look around") :].splitlines()
+        hints = [line.strip() for line in lines if line.strip().startswith(("TOKEN=", "curl", "DSGO_"))]
+        assert len(hints) == 3 and f"DSGO_REGISTRY_URL=http://127.0.0.1:{base}" in hints[0], text
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DSGO_")}
+        done = subprocess.run(
+            ["bash", "-e", "-o", "pipefail", "-c", "\n".join(hints)],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        demo.send_signal(signal.SIGINT)
+        demo.wait(60)
+    assert done.returncode == 0, done.stderr
+    assert "<html" in done.stdout and "(3 rows)" in done.stdout
+    assert not any(listening(port) for port in range(base, base + 4))
