@@ -48,6 +48,11 @@
     node_timeout = 5
     concurrency = 4                        # parallel requests per other node
 
+    [workbench]                            # the browser workbench of the node's own people
+    accounts = "state/accounts.json"       # local accounts (dsgo user add|remove|list)
+    session_hours = 8                      # a login lasts this long
+    questions = "queries"                  # optional: *.rq examples for the federated query form
+
 Paths are relative to the file. ``DSGO_<SECTION>_<KEY>`` environment variables override
 single values of the ``node``, ``keys``, ``registry``, ``policies`` and ``federation`` tables (for
 example ``DSGO_NODE_PORT=9000``). Any mistake is one ``ConfigError`` naming the file,
@@ -117,6 +122,11 @@ class NodeSettings:
     federation_concurrency: int = 4
     #: browser origins allowed to call the node (CORS); none by default, "*" for any
     cors_origins: tuple[str, ...] = ()
+    #: the workbench's account file (its sessions live beside it)
+    workbench_accounts: Path | None = None
+    workbench_session_hours: float = 8.0
+    #: a folder of example questions (*.rq) for the workbench's federated query form
+    workbench_questions: Path | None = None
 
     @property
     def public_url(self) -> str:
@@ -273,6 +283,7 @@ _ENV_TABLES: dict[str, set[str]] = {
     "registry": {"url", "party_id", "ca", "refresh", "lifetime"},
     "policies": {"dir", "authorization_registries"},
     "federation": {"clients", "max_documents", "timeout", "node_timeout", "concurrency"},
+    "workbench": {"accounts", "session_hours", "questions"},
 }
 
 
@@ -312,6 +323,7 @@ def load_node_settings(file: Path | str, environ: Mapping[str, str] | None = Non
         file, "federation", top.get("federation", _dict, "a table", {}), _ENV_TABLES["federation"]
     )
     policies = Table(file, "policies", top.get("policies", _dict, "a table", {}), _ENV_TABLES["policies"])
+    workbench = Table(file, "workbench", top.get("workbench", _dict, "a table", {}), _ENV_TABLES["workbench"])
     open_ = node.get("open", _bool, "true or false", False)
     settings = NodeSettings(
         file=file.resolve(),
@@ -358,6 +370,11 @@ def load_node_settings(file: Path | str, environ: Mapping[str, str] | None = Non
         cors_origins=node.get(
             "cors_origins", _origins, 'a list of origins ("https://app.example", or "*" for any)', ()
         ),
+        workbench_accounts=workbench.get(
+            "accounts", _path_under(base), "a file path", (base / "state" / "accounts.json").resolve()
+        ),
+        workbench_session_hours=workbench.get("session_hours", _positive, "a positive number of hours", 8.0),
+        workbench_questions=workbench.get("questions", _path_under(base), "a folder path"),
     )
     if not open_:
         needed = [

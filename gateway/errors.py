@@ -17,6 +17,8 @@ these at the boundary where they occur and never reach a route.
         ├── NotAcceptable          406 not_acceptable
         ├── Unauthorized           401 invalid_token (RFC 6750 §3.1, with WWW-Authenticate)
         ├── Forbidden              403 forbidden
+        │   └── CsrfRefused            403 csrf_refused: a workbench form without its token, or cross-site
+        ├── TooManyAttempts        429 too_many_attempts: workbench logins throttled (Retry-After)
         ├── UpstreamError          502 upstream_error: a peer or the registry answered wrongly
         └── OAuthError             RFC 6749 §5.2, at the token endpoints
             ├── InvalidRequest         400 invalid_request
@@ -34,6 +36,7 @@ from pathlib import Path
 __all__ = [
     "BadRequest",
     "ConfigError",
+    "CsrfRefused",
     "Forbidden",
     "GatewayError",
     "HttpError",
@@ -49,6 +52,7 @@ __all__ = [
     "RemoteContextError",
     "SourceError",
     "TemporarilyUnavailable",
+    "TooManyAttempts",
     "Unauthorized",
     "UnsupportedGrantType",
     "UpstreamError",
@@ -148,6 +152,14 @@ class Unauthorized(HttpError):
 
 class Forbidden(HttpError):
     code, status, title = "forbidden", 403, "Forbidden"
+
+
+class CsrfRefused(Forbidden):
+    code = "csrf_refused"
+
+
+class TooManyAttempts(HttpError):
+    code, status, title = "too_many_attempts", 429, "Too many attempts"
 
 
 class UpstreamError(HttpError):

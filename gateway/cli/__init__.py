@@ -242,9 +242,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(run=cmd_token)
 
-    from gateway.cli import audit, demo, init, query, registry, source_check
+    from gateway.cli import audit, demo, init, query, registry, source_check, user
 
-    for module in (registry, init, source_check, audit, query, demo):
+    for module in (registry, init, source_check, audit, query, demo, user):
         module.add_parser(sub)
     return parser
 

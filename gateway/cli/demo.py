@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import io
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -174,11 +175,25 @@ def _wait(urls: dict[str, str], procs: dict[str, subprocess.Popen[bytes]], withi
             time.sleep(0.05)
 
 
+def _accounts(pilot: _Pilot) -> dict[str, str]:
+    """A "demo" operator account on every node's workbench, with a fresh password each run."""
+    from gateway.web.accounts import add_account
+
+    password = secrets.token_urlsafe(12)
+    for settings in pilot.nodes.values():
+        assert settings.workbench_accounts is not None
+        add_account(
+            settings.workbench_accounts, "demo", password, frozenset({"operator"}), "Demo", replace=True
+        )
+    return {"demo": password}
+
+
 def run(args: argparse.Namespace) -> int:
     say = _Say()
     _unpack(args.root, say)
     pilot = _pilot(args.root, args.port)
     _keys(args.root, pilot, say)
+    logins = _accounts(pilot)
     env = {**pilot.env, "DSGO_REGISTRY_URL": pilot.registry_url}
     urls = {"registry": pilot.registry_url} | {name: s.public_url for name, s in pilot.nodes.items()}
     with ExitStack() as stack:
@@ -205,7 +220,7 @@ def run(args: argparse.Namespace) -> int:
         print()
         print(format_report(_named(answer, pilot.names), seconds))
         print()
-        _where(pilot, urls)
+        _where(pilot, urls, logins)
         if args.once:
             return 0
         say("serving until Ctrl-C")
@@ -246,14 +261,16 @@ def _named(answer: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
     return {**answer, "report": report}
 
 
-def _where(pilot: _Pilot, urls: dict[str, str]) -> None:
+def _where(pilot: _Pilot, urls: dict[str, str], logins: dict[str, str]) -> None:
     """Hints that work as printed: with the ports in use and the ``dsgo`` that runs."""
     asker = pilot.nodes[ASKER]
     dsgo, config = _dsgo(), _shown(asker.file)
     moved = f"DSGO_REGISTRY_URL={pilot.registry_url} " if pilot.env else ""
-    print("Look around: every data route wants a token, which `dsgo token` gets as a party.")
+    user, password = next(iter(logins.items()))
+    print(f"In a browser: each party's workbench, user {user!r}, password {password!r} (made for this run):")
     for name in pilot.nodes:
-        print(f"  {name:12} {urls[name]}/   (HTML for browsers, Turtle/JSON-LD/N-Triples for programs)")
+        print(f"  {name:12} {urls[name]}/login")
+    print("Programs: every data route wants a token, which `dsgo token` gets as a party.")
     print(f"  TOKEN=$({moved}{dsgo} token --as {config} --to {urls['firm']})")
     print(f'  curl -H "Authorization: Bearer $TOKEN" -H "Accept: text/html" {urls["firm"]}/')
     port = f"DSGO_NODE_PORT={asker.port} " if pilot.env else ""

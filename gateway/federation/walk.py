@@ -36,7 +36,7 @@ from gateway.federation.sparqltext import mentioned_iris
 from gateway.identity.client import TokenClient
 from gateway.identity.parties import Party
 
-__all__ = ["Budget", "Federation", "Outcome", "Owner"]
+__all__ = ["Budget", "Federation", "Outcome", "Owner", "Read"]
 
 _HYDRA = "http://www.w3.org/ns/hydra/core#"
 _STRUCTURAL = {_HYDRA + "member", _HYDRA + "next"}  # a collection's members, and its next page
@@ -98,6 +98,21 @@ class Outcome:
     triples: list[ox.Triple]
     report: dict[str, Any]
     sources: list[list[str]] | None = None  # per row: the documents behind it
+
+
+@dataclass(frozen=True, slots=True)
+class Read:
+    """One document read from its owner as a federated query reads it: with this node's
+    token, the owner's policy applied. ``status`` is "ok", "not found" (absent or not
+    visible: the same to us), "unregistered" (no party owns it: not fetched) or why the
+    read failed; ``withheld`` is what the owner said it withheld."""
+
+    iri: str
+    owner: Owner | None
+    triples: list[ox.Triple]
+    status: str
+    withheld: int = 0
+    seconds: float = 0.0
 
 
 LocalRead = Callable[[list[str]], Awaitable[dict[str, tuple[list[ox.Triple], int]]]]
@@ -219,6 +234,39 @@ class Federation:
             "not_fetched_unregistered_count": len(unregistered),
         }
         return outcome
+
+    async def read(self, iri: str, within: float = 5.0) -> Read:
+        """The document of ``iri`` from the node that owns it (for the workbench's pages);
+        nothing is kept."""
+        doc = _document(iri)
+        owner = _owner_of(doc, await self.owners())
+        if owner is None:
+            return Read(doc, None, [], "unregistered")
+        report = _NodeReport(owner.party_id, owner.endpoint)
+        started = time.monotonic()
+        try:
+            triples = await asyncio.wait_for(self._get(owner, doc, report), within)
+        except TimeoutError:
+            return Read(doc, owner, [], "timeout", seconds=time.monotonic() - started)
+        if triples is None:
+            status = report.failures[0]["reason"] if report.failures else "not found"
+            return Read(doc, owner, [], status, seconds=time.monotonic() - started)
+        return Read(doc, owner, triples, "ok", report.withheld, time.monotonic() - started)
+
+    async def read_many(self, iris: Iterable[str], within: float = 5.0) -> dict[str, list[ox.Triple]]:
+        """Many documents at once (a batch per owner where it offers one): those read."""
+        owners = await self.owners()
+        by_owner: dict[Owner, list[str]] = {}
+        for doc in dict.fromkeys(_document(i) for i in iris):
+            owner = _owner_of(doc, owners)
+            if owner is not None:
+                by_owner.setdefault(owner, []).append(doc)
+        reports: dict[str, _NodeReport] = {}
+        jobs = [self._fetch_from(o, docs, Budget(), reports, within) for o, docs in by_owner.items()]
+        out: dict[str, list[ox.Triple]] = {}
+        for got in await asyncio.gather(*jobs):
+            out.update(got)
+        return out
 
     # -- fetching ----------------------------------------------------------------------
 

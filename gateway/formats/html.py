@@ -16,7 +16,7 @@ Templates are Jinja2 with autoescaping: everything shown is escaped.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Protocol
@@ -154,8 +154,16 @@ class Document:
 class _Context:
     """What building one document needs: the vocabularies, the linker, the page's document."""
 
-    def __init__(self, triples: Sequence[ox.Triple], vocab: Vocab, linker: Linker, subject: str) -> None:
+    def __init__(
+        self,
+        triples: Sequence[ox.Triple],
+        vocab: Vocab,
+        linker: Linker,
+        subject: str,
+        labels: Mapping[str, str] | None = None,
+    ) -> None:
         self.triples = list(triples)
+        self.labels = labels or {}
         self.vocab, self.linker, self.terms = vocab, linker, load_terms()
         self.document = subject.partition("#")[0]
         self.by_subject: dict[ox.NamedNode | ox.BlankNode, list[ox.Triple]] = {}
@@ -219,6 +227,8 @@ def _iri_value(ctx: _Context, predicate: str, iri: str) -> Value:
 
 
 def _known_label(ctx: _Context, iri: str) -> str:
+    if iri in ctx.labels:
+        return ctx.labels[iri]
     node = ox.NamedNode(iri)
     if node in ctx.by_subject:
         return best_label(ctx.by_subject[node], node)
@@ -301,9 +311,11 @@ def build_document(
     subject: str,
     title: str = "",
     notes: tuple[str, ...] = (),
+    labels: Mapping[str, str] | None = None,
 ) -> Document:
-    """The sections of a page about ``subject`` (first) and every other subject in ``triples``."""
-    ctx = _Context(triples, vocab, linker, subject)
+    """The sections of a page about ``subject`` (first) and every other subject in ``triples``;
+    ``labels`` name resources the triples link to (link texts)."""
+    ctx = _Context(triples, vocab, linker, subject, labels)
     main = ox.NamedNode(subject)
     order = sorted(ctx.by_subject, key=lambda s: (s != main, isinstance(s, ox.BlankNode)))
     sections = [_section(ctx, s, ctx.by_subject[s]) for s in order if s not in ctx.quantities]

@@ -99,39 +99,59 @@ def _english(literals: list[ox.Literal]) -> str:
     return literals[0].value if literals else ""
 
 
+def _vocabulary_quads() -> list[ox.Quad]:
+    """Every statement of vocab/'s vocabularies (not its SHACL shapes)."""
+    out: list[ox.Quad] = []
+    for ttl in sorted(vocab_dir().glob("*.ttl")):
+        if ttl.name != "shapes.ttl":
+            out.extend(ox.parse(path=str(ttl)))
+    return out
+
+
+_TEXTS = (_RDFS + "label", _RDFS + "comment", _DCT + "title")
+
+
 @cache
 def load_terms() -> Terms:
     texts: dict[tuple[str, str], list[ox.Literal]] = {}
     units: dict[str, str] = {}
-    titles: dict[str, str] = {}
     ontologies: list[str] = []
-    for ttl in sorted(vocab_dir().glob("*.ttl")):
-        if ttl.name == "shapes.ttl":
-            continue
-        for quad in ox.parse(path=str(ttl)):
-            s, p, o = quad.subject, quad.predicate.value, quad.object
-            if not isinstance(s, ox.NamedNode):
-                continue
-            if isinstance(o, ox.Literal) and p in (_RDFS + "label", _RDFS + "comment", _DCT + "title"):
-                texts.setdefault((s.value, p), []).append(o)
-            elif p == _QUDT_UNIT and isinstance(o, ox.NamedNode):
-                units[s.value] = o.value
-            elif p == _TYPE and o.value == _OWL_ONTOLOGY:
-                ontologies.append(s.value)
-    for ns in ontologies:
-        title = _english(texts.get((ns, _DCT + "title"), []) or texts.get((ns, _RDFS + "label"), []))
-        titles[ns if ns.endswith(("#", "/")) else ns + "#"] = title
-    iris = {iri for iri, _ in texts} | set(units)
-    by_iri = {
-        iri: Term(
-            iri,
-            _english(texts.get((iri, _RDFS + "label"), [])),
-            _english(texts.get((iri, _RDFS + "comment"), [])),
-            units.get(iri, ""),
-        )
-        for iri in iris
-    }
+    for quad in _vocabulary_quads():
+        if isinstance(quad.subject, ox.NamedNode):
+            _note(quad.subject.value, quad.predicate.value, quad.object, texts, units, ontologies)
+    titles = {_closed(ns): _title(ns, texts) for ns in ontologies}
+    by_iri = {iri: _term(iri, texts, units) for iri in {iri for iri, _ in texts} | set(units)}
     return Terms(by_iri, titles)
+
+
+def _note(
+    s: str,
+    p: str,
+    o: object,
+    texts: dict[tuple[str, str], list[ox.Literal]],
+    units: dict[str, str],
+    ontologies: list[str],
+) -> None:
+    """Keep what one statement says of a term: a text, a unit, or that it is a vocabulary."""
+    if isinstance(o, ox.Literal) and p in _TEXTS:
+        texts.setdefault((s, p), []).append(o)
+    elif p == _QUDT_UNIT and isinstance(o, ox.NamedNode):
+        units[s] = o.value
+    elif p == _TYPE and o == ox.NamedNode(_OWL_ONTOLOGY):
+        ontologies.append(s)
+
+
+def _closed(ns: str) -> str:
+    return ns if ns.endswith(("#", "/")) else ns + "#"
+
+
+def _title(ns: str, texts: dict[tuple[str, str], list[ox.Literal]]) -> str:
+    return _english(texts.get((ns, _DCT + "title"), []) or texts.get((ns, _RDFS + "label"), []))
+
+
+def _term(iri: str, texts: dict[tuple[str, str], list[ox.Literal]], units: dict[str, str]) -> Term:
+    label = _english(texts.get((iri, _RDFS + "label"), []))
+    return Term(iri, label, _english(texts.get((iri, _RDFS + "comment"), [])), units.get(iri, ""))
 
 
 def humane(iri: str) -> str:
@@ -163,17 +183,12 @@ def term_triples() -> dict[str, tuple[ox.Triple, ...]]:
     subject that names them): what ``/vocab/{term}`` serves."""
     out: dict[str, list[ox.Triple]] = {}
     blank: dict[ox.BlankNode, list[ox.Triple]] = {}
-    for ttl in sorted(vocab_dir().glob("*.ttl")):
-        if ttl.name == "shapes.ttl":
-            continue
-        for quad in ox.parse(path=str(ttl)):
-            triple = quad.triple
-            if isinstance(triple.subject, ox.NamedNode):
-                out.setdefault(triple.subject.value, []).append(triple)
-            elif isinstance(triple.subject, ox.BlankNode):
-                blank.setdefault(triple.subject, []).append(triple)
+    for quad in _vocabulary_quads():
+        if isinstance(quad.subject, ox.NamedNode):
+            out.setdefault(quad.subject.value, []).append(quad.triple)
+        elif isinstance(quad.subject, ox.BlankNode):
+            blank.setdefault(quad.subject, []).append(quad.triple)
     for triples in out.values():
-        triples.extend(
-            b for t in list(triples) if isinstance(t.object, ox.BlankNode) for b in blank.get(t.object, [])
-        )
+        nodes = [t.object for t in triples if isinstance(t.object, ox.BlankNode)]
+        triples.extend(b for node in nodes for b in blank.get(node, []))
     return {iri: tuple(triples) for iri, triples in out.items()}

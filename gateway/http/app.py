@@ -47,6 +47,9 @@ from gateway.identity.replay import replay_cache
 from gateway.identity.tokens import TokenIssuer
 from gateway.node import Node
 from gateway.store.remote import SPARQL_NOT_OFFERED
+from gateway.web.sessions import Sessions, session_key
+from gateway.web.workbench import Workbench, browser_redirect
+from gateway.web.workbench import routes as web_routes
 
 __all__ = ["create_app", "make_auth", "outbound_http"]
 
@@ -119,6 +122,27 @@ async def _sparql_refused(request: Request) -> Response:
     raise NotFound(SPARQL_NOT_OFFERED)
 
 
+def _workbench(state: NodeState, auth: Auth, clock: Callable[[], float]) -> Workbench:
+    settings = state.settings
+    assert settings.workbench_accounts is not None
+    sessions = Sessions(
+        settings.workbench_accounts.with_suffix(".sessions.sqlite"),
+        session_key(auth.identity.key, settings.party_id),
+        settings.workbench_session_hours * 3600,
+        clock,
+    )
+    return Workbench(
+        settings,
+        state.node,
+        state.federation,
+        sessions,
+        settings.workbench_accounts,
+        state.federation_budget,
+        state.sparql_limits,
+        clock,
+    )
+
+
 def create_app(
     settings: NodeSettings,
     *,
@@ -167,6 +191,8 @@ def create_app(
             if node.audit is not None:
                 node.audit.close()
             if auth is not None:
+                app.state.workbench.sessions.close()
+            if auth is not None:
                 await auth.replay.close()
             if http is None:
                 await client.aclose()
@@ -181,7 +207,7 @@ def create_app(
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.dsgo = state
-    problems.install(app)
+    problems.install(app, browser_redirect)
     routes: list[BaseRoute] = [
         Route("/health", health, methods=["GET"]),
         Route("/capabilities", capabilities, methods=["GET"]),
@@ -199,6 +225,10 @@ def create_app(
         Route("/vocab/", vocabulary, methods=["GET"], include_in_schema=False),
         Route("/vocab/{term:path}", vocabulary, methods=["GET"], include_in_schema=False),
     ]
+    # the workbench of the node's own people (a node with an identity): pages, not API
+    if auth is not None:
+        app.state.workbench = bench = _workbench(state, auth, clock)
+        routes += web_routes(bench)
     # every other path (FastAPI's /docs and /openapi.json are others too) is a resource in
     # the node's namespace; that route is tried first (the hot path)
     app.router.routes[:0] = [_ResourceRoute([*routes, *app.router.routes]), *routes]

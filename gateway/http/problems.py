@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -12,7 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.errors import GatewayError, HttpError, OAuthError
+from gateway.errors import GatewayError, HttpError, OAuthError, Unauthorized
 
 __all__ = ["PROBLEM", "STARLETTE_CODES", "install", "problem"]
 
@@ -42,11 +43,16 @@ def problem(
     return Response(orjson.dumps(body), status_code=status, media_type=PROBLEM, headers=headers)
 
 
-def install(app: FastAPI) -> None:
-    """Register the handlers that turn every error into problem+json."""
+def install(app: FastAPI, browser: Callable[[Request], Response | None] | None = None) -> None:
+    """Register the handlers that turn every error into problem+json. ``browser`` may
+    answer a browser's unauthenticated request instead (the node's workbench login)."""
 
     async def gateway_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, GatewayError)
+        if isinstance(exc, Unauthorized) and browser is not None:
+            answer = browser(request)
+            if answer is not None:
+                return answer
         headers = exc.headers if isinstance(exc, HttpError) else None
         if exc.status >= 500:
             log.error("%s %s: %s", request.method, request.url.path, exc.detail)

@@ -1,0 +1,1 @@
+"""The workbench: the node's own people in a browser (login, sessions, pages)."""
