@@ -322,3 +322,23 @@ def _local(doc: str, link: str) -> str:
     if link.startswith("#"):
         return doc + link
     return ""
+
+
+def test_dsgo_user_adds_lists_and_removes_accounts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import io
+
+    from gateway.cli import main
+    from tests.conftest import write_node
+
+    node = write_node(tmp_path)
+    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
+    assert main(["user", "add", str(node), "dana", "--operator", "--name", "Dana", "--password-stdin"]) == 0
+    assert main(["user", "list", str(node)]) == 0
+    listed = capsys.readouterr().out
+    assert "dana\toperator\tDana" in listed
+    assert load_accounts(tmp_path / "state" / "accounts.json").verify("dana", PASSWORD) is not None
+    assert main(["user", "remove", str(node), "dana"]) == 0
+    assert main(["user", "remove", str(node), "dana"]) == 2  # one line on stderr, no traceback
+    assert "no such account" in capsys.readouterr().err

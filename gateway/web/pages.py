@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import csv
 import datetime as dt
+import html
 import io
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -195,10 +197,17 @@ async def _local_page(wb: Workbench, request: Request, person: Person, iri: str)
         person,
         iri=doc,
         body=rep.body.decode(),
+        title=_heading(rep.body.decode()),
         owner=None,
         formats=_formats(doc),
         seconds=None,
     )
+
+
+def _heading(body: str) -> str:
+    """The page's first heading (the resource's label), as text, for its <title>."""
+    found = re.search(r"<h1>(.*?)</h1>", body, re.DOTALL)
+    return html.unescape(re.sub(r"<[^>]+>", "", found.group(1))).strip() if found else ""
 
 
 def _audit(wb: Workbench, request: Request, person: Person, rep: Representation) -> None:
@@ -247,6 +256,7 @@ async def _remote_page(wb: Workbench, request: Request, person: Person, iri: str
         person,
         iri=reading.iri,
         body=body,
+        title=_heading(body),
         owner=owner,
         formats=_formats(reading.iri),
         seconds=reading.seconds,

@@ -18,7 +18,7 @@ import pyoxigraph as ox
 from gateway.formats.html import build_document, term_href
 from gateway.formats.terms import LABELS, best_label, humane, load_terms
 from gateway.vocab import Vocab
-from gateway.web.reading import HYDRA
+from gateway.web.reading import HYDRA, collection_parts
 
 __all__ = ["WorkbenchLinker", "fragment", "resource_href", "value_of"]
 
@@ -119,7 +119,23 @@ def _collection(
         for t in own
         if t.subject in views and isinstance(t.object, ox.NamedNode)
     }
-    return {"total": total, "members": members, "paging": paging}
+    return {
+        "total": total,
+        "members": members,
+        "paging": paging,
+        "title": _collection_title(iri, linker.vocab),
+    }
+
+
+def _collection_title(iri: str, vocab: Vocab) -> str:
+    """ "Building (bot:Building)" for ``{namespace}collections/bot:Building?page=2``."""
+    parts = collection_parts(iri)
+    if parts is None:
+        return vocab.curie(iri)
+    name, page = parts
+    term = load_terms().get(vocab.expand(name) or "")
+    label = f"{term.label[:1].upper()}{term.label[1:]} ({name})" if term and term.label else name
+    return label + (f", page {page}" if page > 1 else "")
 
 
 def fragment(
