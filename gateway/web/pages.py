@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import dataclasses
 import datetime as dt
 import html
 import io
@@ -24,7 +25,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.errors import BadRequest, HttpError, NotFound, UpstreamError
-from gateway.formats import FORMATS, Format
+from gateway.formats import FORMATS, Format, Page
+from gateway.http.resources import notice_for
 from gateway.http.respond import audit
 from gateway.http.sparql import refuse_service
 from gateway.node import Built, Representation
@@ -53,7 +55,12 @@ def _party_names(parties: list[Any]) -> dict[str, str]:
 
 
 async def _namespaces(wb: Workbench) -> tuple[str, ...]:
-    others = [o.namespace for o in await wb.federation.owners()] if wb.federation else []
+    """This node's namespace and those the registry lists (none while it cannot be read:
+    this node's own pages do not need it)."""
+    try:
+        others = [o.namespace for o in await wb.federation.owners()] if wb.federation else []
+    except HttpError:
+        others = []
     return (wb.node.namespace, *[ns for ns in others if ns != wb.node.namespace])
 
 
@@ -112,11 +119,15 @@ def _party_entry(party: Any, read: Any, vocab: Any) -> dict[str, Any]:
     }
 
 
-async def _federation_parties(wb: Workbench) -> list[dict[str, Any]]:
-    """Every other active party the registry lists, with its collections read live."""
+async def _federation_parties(wb: Workbench) -> list[dict[str, Any]] | None:
+    """Every other active party the registry lists, with its collections read live; None
+    while the registry cannot be read."""
     if wb.federation is None:
         return []
-    parties = await _active_parties(wb)
+    try:
+        parties = await _active_parties(wb)
+    except HttpError:
+        return None
     served = [p for p in parties if p.namespaces and p.endpoint]
     reads = await asyncio.gather(*(wb.federation.read(p.namespaces[0] + ".well-known/void") for p in served))
     catalogs = {r.owner.party_id: r for r in reads if r.owner is not None}
@@ -156,14 +167,16 @@ def _build_local(wb: Workbench, iri: str) -> Built | None:
     parts = collection_parts(iri) if iri.startswith(wb.node.namespace + "collections/") else None
     if parts is not None:
         return local_collection(wb.node, wb.grant(), *parts)
-    built = local_resource(wb.node, wb.grant(), iri)
-    if built is None or not built.withheld:
+    grant = wb.grant()
+    built = local_resource(wb.node, grant, iri)
+    if built is None:
+        return None
+    subject = ox.NamedNode(iri)
+    told = notice_for(wb.node, grant, iri, [t for t in built.triples if t.subject == subject])
+    if told is None:
         return built
-    note = f"This node's policy withholds {built.withheld} field(s) of this resource from {wb.settings.name}."
-    page = type(built.page)(built.page.vocab, built.page.namespace, built.page.subject, notes=(note,))
-    return Built(
-        built.triples, page, built.resources, built.released, built.withheld, built.rules, built.purposes
-    )
+    page = Page(built.page.vocab, built.page.namespace, iri, notes=(told.text(wb.node.vocab.curie),))
+    return dataclasses.replace(built, page=page, told=told.count)
 
 
 def _download(body: bytes, fmt: Format, iri: str) -> Response:
@@ -246,8 +259,8 @@ async def _remote_page(wb: Workbench, request: Request, person: Person, iri: str
         return _download(fmt.render(reading.triples, wb.node.page(reading.iri)), fmt, reading.iri)
     notes: tuple[str, ...] = ()
     if reading.withheld:
-        what = f"{reading.withheld} field(s) of this resource"
-        notes = (f"Withheld by {owner['name']}: {what}, under its policy for {wb.settings.name}.",)
+        what = f"{reading.withheld} field(s) of resources like this one"
+        notes = (f"Withheld by {owner['name']}: its policy withholds {what} from {wb.settings.name}.",)
     linker = WorkbenchLinker(wb.node.vocab, await _namespaces(wb))
     body = fragment(wb.env, [*reading.triples, *reading.extra], reading.iri, linker, notes)
     return wb.render(
