@@ -55,7 +55,8 @@ _IF_NONE_MATCH = header("If-None-Match", "an ETag the caller holds: 304 if it is
         ("resources",),
         parameters=(FORMAT, EVIDENCE, _IF_NONE_MATCH),
         replies={200: rdf("The caller's view of the resource"), 304: Reply("The caller's copy is current")},
-        errors=(403, 404, 406),
+        # 405: a path whose first segment is another route's (/delegation, /logout) that takes no GET
+        errors=(403, 404, 405, 406),
         operation_id="getResource",
     )
 )
