@@ -270,7 +270,7 @@ def _where(pilot: _Pilot, urls: dict[str, str], logins: dict[str, str]) -> None:
     print(f"In a browser: each party's workbench, user {user!r}, password {password!r} (made for this run):")
     for name in pilot.nodes:
         print(f"  {name:12} {urls[name]}/login")
-    print("Programs: every data route wants a token, which `dsgo token` gets as a party.")
+    print("Look around: every data route wants a token, which `dsgo token` gets as a party.")
     print(f"  TOKEN=$({moved}{dsgo} token --as {config} --to {urls['firm']})")
     print(f'  curl -H "Authorization: Bearer $TOKEN" -H "Accept: text/html" {urls["firm"]}/')
     port = f"DSGO_NODE_PORT={asker.port} " if pilot.env else ""
