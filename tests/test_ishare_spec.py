@@ -11,11 +11,23 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
 
 from gateway.http.auth import signed
 from gateway.identity.assertions import ASSERTION_TYPE, make_assertion
 from gateway.identity.parties import Party, TrustedCA, parse_party
-from gateway.identity.pki import fingerprint, load_chain, load_identity, make_ca, make_party
+from gateway.identity.pki import (
+    Identity,
+    fingerprint,
+    load_chain,
+    load_identity,
+    make_ca,
+    make_party,
+    party_id_of,
+)
 from gateway.identity.replay import MemoryReplayCache
 from gateway.identity.token_endpoint import authenticate_client
 from gateway.identity.tokens import TokenIssuer
@@ -206,3 +218,53 @@ async def test_node_reads_a_page_of_parties_larger_than_an_access_token(fed: Fed
 async def registry_get_token(fed: Federation, path: str) -> str:
     token: str = (await registry(fed, path)).json()["party_token"]
     return token
+
+
+def _eidas_party(ca: Path, org: str) -> Identity:
+    """A certificate as eIDAS seals name a party: organizationIdentifier and C, no serialNumber."""
+    issuing = x509.load_pem_x509_certificate((ca / "issuing.cert.pem").read_bytes())
+    issuing_key = serialization.load_pem_private_key((ca / "issuing.key.pem").read_bytes(), None)
+    root = x509.load_pem_x509_certificate((ca / "root.cert.pem").read_bytes())
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, "Seal"),
+            x509.NameAttribute(NameOID.ORGANIZATION_IDENTIFIER, org),
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "NL"),
+        ]
+    )
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(issuing.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(issuing_key, hashes.SHA256())  # type: ignore[arg-type]
+    )
+    return Identity(f"did:ishare:EU.NL.{org}", key, (cert, issuing, root))
+
+
+async def test_did_ishare_is_read_from_an_eidas_organization_identifier(tmp_path: Path) -> None:
+    did, node = "did:ishare:EU.NL.NTRNL-12345678", "did:ishare:EU.NL.NTRNL-87654321"
+    make_ca(tmp_path / "ca")
+    client = _eidas_party(tmp_path / "ca", "NTRNL-12345678")
+    assert party_id_of(client.chain[0]) == did
+    roots = [
+        TrustedCA("root", fingerprint(c), "granted") for c in load_chain(tmp_path / "ca" / "root.cert.pem")
+    ]
+    entry = Party(did, "Seal", "Active", None, None, frozenset({fingerprint(client.chain[0])}))
+    now = dt.datetime.now(dt.UTC).timestamp()
+    form = {
+        "grant_type": "client_credentials",
+        "client_id": did,
+        "client_assertion_type": ASSERTION_TYPE,
+        "client_assertion": make_assertion(client, node, now),
+    }
+    assertion, _ = await authenticate_client(
+        form, me=node, trust=_Trust(entry, roots), replay=MemoryReplayCache(), now=now
+    )
+    assert assertion.party_id == did

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from gateway.errors import InvalidClient
 from gateway.identity import jwt
-from gateway.identity.pki import Identity, party_id_of
+from gateway.identity.pki import Identity, party_ids_of
 from gateway.identity.trust import parse_x5c
 
 __all__ = ["ASSERTION_TYPE", "LEEWAY", "LIFETIME", "Assertion", "make_assertion", "verify_assertion"]
@@ -111,6 +111,9 @@ def verify_assertion(token: str, *, client_id: str, audience: str, now: float) -
         raise InvalidClient("the assertion is not valid yet (iat or nbf in the future)")
     if exp <= now - LEEWAY:
         raise InvalidClient("the assertion has expired")
-    if party_id_of(chain[0]) != client_id:
-        raise InvalidClient(f"the signing certificate is not {client_id}'s (serialNumber differs)")
+    if client_id not in party_ids_of(chain[0]):
+        raise InvalidClient(
+            f"the signing certificate is not {client_id}'s (neither its serialNumber nor its "
+            "organizationIdentifier names it)"
+        )
     return Assertion(iss, jti, exp, tuple(chain), claims)

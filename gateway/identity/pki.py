@@ -33,6 +33,7 @@ from gateway.errors import KeyFileError
 __all__ = [
     "Identity",
     "b64_der",
+    "did_of",
     "fingerprint",
     "load_chain",
     "load_identity",
@@ -40,6 +41,7 @@ __all__ = [
     "make_party",
     "make_request",
     "party_id_of",
+    "party_ids_of",
 ]
 
 _KEY_SIZE = 2048
@@ -71,8 +73,27 @@ def b64_der(cert: x509.Certificate) -> str:
 
 
 def party_id_of(cert: x509.Certificate) -> str | None:
+    """The party a certificate names: its serialNumber (iSHARE's test certificates carry
+    the EORI there), else the did:ishare its organizationIdentifier gives."""
     values = cert.subject.get_attributes_for_oid(NameOID.SERIAL_NUMBER)
-    return str(values[0].value) if values else None
+    return str(values[0].value) if values else did_of(cert)
+
+
+def did_of(cert: x509.Certificate) -> str | None:
+    """``did:ishare:EU.<country>.<organizationIdentifier>`` (iSHARE party identification:
+    the organizationIdentifier of ETSI EN 319 412-1, e.g. ``NTRNL-12345678``, holds the
+    register and its country), or None if the certificate has none."""
+    values = cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_IDENTIFIER)
+    org = str(values[0].value) if values else ""
+    if len(org) < 7 or org[5] != "-":
+        return None
+    return f"did:ishare:EU.{org[3:5]}.{org}"
+
+
+def party_ids_of(cert: x509.Certificate) -> frozenset[str]:
+    """Every party id a certificate names (its serialNumber and its did:ishare)."""
+    values = cert.subject.get_attributes_for_oid(NameOID.SERIAL_NUMBER)
+    return frozenset(i for i in (str(values[0].value) if values else None, did_of(cert)) if i)
 
 
 def load_chain(path: Path) -> list[x509.Certificate]:
