@@ -11,6 +11,8 @@
     redis = "redis://127.0.0.1:6379/0"     # optional: jti replay cache shared by workers
     open = false                           # true: no authentication (local examples only)
     audit = "state/audit.sqlite"           # the audit log of every read (the default)
+    audit_on_failure = "refuse"            # while the log fails and its queue is full: refuse
+                                           # reads (503), or "serve" them and record the gap
     sparql_timeout = 10                    # seconds a /sparql query may run
     sparql_max_results = 10000             # rows (or triples) a /sparql answer may hold
 
@@ -18,6 +20,7 @@
     name = "buildings"
     type = "rdf"
     path = "data/buildings.ttl"
+    allow_empty = false                    # an empty source is an error (the last good version stays)
 
     [[source]]                             # or: a SPARQL 1.1 store read live, never copied;
     name = "warehouse"                     # it is then the node's only source
@@ -36,6 +39,7 @@
     ca = ["../keys/ca/root.cert.pem"]      # CA(s) the registry's own certificate must chain to
     refresh = 60                           # seconds before a registry answer is asked again
     lifetime = 600                         # seconds a cached answer may serve while it is down
+    timeout = 2                            # seconds one look-up may take (a hung registry has failed)
 
     [policies]
     dir = "policies"                       # YAML policy files (see policies/schema.json)
@@ -47,6 +51,12 @@
     timeout = 10
     node_timeout = 5
     concurrency = 4                        # parallel requests per other node
+    max_document_bytes = 16777216          # limits, enforced while answers stream in: one
+    max_document_triples = 100000          # document, one POST /resources batch answer,
+    max_batch_bytes = 33554432             # and the whole query; a peer past one is cut off
+    max_batch_triples = 200000             # (named in the report), the others' parts are kept
+    max_query_bytes = 67108864
+    max_query_triples = 500000
 
     [workbench]                            # the browser workbench of the node's own people
     accounts = "state/accounts.json"       # local accounts (dsgo user add|remove|list)
@@ -69,8 +79,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from connectors import KINDS
+from connectors import KINDS, Kind
 from gateway.errors import ConfigError
+from gateway.federation.limits import Limits
 
 __all__ = ["PARTY_ID", "NodeSettings", "SourceSettings", "Table", "load_node_settings"]
 
@@ -86,6 +97,8 @@ class SourceSettings:
     kind: str
     path: Path | None
     options: Mapping[str, Any] = field(default_factory=dict)
+    #: an empty source is served as empty instead of being an error
+    allow_empty: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,11 +118,14 @@ class NodeSettings:
     registry_ca: tuple[Path, ...] = ()
     registry_refresh: float = 60.0
     registry_lifetime: float = 600.0
+    registry_timeout: float = 2.0
     policies_dir: Path | None = None
     redis_url: str | None = None
     open: bool = False
     #: the hash-chained audit log of every read (None: not kept, tests only)
     audit_path: Path | None = None
+    #: "refuse" (reads get 503 while the log fails and its queue is full) or "serve"
+    audit_on_failure: str = "refuse"
     sparql_timeout: float = 10.0
     sparql_max_results: int = 10_000
     #: authorization registries whose delegation evidence may widen a caller's grant
@@ -127,6 +143,8 @@ class NodeSettings:
     workbench_session_hours: float = 8.0
     #: a folder of example questions (*.rq) for the workbench's federated query form
     workbench_questions: Path | None = None
+    #: bytes and triples per document, batch answer and query (``gateway.federation.limits``)
+    federation_limits: Limits = field(default_factory=Limits)
 
     @property
     def public_url(self) -> str:
@@ -275,14 +293,22 @@ _ENV_TABLES: dict[str, set[str]] = {
         "redis",
         "open",
         "audit",
+        "audit_on_failure",
         "sparql_timeout",
         "sparql_max_results",
         "cors_origins",
     },
     "keys": {"dir"},
-    "registry": {"url", "party_id", "ca", "refresh", "lifetime"},
+    "registry": {"url", "party_id", "ca", "refresh", "lifetime", "timeout"},
     "policies": {"dir", "authorization_registries"},
-    "federation": {"clients", "max_documents", "timeout", "node_timeout", "concurrency"},
+    "federation": {
+        "clients",
+        "max_documents",
+        "timeout",
+        "node_timeout",
+        "concurrency",
+        *(f"max_{scope}_{unit}" for scope in ("document", "batch", "query") for unit in ("bytes", "triples")),
+    },
     "workbench": {"accounts", "session_hours", "questions"},
 }
 
@@ -351,11 +377,15 @@ def load_node_settings(file: Path | str, environ: Mapping[str, str] | None = Non
         registry_ca=registry.get("ca", _paths_under(base), "a list of CA certificate files", ()),
         registry_refresh=registry.get("refresh", _positive, "a positive number of seconds", 60.0),
         registry_lifetime=registry.get("lifetime", _positive, "a positive number of seconds", 600.0),
+        registry_timeout=registry.get("timeout", _positive, "a positive number of seconds", 2.0),
         policies_dir=policies.get("dir", _path_under(base), "a folder path"),
         redis_url=node.get("redis", _redis, "a redis:// URL"),
         open=open_,
         audit_path=node.get(
             "audit", _audit_path(base), "a file path, or false", base / "state" / "audit.sqlite"
+        ),
+        audit_on_failure=node.get(
+            "audit_on_failure", _one_of("refuse", "serve"), '"refuse" or "serve"', "refuse"
         ),
         sparql_timeout=node.get("sparql_timeout", _positive, "a positive number of seconds", 10.0),
         sparql_max_results=node.get("sparql_max_results", _count, "a positive whole number", 10_000),
@@ -375,6 +405,7 @@ def load_node_settings(file: Path | str, environ: Mapping[str, str] | None = Non
         ),
         workbench_session_hours=workbench.get("session_hours", _positive, "a positive number of hours", 8.0),
         workbench_questions=workbench.get("questions", _path_under(base), "a folder path"),
+        federation_limits=_limits(federation),
     )
     if not open_:
         needed = [
@@ -407,6 +438,25 @@ def _origins(value: Any) -> tuple[str, ...]:
     raise TypeError
 
 
+def _one_of(*choices: str) -> Callable[[Any], str]:
+    def conv(value: Any) -> str:
+        if value not in choices:
+            raise ValueError
+        return str(value)
+
+    return conv
+
+
+def _limits(federation: Table) -> Limits:
+    """``[federation] max_{document,batch,query}_{bytes,triples}``, each a positive count."""
+    defaults = Limits()
+    values = {
+        name: federation.get(f"max_{name}", _count, "a positive whole number", getattr(defaults, name))
+        for name in Limits.__dataclass_fields__
+    }
+    return Limits(**values)
+
+
 def _dict(value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise TypeError
@@ -425,7 +475,7 @@ def _source(file: Path, base: Path, prefix: str, raw: dict[str, Any], names: set
         "type", _matching(re.compile("|".join(KINDS))), "one of " + ", ".join(KINDS), _REQUIRED
     )
     connector = KINDS[kind_name]
-    allowed = {"name", "type", *connector.options} | (set() if connector.live else {"path"})
+    allowed = {"name", "type", *connector.options} | (set() if connector.live else {"path", "allow_empty"})
     table = Table(file, prefix, raw, allowed)
     name = table.get("name", _matching(_SOURCE_NAME), "a short lowercase name (a-z, 0-9, -, _)", _REQUIRED)
     if name in names:
@@ -434,6 +484,13 @@ def _source(file: Path, base: Path, prefix: str, raw: dict[str, Any], names: set
     path = None
     if not connector.live:
         path = table.get("path", _path_under(base), "a file path relative to this file", _REQUIRED)
+    options = _options(file, base, prefix, raw, connector)
+    allow_empty = table.get("allow_empty", _bool, "true or false", False)
+    return SourceSettings(name=name, kind=kind_name, path=path, options=options, allow_empty=allow_empty)
+
+
+def _options(file: Path, base: Path, prefix: str, raw: dict[str, Any], connector: Kind) -> dict[str, Any]:
+    """The connector's own keys of a [[source]] table, checked (paths made absolute)."""
     missing = sorted(connector.required - raw.keys())
     if missing:
         raise ConfigError(file, f"{prefix}.{missing[0]}", f"missing; {connector.options[missing[0]][1]}")
@@ -444,7 +501,7 @@ def _source(file: Path, base: Path, prefix: str, raw: dict[str, Any], names: set
             raise ConfigError(file, f"{prefix}.{key}", f"{expected}, got {value!r}")
         if key in connector.paths:
             options[key] = (base / value).resolve()
-    return SourceSettings(name=name, kind=kind_name, path=path, options=options)
+    return options
 
 
 def _one_live_source(file: Path, sources: list[SourceSettings]) -> None:

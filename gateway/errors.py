@@ -20,13 +20,15 @@ these at the boundary where they occur and never reach a route.
         │   └── CsrfRefused            403 csrf_refused: a workbench form without its token, or cross-site
         ├── TooManyAttempts        429 too_many_attempts: workbench logins throttled (Retry-After)
         ├── UpstreamError          502 upstream_error: a peer or the registry answered wrongly
+        ├── AuditUnavailable       503 audit_unavailable: reads refused while the audit log fails
         └── OAuthError             RFC 6749 §5.2, at the token endpoints
             ├── InvalidRequest         400 invalid_request
             ├── InvalidClient          401 invalid_client
             ├── InvalidGrant           400 invalid_grant
             ├── UnsupportedGrantType   400 unsupported_grant_type
             ├── InvalidScope           400 invalid_scope
-            └── TemporarilyUnavailable 503 temporarily_unavailable (registry unreachable: fail closed)
+            └── TemporarilyUnavailable 503 temporarily_unavailable (fail closed)
+                └── RegistryUnavailable    the participant registry cannot be reached (same code)
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from __future__ import annotations
 from pathlib import Path
 
 __all__ = [
+    "AuditUnavailable",
     "BadRequest",
     "ConfigError",
     "CsrfRefused",
@@ -49,6 +52,7 @@ __all__ = [
     "NotFound",
     "OAuthError",
     "PolicyError",
+    "RegistryUnavailable",
     "RemoteContextError",
     "SourceError",
     "TemporarilyUnavailable",
@@ -194,6 +198,26 @@ class InvalidScope(OAuthError):
 
 class TemporarilyUnavailable(OAuthError):
     code, status = "temporarily_unavailable", 503
+
+
+class RegistryUnavailable(TemporarilyUnavailable):
+    """The participant registry cannot be reached and no usable answer is cached: the node
+    fails closed. Its own title, as a federated query (not only a token request) meets it."""
+
+    title = "Participant registry unavailable"
+
+    def __init__(self, detail: str, retry_after: int = 5) -> None:
+        super().__init__(detail, {"retry-after": str(retry_after)})
+
+
+class AuditUnavailable(HttpError):
+    """Reads are refused while the audit log cannot be written and its queue is full
+    (``node.audit_on_failure = "refuse"``, the default): no read without its record."""
+
+    code, status, title = "audit_unavailable", 503, "Audit log unavailable"
+
+    def __init__(self, detail: str, retry_after: int = 5) -> None:
+        super().__init__(detail, {"retry-after": str(retry_after)})
 
 
 def _quoted(text: str) -> str:

@@ -162,8 +162,8 @@ async def test_health_shows_source_details_only_to_the_nodes_own_party(fed: Fede
     async with fed.client(FIRM) as client:
         anonymous = (await client.get("/health")).json()
         other = (await client.get("/health", headers={"authorization": f"Bearer {outsider}"})).json()
-    assert anonymous["status"] == "ok" and anonymous["sources"] == {"buildings": {"status": "ok"}}
-    assert other["sources"] == {"buildings": {"status": "ok"}}
+    assert anonymous["status"] == "ready" and anonymous["sources"] == {"buildings": {"status": "ready"}}
+    assert other["sources"] == {"buildings": {"status": "ready"}}
 
 
 @pytest.mark.parametrize("header", ["Bearer ", "Bearer", "Bearer a b", "Bearer <token>", "Bearer tok\ten"])

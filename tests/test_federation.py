@@ -7,15 +7,18 @@ import asyncio
 import socket
 import threading
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway.federation.limits import Limits
 from tests.kit import CORP, FIRM, MUNI, Federation, Pki, endpoint, federation, namespace
 
 pytestmark = pytest.mark.anyio
@@ -352,3 +355,54 @@ class _Wrapped:
             await self.app(scope, receive, send)
         else:
             await self.node(scope, receive, send)
+
+
+async def test_a_query_while_the_registry_cannot_be_reached_is_a_503_titled_for_the_registry(
+    fed: Federation,
+) -> None:
+    token = await fed.nodes[MUNI].state.dsgo.auth.trust.tokens.token(MUNI, endpoint(MUNI))
+    del fed.router.apps["registry.test"]  # gone before the node ever asked it for the parties
+    async with fed.client(MUNI) as client:
+        answer = await client.post(
+            "/federation/query",
+            json={"query": QUESTION, "start": START},
+            headers={"authorization": f"Bearer {token}"},
+        )
+    body = answer.json()
+    assert (answer.status_code, body["code"]) == (503, "temporarily_unavailable")
+    assert body["title"] == "Participant registry unavailable"
+    assert "participant registry cannot be reached" in body["detail"]
+    assert answer.headers["retry-after"] == "5"
+
+
+async def test_a_batch_answer_past_the_batch_limit_cuts_the_peer_off_and_keeps_the_others(
+    fed: Federation,
+) -> None:
+    state = fed.nodes[MUNI].state.dsgo
+    state.federation_budget = replace(state.federation_budget, limits=Limits(batch_bytes=200))
+    answer = await ask(fed, MUNI, {"query": QUESTION, "start": START})
+    report = answer.json()["report"]
+    failures = report["nodes"][FIRM]["failures"] + report["nodes"][CORP]["failures"]
+    assert answer.status_code == 200 and report["complete"] is False
+    assert {f["reason"] for f in failures} == {"limit"}
+    assert all("federation.max_batch_bytes" in f["detail"] for f in failures)
+
+
+async def test_an_unexpected_error_in_a_streamed_answer_is_logged_and_never_echoed(
+    fed: Federation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a secret the caller must not see")
+
+    monkeypatch.setattr(fed.nodes[MUNI].state.dsgo.federation, "run", broken)
+    token = await fed.nodes[MUNI].state.dsgo.auth.trust.tokens.token(MUNI, endpoint(MUNI))
+    async with fed.client(MUNI) as client:
+        answer = await client.post(
+            "/federation/query",
+            json={"query": QUESTION},
+            headers={"authorization": f"Bearer {token}", "accept": "application/x-ndjson"},
+        )
+    last = orjson.loads(answer.content.splitlines()[-1])
+    assert answer.status_code == 200  # the stream had begun
+    assert (last["error"]["status"], last["error"]["code"]) == (500, "internal_error")
+    assert "secret" not in answer.text

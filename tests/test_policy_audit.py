@@ -224,11 +224,12 @@ async def test_health_shows_the_audit_log_and_reports_a_failing_one(
         assert fed.nodes[FIRM].state.dsgo.audit.flush(timeout=10)
         healthy = (await client.get("/health", headers=operator)).json()
         assert healthy["audit"] == {
-            "status": "ok",
+            "status": "ready",
             "queued": 0,
             "written": 1,
             "dropped": 0,
             "last_error": None,
+            "on_failure": "refuse",
         }
 
         def disk_full(*args: object) -> list[str]:
@@ -242,10 +243,28 @@ async def test_health_shows_the_audit_log_and_reports_a_failing_one(
         monkeypatch.undo()  # the disk is back: closing writes what waited
     assert (failing["status"], failing["audit"]["status"], failing["audit"]["queued"]) == (
         "degraded",
-        "failing",
+        "degraded",  # retried; failing (reads refused) only once its queue is full too
         1,
     )
     assert failing["audit"]["last_error"] == "OSError: No space left on device"
-    assert seen_by_muni["audit"] == {"status": "failing"}  # no details for others
+    assert seen_by_muni["audit"] == {"status": "degraded"}  # no details for others
     assert len(tail(audit_path(fed), 10)) == 2  # the read made while the disk was full, too
     assert verify(audit_path(fed)).ok
+
+
+async def test_health_says_failing_when_the_policy_files_are_gone(tmp_path: Path, pki: Pki) -> None:
+    async with firm_node(tmp_path, pki) as (fed, client):
+        state = fed.nodes[FIRM].state.dsgo
+        own = state.auth.issuer.issue(FIRM, fed.clock(), ())
+        for file in state.settings.policies_dir.glob("*.y*ml"):
+            file.unlink()
+        state.node.access.refresh()
+        health = (await client.get("/health", headers={"authorization": f"Bearer {own}"})).json()
+        ready = await client.get("/health/ready")
+    assert (health["status"], health["policy"]["status"], health["policy"]["files"]) == (
+        "failing",
+        "failing",
+        [],
+    )
+    assert "no policy files" in health["policy"]["detail"]
+    assert ready.status_code == 503 and ready.json()["policy"] == {"status": "failing"}

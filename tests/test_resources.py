@@ -196,7 +196,7 @@ async def test_catalog_html_names_the_party(settings: NodeSettings) -> None:
 async def test_health_reports_sources(settings: NodeSettings) -> None:
     async with serving(settings) as (_, client):
         health = (await client.get("/health")).json()
-    assert health["status"] == "ok"
-    assert health["sources"]["buildings"]["status"] == "ok"
+    assert health["status"] == "ready"
+    assert health["sources"]["buildings"]["status"] == "ready"
     assert health["sources"]["buildings"]["triples"] == 18
     assert json.dumps(health)  # plain JSON

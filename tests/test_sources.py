@@ -159,10 +159,10 @@ async def test_broken_source_keeps_last_good_version_and_is_reported(tmp_path: P
     assert still.status_code == 200 and still.content == good.content
     assert health["status"] == "degraded"
     source = health["sources"]["buildings"]
-    assert source["status"] == "failed" and source["triples"] == 18
+    assert (source["status"], source["state"], source["triples"]) == ("degraded", "failed", 18)
     assert source["error"]["line"] == BUILDING_TTL.count("\n") + 2
     assert str(data) in source["error"]["detail"]
-    assert fixed["status"] == "ok" and "error" not in fixed["sources"]["buildings"]
+    assert fixed["status"] == "ready" and "error" not in fixed["sources"]["buildings"]
     assert new.status_code == 200
 
 
@@ -188,7 +188,7 @@ async def test_missing_source_file_is_reported_not_fatal(tmp_path: Path) -> None
     async with serving(load_node_settings(path, {})) as (_, client):
         health = (await client.get("/health")).json()
         assert (await client.get("/")).status_code == 200
-    assert health["sources"]["buildings"]["status"] == "failed"
+    assert (health["status"], health["sources"]["buildings"]["status"]) == ("failing", "failing")
     assert "not found" in health["sources"]["buildings"]["error"]["detail"]
 
 
@@ -208,7 +208,7 @@ async def test_node_restarted_on_its_disk_store_serves_without_rereading(
         after = await client.get("/id/building/1", headers={"accept": "application/n-triples"})
         health = (await client.get("/health")).json()
     assert after.status_code == 200 and after.content == before.content
-    assert health["sources"]["buildings"]["status"] == "ok"
+    assert health["sources"]["buildings"]["status"] == "ready"
 
 
 def test_replacing_a_source_is_atomic_and_drops_the_old_graph(tmp_path: Path) -> None:
@@ -267,3 +267,58 @@ def test_blank_node_labels_are_the_same_on_every_read(tmp_path: Path) -> None:
     other = tmp_path / "b.ttl"
     other.write_text(path.read_text())
     assert {t.subject for t in rdf(other).load()} != {t.subject for t in first}  # unique per file
+
+
+@pytest.mark.anyio
+async def test_a_node_on_its_disk_store_serves_the_stored_version_while_a_changed_source_is_reread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = load_node_settings(write_node(tmp_path, store="state/store"), {})
+    async with serving(settings) as (_, client):
+        before = await client.get("/id/building/1", headers={"accept": "application/n-triples"})
+    bump(tmp_path / "data" / "buildings.ttl", BUILDING_TTL + '<id/building/1> <urn:p> "new" .\n')
+    reading, release = threading.Event(), threading.Event()
+    load = RdfFile.load
+
+    def slow_load(self: RdfFile) -> list[ox.Triple]:
+        reading.set()
+        release.wait(30)  # a long re-read, until the test lets it finish
+        return list(load(self))
+
+    monkeypatch.setattr(RdfFile, "load", slow_load)
+    async with serving(settings, watch=True) as (_, client):
+        assert await asyncio.to_thread(reading.wait, 30)
+        during = await client.get("/id/building/1", headers={"accept": "application/n-triples"})
+        ready = await client.get("/health/ready")
+        release.set()
+        for _ in range(600):
+            after = await client.get("/id/building/1", headers={"accept": "application/n-triples"})
+            if b'"new"' in after.content:
+                break
+            await asyncio.sleep(0.05)
+    assert during.status_code == 200 and during.content == before.content
+    assert ready.status_code == 200 and ready.json()["status"] == "ready"
+    assert b'"new"' in after.content
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("allow", [False, True])
+async def test_an_emptied_source_is_an_error_unless_it_allows_empty(tmp_path: Path, allow: bool) -> None:
+    sources = '[[source]]\nname = "buildings"\ntype = "rdf"\npath = "data/buildings.ttl"\n'
+    if allow:
+        sources += "allow_empty = true\n"
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "buildings.ttl").write_text(BUILDING_TTL)
+    settings = load_node_settings(write_node(tmp_path, sources=sources), {})
+    async with serving(settings) as (app, client):
+        bump(tmp_path / "data" / "buildings.ttl", "")
+        app.state.dsgo.node.sources.refresh("buildings")
+        answer = await client.get("/id/building/1")
+        health = (await client.get("/health")).json()["sources"]["buildings"]
+    if allow:
+        assert answer.status_code == 404 and (health["status"], health["triples"]) == ("ready", 0)
+        assert "dsgo-failed-sources" not in answer.headers
+    else:
+        assert answer.status_code == 200 and answer.headers["dsgo-failed-sources"] == "buildings"
+        assert (health["status"], health["state"], health["triples"]) == ("degraded", "failed", 18)
+        assert "has no triples" in health["error"]["detail"]

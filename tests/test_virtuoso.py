@@ -336,8 +336,13 @@ async def test_health_shows_an_unreachable_store_failed_with_the_reason(tmp_path
     async with open_node(tmp_path, sparql_source(endpoint)) as (_, client):
         health = (await client.get("/health")).json()
     source = health["sources"]["warehouse"]
-    assert health["status"] == "degraded"
-    assert (source["type"], source["endpoint"], source["status"]) == ("sparql", endpoint, "failed")
+    assert health["status"] == "failing"
+    assert (source["type"], source["endpoint"], source["status"], source["state"]) == (
+        "sparql",
+        endpoint,
+        "failing",
+        "failed",
+    )
     assert source["error"]["code"] == "upstream_error"
     assert source["error"]["detail"].startswith(f"the node's SPARQL store {endpoint} cannot be reached (")
 
@@ -409,7 +414,7 @@ async def test_a_store_that_comes_back_serves_as_before(
         before = await client.get("/id/building/2")
         relay.down()
         gone = await client.get("/id/building/2")
-        failed = (await client.get("/health")).json()["sources"]["warehouse"]["status"]
+        failed = (await client.get("/health")).json()["sources"]["warehouse"]["state"]
         relay.up()
         back = await client.get("/id/building/2")
         await asyncio.to_thread(app.state.dsgo.node.sources.refresh_all)
@@ -417,7 +422,7 @@ async def test_a_store_that_comes_back_serves_as_before(
     assert (before.status_code, gone.status_code, back.status_code) == (200, 502, 200)
     assert failed == "failed"
     assert back.content == before.content and back.headers["etag"] == before.headers["etag"]
-    assert health["status"] == "ok" and "error" not in health["sources"]["warehouse"]
+    assert health["status"] == "ready" and "error" not in health["sources"]["warehouse"]
 
 
 async def test_a_graph_without_data_shows_as_empty(tmp_path: Path, virtuoso: Virtuoso) -> None:
@@ -427,7 +432,7 @@ async def test_a_graph_without_data_shows_as_empty(tmp_path: Path, virtuoso: Vir
     ):
         health = (await client.get("/health")).json()
     assert health["status"] == "degraded"
-    assert health["sources"]["warehouse"]["status"] == "empty"
+    assert health["sources"]["warehouse"]["state"] == "empty"
 
 
 async def test_an_answer_the_store_cut_short_is_an_error_not_a_smaller_view() -> None:

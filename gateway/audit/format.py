@@ -30,6 +30,15 @@ entry) and its share of one row (0.3 µs with 64 KiB pages).
 Opening a file for writing creates it, or checks its format: a log of an older format is
 moved aside (renamed, unchanged) and a new one begins; an unknown format, or a SQLite
 file with other tables, is refused and left as it was.
+
+Sessions. Each writer (each worker process of a node) keeps a marker in ``meta``
+(``session:<id>``: its pid, host and start) while it runs, and removes it when it closes
+with everything written. Writing the marker is the first write of a run, so a log the
+node cannot write stops it at start. A marker whose process is gone is a run that ended
+with reads possibly unwritten (killed, or stopped while the disk refused): the next
+writer to start appends a gap entry for it, with the exact count if that run could
+leave one in ``<log>.unwritten`` (JSON, beside the log), else the bound (its queue's
+size), before anything else.
 """
 
 from __future__ import annotations
@@ -40,9 +49,10 @@ import hashlib
 import logging
 import math
 import os
+import socket
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -56,11 +66,14 @@ __all__ = [
     "FORMAT",
     "LAST",
     "QUEUE_FULL",
+    "UNCLOSED",
     "UNSTORABLE",
     "ZERO_HASH",
     "Entry",
     "Row",
     "append",
+    "begin_session",
+    "end_session",
     "gap",
     "link",
     "open_for_writing",
@@ -70,9 +83,11 @@ FORMAT = "2"
 ZERO_HASH = "0" * 64
 DROPPED_PATH = "audit:dropped"
 QUEUE_FULL, UNSTORABLE = "queue full", "could not be stored"  # a gap entry's purpose: why
+UNCLOSED = "the run ended with reads unwritten"
 LAST = "SELECT first + count - 1, hash FROM batches ORDER BY first DESC LIMIT 1"
 _OLDER_FORMATS = frozenset({"1"})  # an existing log of these is moved aside: a new one begins
 _log = logging.getLogger("gateway.audit")
+_LIVE: set[str] = set()  # the session markers of this process's open writers
 
 
 class Entry(NamedTuple):
@@ -150,27 +165,126 @@ def append(db: sqlite3.Connection, entries: Sequence[Row]) -> list[str]:
     """One transaction: the batch after the last one, and the head moved to its end.
 
     Returns one problem per entry that could not be stored (see ``_encode``)."""
-    blob, size, problems = _encode(entries)
-    text = blob.decode()  # TEXT, so that SQLite's JSON functions read it (the view)
+    with _transaction(db):
+        return _append(db, entries)
+
+
+@contextlib.contextmanager
+def _transaction(db: sqlite3.Connection) -> Iterator[None]:
     db.execute("BEGIN IMMEDIATE")  # the write lock first: other workers append to this file too
     try:
-        last = db.execute(LAST).fetchone()
-        seq, prev = (int(last[0]), str(last[1])) if last else (0, ZERO_HASH)
-        digest = link(prev, blob)
-        db.execute(
-            "INSERT INTO batches (first, count, entries, prev, hash) VALUES (?, ?, ?, ?, ?)",
-            (seq + 1, size, text, prev, digest),
-        )
-        db.executemany(
-            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-            (("head_seq", str(seq + size)), ("head_hash", digest)),
-        )
+        yield
         db.execute("COMMIT")
-        return problems
     except BaseException:
         if db.in_transaction:
             db.execute("ROLLBACK")
         raise
+
+
+def _append(db: sqlite3.Connection, entries: Sequence[Row]) -> list[str]:
+    blob, size, problems = _encode(entries)
+    text = blob.decode()  # TEXT, so that SQLite's JSON functions read it (the view)
+    last = db.execute(LAST).fetchone()
+    seq, prev = (int(last[0]), str(last[1])) if last else (0, ZERO_HASH)
+    digest = link(prev, blob)
+    db.execute(
+        "INSERT INTO batches (first, count, entries, prev, hash) VALUES (?, ?, ?, ?, ?)",
+        (seq + 1, size, text, prev, digest),
+    )
+    db.executemany(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+        (("head_seq", str(seq + size)), ("head_hash", digest)),
+    )
+    return problems
+
+
+def begin_session(db: sqlite3.Connection, path: Path, bound: int) -> str:
+    """Record this writer's marker (the write that proves the log writable), after a gap
+    entry for each run that ended without closing; returns the marker's key."""
+    key = f"session:{os.urandom(8).hex()}"
+    info = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time(), "bound": bound}
+    spilled = _read_spill(path)
+    with _transaction(db):
+        gaps = []
+        for other, value in db.execute("SELECT key, value FROM meta WHERE key LIKE 'session:%'").fetchall():
+            ended = None if other in _LIVE else _ended(value)
+            if ended is not None:
+                gaps.append(_unclosed_gap(ended, spilled.get(other)))
+                db.execute("DELETE FROM meta WHERE key = ?", (other,))
+        if gaps:
+            _append(db, gaps)
+        db.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, orjson.dumps(info).decode())
+        )
+    _LIVE.add(key)
+    if spilled and gaps:
+        with contextlib.suppress(OSError):
+            _spill_path(path).unlink()
+    return key
+
+
+def end_session(db: sqlite3.Connection, path: Path, key: str, unwritten: int, times: Sequence[Any]) -> None:
+    """Remove this writer's marker once all is written; if ``unwritten`` reads (recorded
+    at ``times``) are left, try to leave their count beside the log for the next start
+    (the marker stays either way)."""
+    _LIVE.discard(key)
+    if not unwritten:
+        with _transaction(db):
+            db.execute("DELETE FROM meta WHERE key = ?", (key,))
+        return
+    finite = [float(t) for t in times if isinstance(t, int | float) and math.isfinite(t)]
+    spill = _read_spill(path)
+    spill[key] = {"count": unwritten, "first": min(finite, default=0.0), "last": max(finite, default=0.0)}
+    _spill_path(path).write_bytes(orjson.dumps(spill))
+
+
+def _ended(value: str) -> dict[str, Any] | None:
+    """A marker's content if its writer is gone (a process of this host that no longer
+    runs, or this process's pid on a marker none of its writers holds: a pid reused after a
+    restart, as in a container); None if it may still write."""
+    try:
+        info = orjson.loads(value)
+        pid, host = int(info["pid"]), str(info["host"])
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        return {"started": 0.0, "bound": 0}
+    if host != socket.gethostname():
+        return None  # another machine's writer: it closes its own
+    if pid == os.getpid():
+        return dict(info)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return dict(info)
+    except PermissionError:
+        pass
+    return None
+
+
+def _unclosed_gap(info: dict[str, Any], spilled: Any) -> Entry:
+    started = float(info.get("started") or 0.0)
+    if isinstance(spilled, dict) and isinstance(spilled.get("count"), int):
+        first, last = float(spilled.get("first") or started), float(spilled.get("last") or started)
+        why = f"{UNCLOSED}: {spilled['count']} reads between {_iso(first)} and {_iso(last)}"
+        return gap(spilled["count"], first, why)
+    bound = int(info.get("bound") or 0)
+    why = f"{UNCLOSED}: at most {bound} reads (its queue) of the run started {_iso(started)}"
+    return gap(bound, started, why)
+
+
+def _spill_path(path: Path) -> Path:
+    return path.with_name(path.name + ".unwritten")
+
+
+def _read_spill(path: Path) -> dict[str, Any]:
+    try:
+        found = orjson.loads(_spill_path(path).read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def _iso(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 
 def open_for_writing(path: Path, durable: bool) -> sqlite3.Connection:

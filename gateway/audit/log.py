@@ -29,6 +29,14 @@ request: the entry is counted, and the next batch ends with a gap entry (caller
 time that is not a finite number, text that is not UTF-8: what JSON cannot hold) becomes
 such a gap too (purpose ``could not be stored``) rather than blocking the batches behind
 it. Anything else is stored as it was recorded; ``Entry``'s types are the caller's to keep.
+
+No read without its record. While the disk refuses batches *and* the queue is full,
+``on_failure="refuse"`` (the node's default, ``node.audit_on_failure``) makes ``record``
+raise ``AuditUnavailable`` (a 503 with ``Retry-After``: the read is not served);
+``"serve"`` serves it and counts it into the next gap entry. A run that ends with entries
+unwritten (killed, or stopped while the disk refused) is recorded as a gap entry by the
+next writer to start (``gateway.audit.format``'s sessions). The failure is logged once,
+then at most every ``_REPEAT_LOG`` seconds, and its end once.
 """
 
 from __future__ import annotations
@@ -40,11 +48,13 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
-from gateway.audit.format import QUEUE_FULL, Row, append, gap, open_for_writing
+from gateway.audit.format import QUEUE_FULL, Row, append, begin_session, end_session, gap, open_for_writing
+from gateway.errors import AuditUnavailable, GatewayError
 
 __all__ = ["AuditLog", "AuditStatus"]
 
 _CLOSE_RETRIES = 3
+_REPEAT_LOG = 60.0  # seconds between two log lines about the same ongoing failure
 _log = logging.getLogger("gateway.audit")
 
 
@@ -56,6 +66,8 @@ class AuditStatus:
     written: int
     dropped: int
     last_error: str | None
+    #: the queue holds ``max_queue`` entries: a new read cannot be queued
+    full: bool = False
 
 
 class AuditLog:
@@ -73,12 +85,25 @@ class AuditLog:
         max_batch: int = 10_000,
         max_queue: int = 100_000,
         durable: bool = True,
+        on_failure: str = "serve",
     ) -> None:
         if flush_interval <= 0 or max_batch < 1 or max_queue < 1:
             raise ValueError("flush_interval, max_batch and max_queue must be positive")
+        if on_failure not in ("refuse", "serve"):
+            raise ValueError('on_failure must be "refuse" or "serve"')
         self.path = Path(path)
         self._interval, self._max_batch, self._max_queue = flush_interval, max_batch, max_queue
+        self._refuse = on_failure == "refuse"
         self._db = open_for_writing(self.path, durable)
+        try:
+            self._session = begin_session(self._db, self.path, max_queue)
+        except Exception as exc:
+            self._db.close()
+            raise GatewayError(
+                f"{self.path}: the audit log cannot be written ({exc}); the node does not start"
+            ) from None
+        self._failing_since: float | None = None
+        self._failed_tries, self._logged_at = 0, 0.0
         self._lock = threading.Lock()
         self._queue: deque[Row] = deque()
         self._pending: list[Row] = []  # taken from the queue, not committed yet: writer only
@@ -110,9 +135,15 @@ class AuditLog:
         atomic; the writer takes entries out one by one under the lock)."""
         if self._closed:
             raise RuntimeError(f"{self.path}: the audit log is closed")
-        if len(self._queue) < self._max_queue:
+        if len(self._queue) < self._max_queue and (
+            self._last_error is None or self._unwritten() < self._max_queue  # while failing: all waiting
+        ):
             self._queue.append(entry)
             return
+        if self._refuse and self._last_error is not None:
+            raise AuditUnavailable(
+                "the audit log cannot be written and its queue is full: reads are refused until it can"
+            )
         with self._lock:
             if not self._dropped:
                 self._first_drop = entry[0]
@@ -142,9 +173,22 @@ class AuditLog:
             else:
                 self._drain()
         finally:
-            if self._pending or self._queue:
-                _log.error("%s: %d audit entries could not be written", self.path, self._unwritten())
+            self._end_session()
             self._db.close()
+
+    def _end_session(self) -> None:
+        """Leave the marker for the next start unless all was written (see ``format``)."""
+        unwritten = [*self._pending, *self._queue]
+        count = len(unwritten) + self._dropped
+        times = [row[0] for row in unwritten] + ([self._first_drop] if self._dropped else [])
+        try:
+            end_session(self._db, self.path, self._session, count, times)
+        except Exception as exc:
+            _log.error("%s: the audit log's run could not be closed (%s)", self.path, exc)
+        if count:
+            _log.error(
+                "%s: %d audit entries could not be written; the next start records the gap", self.path, count
+            )
 
     def status(self) -> AuditStatus:
         with self._lock:
@@ -153,6 +197,7 @@ class AuditLog:
                 written=self._written,
                 dropped=self._dropped_total + self._dropped,
                 last_error=self._last_error,
+                full=self._unwritten() >= self._max_queue,
             )
 
     def _unwritten(self) -> int:
@@ -181,34 +226,70 @@ class AuditLog:
         """
         while True:
             if not self._pending:
-                with self._lock:
-                    queue = self._queue  # popped, not swapped: record() may be appending
-                    batch = [queue.popleft() for _ in range(len(queue))]
-                    dropped, self._dropped, first_drop = self._dropped, 0, self._first_drop
-                    self._dropped_total += dropped
-                    self._taken += len(batch) + (1 if dropped else 0)
-                self._pending.extend(batch)
-                if dropped:  # every drop came after the last accepted entry: the gap goes last
-                    self._pending.append(gap(dropped, first_drop, QUEUE_FULL))
-            while self._pending:
-                chunk = self._pending[: self._max_batch]
-                try:
-                    problems = append(self._db, chunk)
-                except Exception as exc:  # the writer must outlive any one bad batch
-                    with self._lock:
-                        self._last_error = f"{type(exc).__name__}: {exc}"
-                    _log.error("%s: audit batch not written, will retry (%s)", self.path, exc)
-                    return
-                del self._pending[: len(chunk)]
-                for problem in problems:
-                    _log.error("%s: %s", self.path, problem)
-                with self._lock:
-                    self._last_error = None
-                    self._dropped_total += len(problems)
-                with self._written_cond:
-                    self._written += len(chunk)
-                    self._written_cond.notify_all()
+                self._take()
+            if not self._write_pending():
+                return
             with self._lock:  # a backlog (or closing) is written at once, not next interval
                 more = len(self._queue) >= self._max_batch or (self._closed and bool(self._queue))
             if not more:
                 return
+
+    def _take(self) -> None:
+        with self._lock:
+            queue = self._queue  # popped, not swapped: record() may be appending
+            batch = [queue.popleft() for _ in range(len(queue))]
+            dropped, self._dropped, first_drop = self._dropped, 0, self._first_drop
+            self._dropped_total += dropped
+            self._taken += len(batch) + (1 if dropped else 0)
+        self._pending.extend(batch)
+        if dropped:  # every drop came after the last accepted entry: the gap goes last
+            self._pending.append(gap(dropped, first_drop, QUEUE_FULL))
+
+    def _write_pending(self) -> bool:
+        """Write the pending entries; False if the disk refused (they stay pending)."""
+        while self._pending:
+            chunk = self._pending[: self._max_batch]
+            try:
+                problems = append(self._db, chunk)
+            except Exception as exc:  # the writer must outlive any one bad batch
+                self._failed(exc)
+                return False
+            del self._pending[: len(chunk)]
+            for problem in problems:
+                _log.error("%s: %s", self.path, problem)
+            self._recovered()
+            with self._lock:
+                self._dropped_total += len(problems)
+            with self._written_cond:
+                self._written += len(chunk)
+                self._written_cond.notify_all()
+        return True
+
+    def _failed(self, exc: Exception) -> None:
+        """Note a refused batch; log it the first time and then once a minute, not per try."""
+        now = time.monotonic()
+        with self._lock:
+            self._last_error = f"{type(exc).__name__}: {exc}"
+        self._failed_tries += 1
+        if self._failing_since is None:
+            self._failing_since = self._logged_at = now
+            _log.error("%s: audit batch not written, will retry (%s)", self.path, exc)
+        elif now - self._logged_at >= _REPEAT_LOG:
+            self._logged_at = now
+            _log.error(
+                "%s: audit batches still not written after %d tries in %.0f s (%s); %d entries wait",
+                self.path,
+                self._failed_tries,
+                now - self._failing_since,
+                exc,
+                self._unwritten(),
+            )
+
+    def _recovered(self) -> None:
+        if self._failing_since is not None:
+            _log.warning(
+                "%s: audit batches written again after %d failed tries", self.path, self._failed_tries
+            )
+        self._failing_since, self._failed_tries = None, 0
+        with self._lock:
+            self._last_error = None

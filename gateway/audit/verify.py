@@ -38,6 +38,10 @@ class VerifyReport:
     entries: int
     problems: list[str]
     head: tuple[int, str]  # the last entry's (seq, hash) as found
+    #: the gap entries (reads the log says it could not record), one line each
+    gaps: tuple[str, ...] = ()
+    #: how many reads those gap entries account for
+    unrecorded: int = 0
 
 
 def verify(path: Path, *, anchor: tuple[int, str] | None = None) -> VerifyReport:
@@ -47,44 +51,83 @@ def verify(path: Path, *, anchor: tuple[int, str] | None = None) -> VerifyReport
     be there unchanged, ending at that seq, which catches a log rewritten or cut off
     after the export.
     """
-    problems: list[str] = []
-    count, expected, prev = 0, 1, ZERO_HASH
-    anchored = anchor is None
+    walk = _Chain(anchor)
     with _reading(path) as db:
         db.execute("BEGIN")  # one snapshot: the head is read with the batches it covers
         meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
-        for first, size, text, stored_prev, stored_hash in db.execute(
-            "SELECT first, count, entries, prev, hash FROM batches ORDER BY first"
-        ):
-            span = _span(first, size)
-            if not isinstance(size, int) or size < 1:
-                problems.append(f"{span}: its count {size!r} is not a count of entries (edited)")
-                size = len(_batch(text) or ())
-            if first < expected:
-                problems.append(f"{span}: overlaps the entries before it (the log starts at 1)")
-            elif first > expected:
-                problems.append(f"{_span(expected, first - expected)}: missing")
-            if stored_prev != prev:
-                problems.append(f"{span}: prev is not the hash of the batch before it (removed or moved)")
-            if link(stored_prev, text) != stored_hash:
-                problems.append(f"{span}: hash does not match the content (edited)")
-            held = _batch(text)
-            if held is None or len(held) != size:
-                problems.append(f"{span}: does not hold {size} entries as its count says (edited)")
-            if anchor is not None and first <= anchor[0] < first + size:
-                anchored = True
-                if stored_hash != anchor[1] or anchor[0] != first + size - 1:
-                    problems.append(f"{span}: differs from the anchor {anchor[0]}:{anchor[1]} (rewritten)")
-            count += size
-            expected, prev = first + size, stored_hash
+        for row in db.execute("SELECT first, count, entries, prev, hash FROM batches ORDER BY first"):
+            walk.batch(*row)
         db.execute("COMMIT")
-    last = (expected - 1, prev)
+    problems = walk.problems
+    last = (walk.expected - 1, walk.prev)
     problems.extend(_check_head(meta, last))
-    if not anchored and anchor is not None:
+    if not walk.anchored and anchor is not None:
         problems.append(f"seq {anchor[0]}: the anchored entry is missing (cut off)")
     if len(problems) > _MAX_PROBLEMS:
         problems[_MAX_PROBLEMS:] = [f"... and {len(problems) - _MAX_PROBLEMS} more problems"]
-    return VerifyReport(ok=not problems, entries=count, problems=problems, head=last)
+    return VerifyReport(
+        ok=not problems,
+        entries=walk.count,
+        problems=problems,
+        head=last,
+        gaps=tuple(line for line, _ in walk.gaps),
+        unrecorded=sum(n for _, n in walk.gaps),
+    )
+
+
+class _Chain:
+    """What ``verify`` has found so far, batch by batch."""
+
+    def __init__(self, anchor: tuple[int, str] | None) -> None:
+        self.anchor = anchor
+        self.problems: list[str] = []
+        self.gaps: list[tuple[str, int]] = []
+        self.count, self.expected, self.prev = 0, 1, ZERO_HASH
+        self.anchored = anchor is None
+
+    def batch(self, first: Any, size: Any, text: Any, stored_prev: Any, stored_hash: Any) -> None:
+        span = _span(first, size)
+        if not isinstance(size, int) or size < 1:
+            self.problems.append(f"{span}: its count {size!r} is not a count of entries (edited)")
+            size = len(_batch(text) or ())
+        self._links(span, first, text, stored_prev, stored_hash)
+        held = _batch(text)
+        if held is None or len(held) != size:
+            self.problems.append(f"{span}: does not hold {size} entries as its count says (edited)")
+        self.gaps.extend(_gaps(first, held or []))
+        self._anchor(span, first, size, stored_hash)
+        self.count += size
+        self.expected, self.prev = first + size, stored_hash
+
+    def _links(self, span: str, first: Any, text: Any, stored_prev: Any, stored_hash: Any) -> None:
+        if first < self.expected:
+            self.problems.append(f"{span}: overlaps the entries before it (the log starts at 1)")
+        elif first > self.expected:
+            self.problems.append(f"{_span(self.expected, first - self.expected)}: missing")
+        if stored_prev != self.prev:
+            self.problems.append(f"{span}: prev is not the hash of the batch before it (removed or moved)")
+        if link(stored_prev, text) != stored_hash:
+            self.problems.append(f"{span}: hash does not match the content (edited)")
+
+    def _anchor(self, span: str, first: int, size: int, stored_hash: Any) -> None:
+        anchor = self.anchor
+        if anchor is not None and first <= anchor[0] < first + size:
+            self.anchored = True
+            if stored_hash != anchor[1] or anchor[0] != first + size - 1:
+                self.problems.append(f"{span}: differs from the anchor {anchor[0]}:{anchor[1]} (rewritten)")
+
+
+def _gaps(first: int, held: list[Any]) -> list[tuple[str, int]]:
+    """The gap entries of one batch: (a line naming seq, count and why, the count)."""
+    out = []
+    for i, fields in enumerate(held):
+        if isinstance(fields, list) and len(fields) == len(Entry._fields):
+            row = Entry(*fields)
+            if row.caller == "dsgo" and row.path == DROPPED_PATH and isinstance(row.withheld, int):
+                out.append(
+                    (f"seq {first + i}: {row.withheld} reads not recorded ({row.purpose})", row.withheld)
+                )
+    return out
 
 
 def head(path: Path) -> tuple[int, str]:

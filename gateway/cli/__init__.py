@@ -30,22 +30,36 @@ def _settings(args: argparse.Namespace) -> NodeSettings:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    """One process, or ``--workers N`` processes on one port (see ``gateway.http.app.from_env``)."""
     import uvicorn
 
-    from gateway.http.app import create_app
+    from gateway.http.app import check_workers, create_app
 
     settings = _settings(args)
     _logging(args.verbose)
+    check_workers(settings, args.workers)
     announce(_serving(settings), args.verbose)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level="info",
-        access_log=args.verbose,
-        server_header=False,
-    )
+    common: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": "info",
+        "access_log": args.verbose,
+        "server_header": False,
+    }
+    if args.workers == 1:
+        uvicorn.run(create_app(settings), **common)
+        return 0
+    # each worker builds its own app from the same file and overrides
+    os.environ.update(DSGO_CONFIG=str(settings.file), DSGO_NODE_HOST=settings.host)
+    os.environ["DSGO_NODE_PORT"] = str(settings.port)
+    uvicorn.run("gateway.http.app:from_env", factory=True, workers=args.workers, **common)
     return 0
+
+
+def _workers(value: str) -> int:
+    if not value.isdigit() or not 1 <= int(value) <= 64:
+        raise argparse.ArgumentTypeError("a number of processes from 1 to 64")
+    return int(value)
 
 
 def _serving(settings: NodeSettings) -> str:
@@ -202,6 +216,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("config", type=Path, metavar="NODE.toml")
     p.add_argument("--host")
     p.add_argument("--port", type=int)
+    p.add_argument("--workers", type=_workers, default=1, metavar="N", help="worker processes (default 1)")
     p.add_argument("-v", "--verbose", action="store_true", help="log every request")
     p.set_defaults(run=cmd_serve)
 

@@ -1,7 +1,9 @@
 """``dsgo audit verify NODE.toml`` and ``dsgo audit tail NODE.toml``.
 
-``verify`` prints each problem and a last line with the head to export as an anchor;
-exit status 0 intact, 1 broken, 2 an error (``dsgo: ...``).
+``verify`` prints each problem, each gap (reads the log itself says it could not record:
+a full queue, entries that could not be stored, a run that ended with reads unwritten)
+and a last line with the head to export as an anchor; exit status 0 intact (gaps are
+part of an intact chain, and are counted on that line), 1 broken, 2 an error (``dsgo: ...``).
 """
 
 from __future__ import annotations
@@ -48,10 +50,11 @@ def _cli_verify(args: argparse.Namespace) -> int:
         anchor = (int(found[1]), found[2])
     path = _cli_path(args.config)
     report = verify(path, anchor=anchor)
-    for problem in report.problems:
-        print(f"{path}: {problem}")
+    for line in (*report.problems, *(f"gap: {g}" for g in report.gaps)):
+        print(f"{path}: {line}")
     state = "intact" if report.ok else "BROKEN"
-    print(f"{path}: {state}, {report.entries} entries, head {report.head[0]}:{report.head[1]}")
+    gaps = f", {len(report.gaps)} gaps: {report.unrecorded} reads not recorded" if report.gaps else ""
+    print(f"{path}: {state}, {report.entries} entries{gaps}, head {report.head[0]}:{report.head[1]}")
     return 0 if report.ok else 1
 
 

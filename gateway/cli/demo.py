@@ -9,7 +9,8 @@ nodes of ``examples/pilot`` on loopback ports (the same configuration files dock
 compose uses), waits until all are healthy, asks the pilot's question as the
 municipality, prints the answer and the report (which node supplied what, what was
 withheld and by whom), says where to look at the nodes, and stops everything cleanly on
-Ctrl-C (or at once with ``--once``).
+Ctrl-C or SIGTERM (or at once with ``--once``). The registry and the nodes run in their
+own sessions, so a Ctrl-C reaches the demo alone, which then stops each of them once.
 """
 
 from __future__ import annotations
@@ -140,7 +141,9 @@ class _Say:
 
 
 def _start(argv: list[str], env: dict[str, str], stack: ExitStack) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen([sys.executable, "-m", "gateway.cli", *argv], env={**os.environ, **env})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway.cli", *argv], env={**os.environ, **env}, start_new_session=True
+    )
 
     def stop() -> None:
         if proc.poll() is None:
@@ -188,7 +191,12 @@ def _accounts(pilot: _Pilot) -> dict[str, str]:
     return {"demo": password}
 
 
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM stops the demo as Ctrl-C does: everything it started
+
+
 def run(args: argparse.Namespace) -> int:
+    signal.signal(signal.SIGTERM, _interrupted)
     say = _Say()
     _unpack(args.root, say)
     pilot = _pilot(args.root, args.port)

@@ -3,7 +3,8 @@
 The command signs in at its own node as the node's party (with the node's keys), posts
 the query to ``/federation/query``, shows progress while the walk goes on (on stderr),
 and prints the answer as a table, then the report: which node supplied what, what
-failed, what was withheld, and whether the answer is complete.
+failed, what was withheld, and whether the answer is complete. Exit status: 0 for a
+complete answer, 1 for an incomplete one (0 with ``--allow-partial``), 2 for an error.
 """
 
 from __future__ import annotations
@@ -52,6 +53,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--timeout", type=float)
     p.add_argument("--provenance", action="store_true", help="list the documents behind each row")
     p.add_argument("--json", action="store_true", help="print the raw JSON answer")
+    p.add_argument(
+        "--allow-partial", action="store_true", help="exit 0 on an incomplete answer too (default: exit 1)"
+    )
     p.set_defaults(run=run)
 
 
@@ -86,14 +90,13 @@ def run(args: argparse.Namespace) -> int:
     answer = asyncio.run(ask())
     if args.json:
         print(orjson.dumps(answer, option=orjson.OPT_INDENT_2).decode())
-        return 0 if answer["report"]["complete"] else 1
-    vocab = load_vocab()
-    print(format_table(answer, vocab.curie))
-    print()
-    print(format_report(answer, time.monotonic() - started))
-    if not start and not answer["report"]["documents"]:
-        print("Nothing was fetched: the query names no IRI a registered node serves; give --start IRI")
-    return 0
+    else:
+        print(format_table(answer, load_vocab().curie))
+        print()
+        print(format_report(answer, time.monotonic() - started))
+        if not start and not answer["report"]["documents"]:
+            print("Nothing was fetched: the query names no IRI a registered node serves; give --start IRI")
+    return 0 if answer["report"]["complete"] or args.allow_partial else 1
 
 
 async def _stream(
@@ -107,24 +110,30 @@ async def _stream(
                 detail = answer.json().get("detail", answer.text) if answer.content else answer.reason_phrase
                 raise GatewayError(f"the node refused the query ({answer.status_code}): {detail}")
             async for line in answer.aiter_lines():
-                if not line.strip():
-                    continue
-                event = orjson.loads(line)
-                if "progress" in event:
-                    p = event["progress"]
-                    text = f"depth {p['depth']}: {p['documents']} documents from {p['nodes']} nodes"
-                    progress.write(("\r" + text) if tty else text + "\n")
-                    progress.flush()
-                elif "error" in event:
-                    raise GatewayError(f"the query failed: {event['error']['detail']}")
-                elif "result" in event:
-                    if tty:
-                        progress.write("\n")
-                    result: dict[str, Any] = event["result"]
+                result = _event(line, progress, tty)
+                if result is not None:
                     return result
     except httpx.HTTPError as exc:
         raise GatewayError(f"the node at {url} cannot be reached ({type(exc).__name__})") from None
     raise GatewayError("the node ended the answer without a result")
+
+
+def _event(line: str, progress: TextIO, tty: bool) -> dict[str, Any] | None:
+    """One line of the answer: progress is shown, an error raised, the result returned."""
+    event = orjson.loads(line) if line.strip() else {}
+    if "progress" in event:
+        p = event["progress"]
+        text = f"depth {p['depth']}: {p['documents']} documents from {p['nodes']} nodes"
+        progress.write(("\r" + text) if tty else text + "\n")
+        progress.flush()
+    elif "error" in event:
+        raise GatewayError(f"the query failed: {event['error'].get('detail', 'see the node log')}")
+    elif "result" in event:
+        if tty:
+            progress.write("\n")
+        result: dict[str, Any] = event["result"]
+        return result
+    return None
 
 
 def _cell(term: dict[str, str] | None, curie: Any) -> str:
@@ -162,16 +171,33 @@ def format_report(answer: dict[str, Any], seconds: float | None = None) -> str:
     took = f" in {seconds * 1000:.0f} ms" if seconds is not None else ""
     lines = [f"Answer {head}: {report['documents']} documents, {report['requests']} requests{took}."]
     for party, node in report["nodes"].items():
-        text = f"  {party} ({node['endpoint']}): {node['documents']} documents, {node['requests']} requests"
-        text += f", {node['time_ms']:.0f} ms, read {node['read_at']}"
-        if node["withheld_fields"]:
-            text += f"; {node['withheld_fields']} fields withheld by its policy"
-        lines.append(text)
-        for failure in node["failures"]:
-            where = f" at {failure['path']}" if "path" in failure else ""
-            lines.append(f"    failed{where}: {failure['reason']} {failure.get('detail', '')}".rstrip())
+        lines += _node_lines(party, node)
+    lines += _registry_line(report.get("registry"))
     if report["not_fetched_unregistered_count"]:
         lines.append(
             f"  {report['not_fetched_unregistered_count']} links into unregistered namespaces not followed"
         )
     return "\n".join(lines)
+
+
+def _node_lines(party: str, node: dict[str, Any]) -> list[str]:
+    text = f"  {party} ({node['endpoint']}): {node['documents']} documents, {node['requests']} requests"
+    text += f", {node['time_ms']:.0f} ms, read {node['read_at']}"
+    if node["withheld_fields"]:
+        text += f"; {node['withheld_fields']} fields withheld by its policy"
+    lines = [text]
+    for failure in node["failures"]:
+        where = f" at {failure['path']}" if "path" in failure else ""
+        lines.append(f"    failed{where}: {failure['reason']} {failure.get('detail', '')}".rstrip())
+    if node.get("failed_sources"):
+        names = ", ".join(node["failed_sources"])
+        lines.append(f"    possibly incomplete: its source(s) {names} failed to read")
+    return lines
+
+
+def _registry_line(state: dict[str, Any] | None) -> list[str]:
+    """The participant registry, when it is the cause: failing, or answering from cache."""
+    if not state or state.get("status") == "ok":
+        return []
+    how = "cached answers serve" if state.get("serving_cached") else "no cached answer serves"
+    return [f"  registry ({state['url']}): {state['status']} since {state['since']}: {state['error']}; {how}"]

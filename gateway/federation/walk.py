@@ -7,40 +7,38 @@
 3. An IRI is fetched only from the node whose namespace owns it according to the
    registry; an IRI no active party owns is never fetched (no request to arbitrary
    hosts). The asking node's own namespace is read locally through its own policy.
-4. Each round fetches the new IRIs of every node in parallel: in one ``POST /resources``
-   per node where it offers it, otherwise by GET with a per-node concurrency limit; the
-   HTTP client reuses connections and tokens. Loops end because no IRI is fetched twice.
-5. Budgets (documents, depth, total time, per-node time) bound the walk; whatever cut
-   it short, failed or was withheld is in the report, and ``complete`` says whether the
-   answer could be missing anything.
-6. The query runs over an in-memory pyoxigraph store with one named graph per document
-   (for per-row provenance); it is dropped when the query ends: nothing is kept.
+4. Each round fetches the new IRIs of every node in parallel (``gateway.federation.fetch``:
+   batches where offered, streamed, bounded); loops end because no IRI is fetched twice.
+5. Budgets (documents, depth, total time, per-node time) and limits (bytes and triples
+   per document, batch and query: ``gateway.federation.limits``) bound the walk; whatever
+   cut it short, failed or was withheld is in the report, and ``complete`` says whether
+   the answer could be missing anything.
+6. The query runs, off the event loop, over an in-memory pyoxigraph store with one named
+   graph per document (for per-row provenance); it is dropped when the query ends.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import datetime as dt
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-import orjson
 import pyoxigraph as ox
 
-from gateway.errors import BadRequest, GatewayError, HttpError
+from gateway.errors import BadRequest, GatewayError, RegistryUnavailable
+from gateway.federation.fetch import NodeReport, Owner, Peer
+from gateway.federation.limits import Allowance, Counter, Limits
 from gateway.federation.sparqltext import mentioned_iris
 from gateway.identity.client import TokenClient
 from gateway.identity.parties import Party
 
-__all__ = ["Budget", "Federation", "Outcome", "Owner", "Read"]
+__all__ = ["Budget", "Federation", "Limits", "Outcome", "Owner", "Progress", "Read"]
 
 _HYDRA = "http://www.w3.org/ns/hydra/core#"
 _STRUCTURAL = {_HYDRA + "member", _HYDRA + "next"}  # a collection's members, and its next page
-_BATCH_SIZE = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,42 +49,7 @@ class Budget:
     node_timeout: float = 5.0
     concurrency: int = 4
     follow: str = "predicates"  # or "all"
-
-
-@dataclass(frozen=True, slots=True)
-class Owner:
-    """The party that owns a namespace, and where it answers in this deployment."""
-
-    party_id: str
-    namespace: str
-    endpoint: str
-
-
-@dataclass
-class _NodeReport:
-    party_id: str
-    endpoint: str
-    documents: int = 0
-    requests: int = 0
-    seconds: float = 0.0
-    withheld: int = 0
-    read_at: float | None = None
-    failures: list[dict[str, Any]] = field(default_factory=list)
-    batch: bool = False
-    skipped: int = 0  # documents not asked for because the node had failed
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "endpoint": self.endpoint,
-            "documents": self.documents,
-            "requests": self.requests,
-            "time_ms": round(self.seconds * 1000, 1),
-            "withheld_fields": self.withheld,
-            "read_at": _iso(self.read_at) if self.read_at else None,
-            "batch": self.batch,
-            "failures": self.failures,
-            "skipped_documents": self.skipped,
-        }
+    limits: Limits = field(default_factory=Limits)
 
 
 @dataclass
@@ -115,12 +78,14 @@ class Read:
     seconds: float = 0.0
 
 
+#: the asking node's own documents: (triples, withheld count) per document
 LocalRead = Callable[[list[str]], Awaitable[dict[str, tuple[list[ox.Triple], int]]]]
 Progress = Callable[[dict[str, Any]], None]
+Documents = dict[str, list[ox.Triple]]
 
 
 class Federation:
-    """The asking node's query engine; one instance per node, one walk per query."""
+    """The asking node's query engine; one instance per node, one ``_Walk`` per query."""
 
     def __init__(
         self,
@@ -131,6 +96,9 @@ class Federation:
         local: LocalRead,
         prefixes: dict[str, str],
         clock: Callable[[], float] = time.time,
+        *,
+        registry_state: Callable[[], dict[str, Any]] | None = None,
+        local_failed: Callable[[], Iterable[str]] = tuple,
     ) -> None:
         self.me, self.namespace = me, namespace
         self.tokens = tokens
@@ -138,6 +106,10 @@ class Federation:
         self.local = local
         self.prefixes = prefixes
         self.clock = clock
+        #: the registry client's state for the report (None: not shown)
+        self.registry_state = registry_state
+        #: the names of this node's own sources that failed to read
+        self.local_failed = local_failed
         self._batch_support: dict[str, tuple[float, bool]] = {}
 
     async def owners(self) -> list[Owner]:
@@ -156,104 +128,30 @@ class Federation:
         progress: Progress | None = None,
         provenance: bool = False,
     ) -> Outcome:
-        began = time.monotonic()
-        deadline = began + budget.timeout
-        mentioned = mentioned_iris(query, self.prefixes)
-        try:
-            ox.Store().query(query, prefixes=self.prefixes)  # parse check before any request
-        except SyntaxError as exc:
-            raise BadRequest(f"the query does not parse: {exc.msg or exc}") from None
-        except (ValueError, OSError):
-            pass
-        owners = await self.owners()
-        seeds = list(start) or sorted(mentioned)
-        follow_all = budget.follow == "all"
-        reports: dict[str, _NodeReport] = {}
-        unregistered: set[str] = set()
-        fetched: dict[str, list[ox.Triple]] = {}
-        queued: set[str] = set()
-        cut: str | None = None
-        frontier: list[str] = []
-        for iri in seeds:
-            doc = _document(iri)
-            if doc not in queued:
-                queued.add(doc)
-                frontier.append(doc)
-        depth = 0
-        while frontier:
-            if time.monotonic() > deadline:
-                cut = "timeout"
-                break
-            room = budget.max_documents - len(fetched)
-            if room <= 0:
-                cut = "max_documents"
-                break
-            if len(frontier) > room:
-                frontier, cut = frontier[:room], "max_documents"
-            by_owner: dict[Owner | None, list[str]] = {}
-            for doc in frontier:
-                owner = None if doc.startswith(self.namespace) else _owner_of(doc, owners)
-                if owner is None and not doc.startswith(self.namespace):
-                    unregistered.add(doc)
-                    continue
-                by_owner.setdefault(owner, []).append(doc)
-            remaining = max(deadline - time.monotonic(), 0.01)
-            jobs = [
-                self._fetch_from(owner, docs, budget, reports, remaining) for owner, docs in by_owner.items()
-            ]
-            for result in await asyncio.gather(*jobs):
-                fetched.update(result)
-            if progress:
-                progress({"depth": depth, "documents": len(fetched), "nodes": len(reports)})
-            if cut is not None:
-                break
-            depth += 1
-            if depth > budget.max_depth:
-                if any(_links(fetched[d], mentioned, follow_all) - queued for d in frontier if d in fetched):
-                    cut = "max_depth"
-                break
-            new_frontier: list[str] = []
-            for doc in frontier:
-                for link in _links(fetched.get(doc, []), mentioned, follow_all):
-                    target = _document(link)
-                    if target not in queued:
-                        queued.add(target)
-                        new_frontier.append(target)
-            frontier = new_frontier
-        outcome = self._evaluate(query, fetched, provenance, deadline)
-        failures = sum(len(r.failures) for r in reports.values())
-        outcome.report = {
-            "complete": cut is None and failures == 0,
-            "cut_short": cut,
-            "depth": depth,
-            "documents": len(fetched),
-            "requests": sum(r.requests for r in reports.values()),
-            "elapsed_ms": round((time.monotonic() - began) * 1000, 1),
-            "nodes": {p: r.as_dict() for p, r in sorted(reports.items())},
-            "not_fetched_unregistered": sorted(unregistered)[:20],
-            "not_fetched_unregistered_count": len(unregistered),
-        }
+        _check_parses(query, self.prefixes)
+        walk = _Walk(self, query, budget, progress)
+        await walk.walk(list(start))
+        outcome = await asyncio.to_thread(
+            evaluate, query, walk.fetched, self.prefixes, provenance, walk.deadline
+        )
+        outcome.report = walk.report()
         return outcome
 
     async def read(self, iri: str, within: float = 5.0) -> Read:
-        """The document of ``iri`` from the node that owns it (for the workbench's pages);
-        nothing is kept."""
+        """The document of ``iri`` from the node that owns it (for the workbench's pages),
+        within the default limits; nothing is kept."""
         doc = _document(iri)
         owner = _owner_of(doc, await self.owners())
         if owner is None:
             return Read(doc, None, [], "unregistered")
-        report = _NodeReport(owner.party_id, owner.endpoint)
-        started = time.monotonic()
-        try:
-            triples = await asyncio.wait_for(self._get(owner, doc, report), within)
-        except TimeoutError:
-            return Read(doc, owner, [], "timeout", seconds=time.monotonic() - started)
-        if triples is None:
+        report = NodeReport(owner.party_id, owner.endpoint)
+        got = await self._peer_fetch(owner, [doc], report, within)
+        if doc not in got:
             status = report.failures[0]["reason"] if report.failures else "not found"
-            return Read(doc, owner, [], status, seconds=time.monotonic() - started)
-        return Read(doc, owner, triples, "ok", report.withheld, time.monotonic() - started)
+            return Read(doc, owner, [], status, seconds=report.seconds)
+        return Read(doc, owner, got[doc], "ok", report.withheld, report.seconds)
 
-    async def read_many(self, iris: Iterable[str], within: float = 5.0) -> dict[str, list[ox.Triple]]:
+    async def read_many(self, iris: Iterable[str], within: float = 5.0) -> Documents:
         """Many documents at once (a batch per owner where it offers one): those read."""
         owners = await self.owners()
         by_owner: dict[Owner, list[str]] = {}
@@ -261,197 +159,238 @@ class Federation:
             owner = _owner_of(doc, owners)
             if owner is not None:
                 by_owner.setdefault(owner, []).append(doc)
-        reports: dict[str, _NodeReport] = {}
-        jobs = [self._fetch_from(o, docs, Budget(), reports, within) for o, docs in by_owner.items()]
-        out: dict[str, list[ox.Triple]] = {}
+        jobs = [
+            self._peer_fetch(o, docs, NodeReport(o.party_id, o.endpoint), within) for o, docs in by_owner.items()
+        ]
+        out: Documents = {}
         for got in await asyncio.gather(*jobs):
             out.update(got)
         return out
 
-    # -- fetching ----------------------------------------------------------------------
+    async def _peer_fetch(self, owner: Owner, docs: list[str], report: NodeReport, within: float) -> Documents:
+        limits = Budget().limits
+        query = Allowance(Counter("query", limits.query_bytes, limits.query_triples))
+        return await self.peer(owner, report, Budget(), query).fetch(docs, within)
 
-    async def _fetch_from(
-        self,
-        owner: Owner | None,
-        docs: list[str],
-        budget: Budget,
-        reports: dict[str, _NodeReport],
-        remaining: float,
-    ) -> dict[str, list[ox.Triple]]:
-        if owner is None:  # this node's own namespace: read locally, through its own policy
-            report = reports.setdefault(self.me, _NodeReport(self.me, "local"))
-            started = time.monotonic()
-            got = await self.local(docs)
-            report.seconds += time.monotonic() - started
-            report.read_at = self.clock()
-            report.documents += len(got)
-            report.withheld += sum(w for _, w in got.values())
-            return {doc: triples for doc, (triples, _) in got.items()}
-        report = reports.setdefault(owner.party_id, _NodeReport(owner.party_id, owner.endpoint))
-        if any(f["reason"] in ("timeout", "down") for f in report.failures):
-            report.skipped += len(docs)  # it failed earlier in this query: not asked again
-            return {}
-        started = time.monotonic()
-        timeout = min(budget.node_timeout, remaining)
-        try:
-            return await asyncio.wait_for(self._fetch_node(owner, docs, budget, report), timeout)
-        except TimeoutError:
-            report.failures.append(
-                {"reason": "timeout", "detail": f"no complete answer within {timeout:.1f} s"}
-            )
-            return {}
-        finally:
-            report.seconds += time.monotonic() - started
-            report.read_at = self.clock()
-
-    async def _fetch_node(
-        self, owner: Owner, docs: list[str], budget: Budget, report: _NodeReport
-    ) -> dict[str, list[ox.Triple]]:
-        try:
-            token = await self.tokens.token(owner.party_id, owner.endpoint)
-        except HttpError as exc:
-            report.failures.append({"reason": "no token", "detail": exc.detail})
-            return {}
-        out: dict[str, list[ox.Triple]] = {}
-        batchable = [d for d in docs if "?" not in d and "/collections/" not in d]
-        single = [d for d in docs if d not in set(batchable)]
-        if batchable and await self._offers_batch(owner, token, report):
-            report.batch = True
-            for i in range(0, len(batchable), _BATCH_SIZE):
-                out.update(await self._batch(owner, batchable[i : i + _BATCH_SIZE], report))
-        else:
-            single = docs
-        limit = asyncio.Semaphore(budget.concurrency)
-
-        async def one(doc: str) -> None:
-            async with limit:
-                triples = await self._get(owner, doc, report)
-                if triples is not None:
-                    out[doc] = triples
-
-        await asyncio.gather(*(one(d) for d in single))
-        report.documents += len(out)
-        return out
-
-    async def _request(
-        self, owner: Owner, report: _NodeReport, method: str, path: str, **kwargs: Any
-    ) -> httpx.Response | None:
-        """One authenticated request; a refused token is renewed once."""
-        for attempt in (1, 2):
-            token = await self.tokens.token(owner.party_id, owner.endpoint)
-            headers = {"authorization": f"Bearer {token}", **kwargs.pop("headers", {})}
-            report.requests += 1
-            try:
-                answer = await self.tokens.http.request(
-                    method, owner.endpoint + path, headers=headers, **kwargs
-                )
-            except httpx.TimeoutException:
-                report.failures.append({"reason": "timeout", "path": path})
-                return None
-            except httpx.HTTPError as exc:
-                report.failures.append({"reason": "down", "path": path, "detail": type(exc).__name__})
-                return None
-            if answer.status_code == 401 and attempt == 1:
-                self.tokens.forget(owner.party_id, owner.endpoint)
-                kwargs["headers"] = {k: v for k, v in headers.items() if k != "authorization"}
-                continue
-            return answer
-        return None
-
-    async def _offers_batch(self, owner: Owner, token: str, report: _NodeReport) -> bool:
-        cached = self._batch_support.get(owner.endpoint)
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
-        answer = await self._request(owner, report, "GET", "/capabilities")
-        offers = False
-        if answer is not None and answer.status_code == 200:
-            offers = _capabilities_offer(answer, "/resources")
-        self._batch_support[owner.endpoint] = (time.monotonic() + 60, offers)
-        return offers
-
-    async def _batch(self, owner: Owner, docs: list[str], report: _NodeReport) -> dict[str, list[ox.Triple]]:
-        body = orjson.dumps({"resources": [{"iri": d} for d in docs]})
-        answer = await self._request(
-            owner, report, "POST", "/resources", content=body, headers={"content-type": "application/json"}
+    def peer(self, owner: Owner, report: NodeReport, budget: Budget, query: Allowance) -> Peer:
+        return Peer(
+            self.tokens,
+            owner,
+            report,
+            budget.limits,
+            query,
+            budget.concurrency,
+            self._batch_support,
+            self.clock,
         )
-        if answer is None:
-            return {}
-        if answer.status_code != 200:
-            report.failures.append({"reason": _status_reason(answer.status_code), "path": "/resources"})
-            return {}
-        out: dict[str, list[ox.Triple]] = {}
-        asked = set(docs)
+
+
+class _Walk:
+    """The state of one query's walk: what was queued, fetched and reported, and what
+    cut it short. Rounds go breadth first; each fetches a frontier from all nodes at once."""
+
+    def __init__(self, fed: Federation, query: str, budget: Budget, progress: Progress | None) -> None:
+        self.fed, self.budget, self.progress = fed, budget, progress
+        self.began = time.monotonic()
+        self.deadline = self.began + budget.timeout
+        self.mentioned = mentioned_iris(query, fed.prefixes)
+        self.follow_all = budget.follow == "all"
+        self.reports: dict[str, NodeReport] = {}
+        self.unregistered: set[str] = set()
+        self.fetched: Documents = {}
+        self.queued: set[str] = set()
+        self.cut: str | None = None
+        self.depth = 0
+        limits = budget.limits
+        self.query = Counter("query", limits.query_bytes, limits.query_triples)
+        self.owners: list[Owner] = []
+
+    async def walk(self, start: list[str]) -> None:
+        self.owners = await self._owners()
+        frontier = self._enqueue(_document(i) for i in (start or sorted(self.mentioned)))
+        while frontier and self._room(frontier):
+            frontier = frontier[: self.budget.max_documents - len(self.fetched)]
+            await self._round(frontier)
+            frontier = self._next(frontier)
+
+    async def _owners(self) -> list[Owner]:
+        """Who owns which namespace, within the query's time (a hung registry is a failed one)."""
         try:
-            items = orjson.loads(answer.content)["resources"]
-            for item in items:
-                iri, status = item["iri"], item["status"]
-                if not isinstance(iri, str) or iri not in asked or status not in (200, 304, 404):
-                    raise ValueError(f"unexpected entry {iri!r}")
-                if status == 200:
-                    out[iri] = _parse(item["ntriples"].encode(), ox.RdfFormat.N_TRIPLES)
-                    report.withheld += int(item.get("withheld", 0))
-        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError, SyntaxError, ValueError):
-            report.failures.append({"reason": "malformed answer", "path": "/resources"})
-            return {}
+            return await asyncio.wait_for(self.fed.owners(), max(self.deadline - time.monotonic(), 0.01))
+        except TimeoutError:
+            raise RegistryUnavailable(
+                "the participant registry did not answer within the query's time limit"
+            ) from None
+
+    def _enqueue(self, docs: Iterable[str]) -> list[str]:
+        fresh = []
+        for doc in docs:
+            if doc not in self.queued:
+                self.queued.add(doc)
+                fresh.append(doc)
+        return fresh
+
+    def _room(self, frontier: list[str]) -> bool:
+        """May another round run? If not, or only for part of ``frontier``, say why."""
+        room = self.budget.max_documents - len(self.fetched)
+        if time.monotonic() > self.deadline:
+            self.cut = "timeout"
+        elif room <= 0 or len(frontier) > room:
+            self.cut = "max_documents"
+        return self.cut is None or (self.cut == "max_documents" and room > 0)
+
+    async def _round(self, frontier: list[str]) -> None:
+        remaining = max(self.deadline - time.monotonic(), 0.01)
+        jobs = [self._fetch(owner, docs, remaining) for owner, docs in self._by_owner(frontier).items()]
+        for result in await asyncio.gather(*jobs):
+            self.fetched.update(result)
+        if self.progress:
+            self.progress({"depth": self.depth, "documents": len(self.fetched), "nodes": len(self.reports)})
+        if self.query.exceeded and self.cut is None:
+            self.cut = f"max_query_{self.query.exceeded}"
+
+    def _by_owner(self, frontier: list[str]) -> dict[Owner | None, list[str]]:
+        """The frontier per owning node (None: this node); unregistered IRIs are set aside."""
+        by_owner: dict[Owner | None, list[str]] = {}
+        for doc in frontier:
+            own = doc.startswith(self.fed.namespace)
+            owner = None if own else _owner_of(doc, self.owners)
+            if owner is None and not own:
+                self.unregistered.add(doc)
+            else:
+                by_owner.setdefault(owner, []).append(doc)
+        return by_owner
+
+    async def _fetch(self, owner: Owner | None, docs: list[str], remaining: float) -> Documents:
+        if owner is None:
+            return await self._local(docs)
+        report = self.reports.setdefault(owner.party_id, NodeReport(owner.party_id, owner.endpoint))
+        peer = self.fed.peer(owner, report, self.budget, Allowance(self.query))
+        return await peer.fetch(docs, min(self.budget.node_timeout, remaining))
+
+    async def _local(self, docs: list[str]) -> Documents:
+        """This node's own namespace: read locally, through its own policy."""
+        report = self.reports.setdefault(self.fed.me, NodeReport(self.fed.me, "local"))
+        started = time.monotonic()
+        got = await self.fed.local(docs)
+        report.seconds += time.monotonic() - started
+        report.read_at = self.fed.clock()
+        report.documents += len(got)
+        report.failed_sources.update(self.fed.local_failed())
+        for _, withheld in got.values():
+            report.add_withheld(withheld)
+        return {doc: triples for doc, (triples, _) in got.items()}
+
+    def _next(self, frontier: list[str]) -> list[str]:
+        """The next round's frontier: the new links of this round's documents."""
+        if self.cut is not None:
+            return []
+        self.depth += 1
+        links = [
+            target
+            for doc in frontier
+            for target in sorted(_document(link) for link in self._links(self.fetched.get(doc, [])))
+            if target not in self.queued
+        ]
+        if self.depth > self.budget.max_depth:
+            if links:
+                self.cut = "max_depth"
+            return []
+        return self._enqueue(links)
+
+    def _links(self, triples: list[ox.Triple]) -> set[str]:
+        out = set()
+        for t in triples:
+            p = t.predicate.value
+            if isinstance(t.object, ox.NamedNode) and (
+                self.follow_all or p in self.mentioned or p in _STRUCTURAL
+            ):
+                out.add(t.object.value)
         return out
 
-    async def _get(self, owner: Owner, doc: str, report: _NodeReport) -> list[ox.Triple] | None:
-        path = "/" + doc[len(owner.namespace) :]
-        answer = await self._request(owner, report, "GET", path, headers={"accept": "application/n-triples"})
-        if answer is None:
-            return None
-        if answer.status_code == 404:
-            return None  # absent or not visible: the same to us
-        if answer.status_code != 200:
-            report.failures.append({"reason": _status_reason(answer.status_code), "path": path})
-            return None
-        report.withheld += int(answer.headers.get("dsgo-withheld-fields", "0") or 0)
-        try:
-            return _parse(answer.content, ox.RdfFormat.N_TRIPLES)
-        except (SyntaxError, ValueError):
-            report.failures.append({"reason": "malformed RDF", "path": path})
-            return None
+    def report(self) -> dict[str, Any]:
+        nodes = self.reports.values()
+        failed = any(r.failures or r.failed_sources for r in nodes)
+        report: dict[str, Any] = {
+            "complete": self.cut is None and not failed,
+            "cut_short": self.cut,
+            "depth": self.depth,
+            "documents": len(self.fetched),
+            "requests": sum(r.requests for r in nodes),
+            "elapsed_ms": round((time.monotonic() - self.began) * 1000, 1),
+            "nodes": {p: r.as_dict() for p, r in sorted(self.reports.items())},
+            "not_fetched_unregistered": sorted(self.unregistered)[:20],
+            "not_fetched_unregistered_count": len(self.unregistered),
+        }
+        if self.fed.registry_state is not None:
+            report["registry"] = self.fed.registry_state()
+        return report
 
-    # -- evaluating ----------------------------------------------------------------------
 
-    def _evaluate(
-        self, query: str, fetched: dict[str, list[ox.Triple]], provenance: bool, deadline: float
-    ) -> Outcome:
-        store = ox.Store()
-        about: dict[str, set[str]] = {}
-        quads = []
-        for doc, triples in fetched.items():
-            graph = ox.NamedNode(doc)
+def _check_parses(query: str, prefixes: dict[str, str]) -> None:
+    """Refuse a query that does not parse before any request is made."""
+    try:
+        ox.Store().query(query, prefixes=prefixes)
+    except SyntaxError as exc:
+        raise BadRequest(f"the query does not parse: {exc.msg or exc}") from None
+    except (ValueError, OSError):
+        pass
+
+
+def evaluate(
+    query: str, fetched: Documents, prefixes: dict[str, str], provenance: bool, deadline: float
+) -> Outcome:
+    """The query over what was fetched (run in a worker thread: it may take a while)."""
+    store, about = _load(fetched, provenance)
+    try:
+        result = store.query(query, prefixes=prefixes, use_default_graph_as_union=True)
+    except SyntaxError as exc:
+        raise BadRequest(f"the query does not parse: {exc.msg or exc}") from None
+    except (ValueError, OSError) as exc:
+        raise BadRequest(f"the query cannot run: {exc}") from None
+    if isinstance(result, ox.QueryBoolean):
+        return Outcome("ask", [], [], bool(result), [], {})
+    if isinstance(result, ox.QueryTriples):
+        return Outcome("graph", [], [], None, list(result), {})
+    return _select(result, about if provenance else None, deadline)
+
+
+def _load(fetched: Documents, provenance: bool) -> tuple[ox.Store, dict[str, set[str]]]:
+    """One named graph per document; with ``provenance``, which documents speak of each IRI."""
+    store = ox.Store()
+    about: dict[str, set[str]] = {}
+    quads: list[ox.Quad] = []
+    for doc, triples in fetched.items():
+        graph = ox.NamedNode(doc)
+        quads.extend(ox.Quad(t.subject, t.predicate, t.object, graph) for t in triples)
+        if provenance:
             for t in triples:
-                quads.append(ox.Quad(t.subject, t.predicate, t.object, graph))
-                if provenance and isinstance(t.subject, ox.NamedNode):
+                if isinstance(t.subject, ox.NamedNode):
                     about.setdefault(t.subject.value, set()).add(doc)
-        store.bulk_extend(quads)
-        try:
-            result = store.query(query, prefixes=self.prefixes, use_default_graph_as_union=True)
-        except SyntaxError as exc:
-            raise BadRequest(f"the query does not parse: {exc.msg or exc}") from None
-        except (ValueError, OSError) as exc:
-            raise BadRequest(f"the query cannot run: {exc}") from None
-        if isinstance(result, ox.QueryBoolean):
-            return Outcome("ask", [], [], bool(result), [], {})
-        if isinstance(result, ox.QueryTriples):
-            return Outcome("graph", [], [], None, list(result), {})
-        variables = [v.value for v in result.variables]
-        rows = []
-        sources: list[list[str]] | None = [] if provenance else None
-        for solution in result:
-            row = {v: solution[v] for v in variables if solution[v] is not None}
-            rows.append(row)
-            if sources is not None:
-                docs = set()
-                for term in row.values():
-                    if isinstance(term, ox.NamedNode):
-                        docs |= about.get(term.value, set())
-                sources.append(sorted(docs))
-            if len(rows) % 512 == 0 and time.monotonic() > deadline + 5:
-                raise GatewayError("the query took too long to evaluate")
-        return Outcome("select", variables, rows, None, [], {}, sources)
+    store.bulk_extend(quads)
+    return store, about
+
+
+def _select(result: ox.QuerySolutions, about: dict[str, set[str]] | None, deadline: float) -> Outcome:
+    variables = [v.value for v in result.variables]
+    rows = []
+    sources: list[list[str]] | None = [] if about is not None else None
+    for solution in result:
+        row = {v: solution[v] for v in variables if solution[v] is not None}
+        rows.append(row)
+        if sources is not None and about is not None:
+            sources.append(_behind(row, about))
+        if len(rows) % 512 == 0 and time.monotonic() > deadline + 5:
+            raise GatewayError("the query took too long to evaluate")
+    return Outcome("select", variables, rows, None, [], {}, sources)
+
+
+def _behind(row: dict[str, Any], about: dict[str, set[str]]) -> list[str]:
+    docs: set[str] = set()
+    for term in row.values():
+        if isinstance(term, ox.NamedNode):
+            docs |= about.get(term.value, set())
+    return sorted(docs)
 
 
 def _document(iri: str) -> str:
@@ -463,37 +402,3 @@ def _owner_of(doc: str, owners: list[Owner]) -> Owner | None:
         if doc.startswith(owner.namespace):
             return owner
     return None
-
-
-def _links(triples: list[ox.Triple], mentioned: set[str], follow_all: bool) -> set[str]:
-    out = set()
-    for t in triples:
-        p = t.predicate.value
-        if isinstance(t.object, ox.NamedNode) and (follow_all or p in mentioned or p in _STRUCTURAL):
-            out.add(t.object.value)
-    return out
-
-
-def _parse(data: bytes, fmt: ox.RdfFormat) -> list[ox.Triple]:
-    return [q.triple for q in ox.parse(data, fmt)]
-
-
-def _status_reason(status: int) -> str:
-    return {401: "401 unauthorized", 403: "403 forbidden"}.get(status, f"HTTP {status}")
-
-
-def _capabilities_offer(answer: httpx.Response, url: str) -> bool:
-    """Does a node's capabilities answer list ``url`` (relative, or absolute as iSHARE
-    writes it)? Read without verifying the token's signature: it only decides how to ask,
-    never what to believe or send."""
-    try:
-        body = answer.json()
-        token = body.get("capabilities_token")
-        info = body if token is None else orjson.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
-    except (ValueError, TypeError, IndexError, AttributeError):
-        return False
-    return f'{url}"' in orjson.dumps(info).decode()
-
-
-def _iso(t: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))

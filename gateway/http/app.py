@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -34,7 +35,7 @@ from gateway.http.cors import cors
 from gateway.http.delegation import delegation
 from gateway.http.explain import explain
 from gateway.http.federation import federated_query
-from gateway.http.health import health
+from gateway.http.health import health, live, ready
 from gateway.http.openapi import Operation, describe, install
 from gateway.http.resources import collection, resource
 from gateway.http.sparql import sparql
@@ -51,7 +52,7 @@ from gateway.web.sessions import Sessions, session_key
 from gateway.web.workbench import Workbench, browser_redirect
 from gateway.web.workbench import routes as web_routes
 
-__all__ = ["create_app", "make_auth", "outbound_http"]
+__all__ = ["check_workers", "create_app", "from_env", "make_auth", "outbound_http"]
 
 
 def outbound_http(transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
@@ -83,10 +84,45 @@ def make_auth(settings: NodeSettings, http: httpx.AsyncClient, clock: Callable[[
         tokens,
         refresh=settings.registry_refresh,
         lifetime=settings.registry_lifetime,
+        timeout=settings.registry_timeout,
         clock=clock,
     )
     replay = replay_cache(settings.redis_url, settings.party_id)
     return Auth(identity, TokenIssuer(identity), registry, replay, clock)
+
+
+def check_workers(settings: NodeSettings, workers: int) -> None:
+    """What ``dsgo serve --workers N`` (N > 1) needs: the workers share the jti replay cache
+    through Redis (``node.redis``: an assertion accepted by one must be refused by all) and
+    the audit log (one SQLite file, one chain: ``gateway.audit.format``); each reads the
+    sources into its own in-memory store, as an on-disk store is one process's."""
+    if workers == 1:
+        return
+    if not settings.open and not settings.redis_url:
+        raise ConfigError(
+            settings.file,
+            "node.redis",
+            f"--workers {workers} needs it: the workers share the replay cache there",
+        )
+    if settings.store_path is not None:
+        raise ConfigError(
+            settings.file,
+            "node.store",
+            f"--workers {workers}: an on-disk store is opened by one process; each worker keeps the "
+            "sources in memory, so remove node.store (or serve with one worker)",
+        )
+
+
+def from_env() -> FastAPI:
+    """The app of one worker of ``dsgo serve --workers N``: the node file in ``DSGO_CONFIG``,
+    with the same ``DSGO_*`` overrides as the command that started the workers."""
+    import logging
+
+    from gateway.config import load_node_settings
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    return create_app(load_node_settings(os.environ["DSGO_CONFIG"]))
 
 
 def _federation(
@@ -109,6 +145,8 @@ def _federation(
         local,
         node.vocab.prefixes,
         clock,
+        registry_state=registry.state,
+        local_failed=node.sources.failed_names,
     )
 
 
@@ -156,7 +194,9 @@ def create_app(
     client = http or outbound_http()
     auth = None if settings.open else make_auth(settings, client, clock)
     node = Node(settings, clock=clock)  # a broken policy file stops the node here
-    node.audit = AuditLog(settings.audit_path) if settings.audit_path else None
+    node.audit = (
+        AuditLog(settings.audit_path, on_failure=settings.audit_on_failure) if settings.audit_path else None
+    )
     state = NodeState(
         settings=settings,
         node=node,
@@ -169,6 +209,7 @@ def create_app(
             timeout=settings.federation_timeout,
             node_timeout=settings.federation_node_timeout,
             concurrency=settings.federation_concurrency,
+            limits=settings.federation_limits,
         ),
         sparql_limits=(settings.sparql_timeout, settings.sparql_max_results),
         clock=clock,
@@ -176,9 +217,11 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await asyncio.to_thread(node.sources.refresh_all)
         if node.audit is not None:
             node.audit.start()
+        if not (watch and _serves_stored(node)):  # else changed sources are re-read while serving
+            await asyncio.to_thread(node.sources.refresh_all)
+        state.started = True
         task = asyncio.create_task(_watch(node, settings.poll_interval)) if watch else None
         try:
             yield
@@ -194,6 +237,8 @@ def create_app(
                 app.state.workbench.sessions.close()
             if auth is not None:
                 await auth.replay.close()
+                if isinstance(auth.trust, RegistryClient):
+                    await auth.trust.aclose()
             if http is None:
                 await client.aclose()
 
@@ -210,6 +255,8 @@ def create_app(
     problems.install(app, browser_redirect)
     routes: list[BaseRoute] = [
         Route("/health", health, methods=["GET"]),
+        Route("/health/live", live, methods=["GET"]),
+        Route("/health/ready", ready, methods=["GET"]),
         Route("/capabilities", capabilities, methods=["GET"]),
         *([Route("/connect/token", token_endpoint(), methods=["POST"])] if auth is not None else []),
         Route("/", catalog, methods=["GET"]),
@@ -242,6 +289,13 @@ _DESCRIPTION = (
     "A DSGO node: a party's building data as linked data at its own IRIs, each read decided by the "
     "node's policies. Get a token at POST /connect/token with an iSHARE client assertion."
 )
+
+
+def _serves_stored(node: Node) -> bool:
+    """Does an on-disk store already hold a version of every source? Then the node serves
+    those at once and re-reads what changed in the background (as it does later on)."""
+    stored = node.store.sources() if node.remote is None and node.settings.store_path else {}
+    return bool(node.settings.sources) and all(s.name in stored for s in node.settings.sources)
 
 
 async def _watch(node: Node, interval: float) -> None:

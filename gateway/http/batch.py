@@ -25,7 +25,7 @@ from gateway.http.delegation import grant_of
 from gateway.http.iris import valid_iri
 from gateway.http.openapi import EVIDENCE, IRI_SCHEMA, Body, Operation, Reply, describe
 from gateway.http.resources import notice_for
-from gateway.http.respond import audit
+from gateway.http.respond import audit, failed_sources
 from gateway.http.state import node_state
 from gateway.node import Node, Representation, etag_of, ordered
 from gateway.policy.model import Grant
@@ -112,7 +112,11 @@ async def batch(request: Request) -> Response:
         "; ".join(sorted(purposes)),
     )
     audit(node.audit, request, caller, rep)
-    return Response(answer, media_type="application/json", headers={"cache-control": "no-store"})
+    headers = {
+        "cache-control": "no-store",
+        **{k.decode(): v.decode() for k, v in failed_sources(request).items()},
+    }
+    return Response(answer, media_type="application/json", headers=headers)
 
 
 def _read_all(

@@ -6,14 +6,16 @@ node's rights (the confused deputy). Body: ``{"query", "start"?: [IRI], "follow"
 "predicates" | "all", "max_depth"?, "max_documents"?, "timeout"?, "provenance"?: bool}``.
 Answer: SPARQL JSON results (or ``ntriples`` for CONSTRUCT) with a ``report`` saying
 which node supplied what, what failed or was withheld, and whether the answer is
-complete. With ``Accept: application/x-ndjson`` progress lines come first.
+complete. With ``Accept: application/x-ndjson`` progress lines come first; an error after
+the stream has begun is its last line, ``{"error": <problem+json body>}``, made where every
+other error response is made (``gateway.http.problems.problem_body``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -22,11 +24,12 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from gateway.errors import BadRequest, Forbidden
-from gateway.federation.walk import Budget, Outcome
+from gateway.federation.walk import Budget, Outcome, Progress
 from gateway.formats.results import term_json
 from gateway.http.auth import json_response, reader
 from gateway.http.iris import valid_iri
 from gateway.http.openapi import IRI_SCHEMA, JSON_OBJECT, Body, Operation, Reply, describe
+from gateway.http.problems import problem_body
 from gateway.http.sparql import refuse_service
 from gateway.http.sparql_protocol import MAX_QUERY
 from gateway.http.state import node_state
@@ -52,6 +55,7 @@ def _budget(body: dict[str, Any], defaults: Budget) -> Budget:
         node_timeout=min(defaults.node_timeout, number("timeout", float, 0.1, defaults.timeout) / 2),
         concurrency=defaults.concurrency,
         follow=follow,
+        limits=defaults.limits,
     )
 
 
@@ -124,53 +128,49 @@ def _start(start: Any) -> list[str]:
 
 
 async def federated_query(request: Request) -> Response:
-    federation = node_state(request).federation
+    state = node_state(request)
+    federation = state.federation
     if federation is None:
         raise Forbidden("this node has no identity to query other nodes with (it is open)")
-    caller = reader(request)
-    allowed = node_state(request).federation_clients
-    if caller.party_id not in allowed:
+    if reader(request).party_id not in state.federation_clients:
         raise Forbidden(
             "only this node's own party and its configured local clients may ask it federated questions; "
             "ask your own node"
         )
     body, query, start = _question(await request.body())
-    budget = _budget(body, node_state(request).federation_budget)
+    budget = _budget(body, state.federation_budget)
     provenance = bool(body.get("provenance", False))
     if "application/x-ndjson" not in (request.headers.get("accept") or ""):
         outcome = await federation.run(query, start, budget, provenance=provenance)
         return json_response(outcome_json(outcome), headers={"cache-control": "no-store"})
 
+    async def run(progress: Progress) -> Outcome:
+        return await federation.run(query, start, budget, progress, provenance)
+
+    return StreamingResponse(
+        _streamed(run), media_type="application/x-ndjson", headers={"cache-control": "no-store"}
+    )
+
+
+async def _streamed(run: Callable[[Progress], Awaitable[Outcome]]) -> AsyncIterator[bytes]:
+    """Progress lines, then the result, or an error line made as every error response is."""
     queue: asyncio.Queue[bytes | None] = asyncio.Queue()
 
     async def produce() -> None:
         try:
-            outcome = await federation.run(
-                query,
-                start,
-                budget,
-                lambda p: queue.put_nowait(orjson.dumps({"progress": p}) + b"\n"),
-                provenance,
-            )
+            outcome = await run(lambda p: queue.put_nowait(orjson.dumps({"progress": p}) + b"\n"))
             queue.put_nowait(orjson.dumps({"result": outcome_json(outcome)}) + b"\n")
-        except Exception as exc:  # the stream has started: report the error in it
-            detail = getattr(exc, "detail", None) or "the query failed; see the node's log"
-            queue.put_nowait(
-                orjson.dumps({"error": {"code": getattr(exc, "code", "error"), "detail": detail}}) + b"\n"
-            )
+        except Exception as exc:  # the stream has started: its last line says what went wrong
+            problem, _ = problem_body(exc, "POST /federation/query (streamed)")
+            queue.put_nowait(orjson.dumps({"error": problem}) + b"\n")
         finally:
             queue.put_nowait(None)
 
-    async def stream() -> AsyncIterator[bytes]:
-        task = asyncio.create_task(produce())
-        try:
-            while (line := await queue.get()) is not None:
-                yield line
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    return StreamingResponse(
-        stream(), media_type="application/x-ndjson", headers={"cache-control": "no-store"}
-    )
+    task = asyncio.create_task(produce())
+    try:
+        while (line := await queue.get()) is not None:
+            yield line
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -15,13 +15,26 @@ from starlette.responses import Response
 
 from gateway.errors import GatewayError, HttpError, OAuthError, Unauthorized
 
-__all__ = ["PROBLEM", "STARLETTE_CODES", "install", "problem"]
+__all__ = ["PROBLEM", "STARLETTE_CODES", "install", "problem", "problem_body"]
 
 log = logging.getLogger("dsgo.http")
 PROBLEM = "application/problem+json"
 #: the codes of errors raised outside the error tree (routing, validation, the unexpected)
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
 STARLETTE_CODES = (*_HTTP_CODES.values(), "http_error", "bad_request", "internal_error")
+_HIDDEN = "the node could not answer; see its log"
+
+
+def _body(status: int, code: str, title: str, detail: str, **extra: Any) -> dict[str, Any]:
+    body = {
+        "type": f"urn:dsgo:problem:{code}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
+    body.update(extra)
+    return body
 
 
 def problem(
@@ -32,15 +45,33 @@ def problem(
     headers: dict[str, str] | None = None,
     **extra: Any,
 ) -> Response:
-    body = {
-        "type": f"urn:dsgo:problem:{code}",
-        "title": title,
-        "status": status,
-        "detail": detail,
-        "code": code,
-    }
-    body.update(extra)
+    body = _body(status, code, title, detail, **extra)
     return Response(orjson.dumps(body), status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def problem_body(exc: BaseException, where: str) -> tuple[dict[str, Any], dict[str, str] | None]:
+    """The problem+json body and headers for ``exc``, raised while answering ``where``.
+
+    A ``GatewayError`` gives its code and detail (a 5xx not meant for callers is logged and
+    says nothing of itself); anything else is a 500 whose cause is logged, never echoed.
+    Responses and the error lines of a stream that has already begun both come from here."""
+    if not isinstance(exc, GatewayError):
+        log.error("unexpected error on %s", where, exc_info=exc)
+        return _body(500, "internal_error", "Internal error", _HIDDEN), None
+    headers = exc.headers if isinstance(exc, HttpError) else None
+    if exc.status >= 500:
+        log.error("%s: %s", where, exc.detail)
+        if not isinstance(exc, HttpError):  # not meant for callers: say nothing of it
+            return _body(exc.status, exc.code, exc.title, _HIDDEN), None
+    if isinstance(exc, OAuthError):  # RFC 6749 §5.2 members, for OAuth clients
+        extra = {"error": exc.code, "error_description": exc.detail}
+        return _body(exc.status, exc.code, exc.title, exc.detail, **extra), headers
+    return _body(exc.status, exc.code, exc.title, exc.detail), headers
+
+
+def _response(exc: BaseException, request: Request) -> Response:
+    body, headers = problem_body(exc, f"{request.method} {request.url.path}")
+    return Response(orjson.dumps(body), status_code=body["status"], media_type=PROBLEM, headers=headers)
 
 
 def install(app: FastAPI, browser: Callable[[Request], Response | None] | None = None) -> None:
@@ -53,15 +84,7 @@ def install(app: FastAPI, browser: Callable[[Request], Response | None] | None =
             answer = browser(request)
             if answer is not None:
                 return answer
-        headers = exc.headers if isinstance(exc, HttpError) else None
-        if exc.status >= 500:
-            log.error("%s %s: %s", request.method, request.url.path, exc.detail)
-            if not isinstance(exc, HttpError):  # not meant for callers: say nothing of it
-                return problem(exc.status, exc.code, exc.title, "the node could not answer; see its log")
-        if isinstance(exc, OAuthError):  # RFC 6749 §5.2 members, for OAuth clients
-            extra = {"error": exc.code, "error_description": exc.detail}
-            return problem(exc.status, exc.code, exc.title, exc.detail, headers, **extra)
-        return problem(exc.status, exc.code, exc.title, exc.detail, headers)
+        return _response(exc, request)
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
@@ -75,8 +98,7 @@ def install(app: FastAPI, browser: Callable[[Request], Response | None] | None =
         return problem(400, "bad_request", "Bad request", f"{where}: {first.get('msg', 'invalid')}")
 
     async def unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return problem(500, "internal_error", "Internal error", "the node could not answer; see its log")
+        return _response(exc, request)
 
     app.add_exception_handler(GatewayError, gateway_error)
     app.add_exception_handler(StarletteHTTPException, http_error)

@@ -16,13 +16,15 @@ from gateway.formats import FORMATS, Format, negotiate
 from gateway.node import Representation
 from gateway.policy.model import Caller
 
-__all__ = ["WITHHELD_HEADER", "audit", "chosen_format", "send"]
+__all__ = ["FAILED_SOURCES_HEADER", "WITHHELD_HEADER", "audit", "chosen_format", "failed_sources", "send"]
 
 #: sent when the owner's policy withholds fields from the caller on this resource: how
 #: many of the fields it names it withholds (0: none it names, but it releases only some
 #: fields). From the caller's view and the policy (``gateway.policy.notice``), never from
 #: which withheld values exist
 WITHHELD_HEADER = "dsgo-withheld-fields"
+#: the node's sources whose newest version failed to read: the answer may be incomplete
+FAILED_SOURCES_HEADER = "dsgo-failed-sources"
 
 _BY_NAME = {f.name: f for f in FORMATS}
 #: request ids unique to this process (an os.urandom call per request costs more than the read)
@@ -63,10 +65,18 @@ def send(request: Request, rep: Representation) -> Response:
         length = str(len(rep.body)).encode()
         full = [(b"content-type", rep.content_type.encode()), (b"content-length", length)]
         prebuilt = _PREBUILT[rep] = (common + full, common)
+    failed = failed_sources(request)
     inm = request.headers.get("if-none-match")
     if inm is not None and _matches(inm, rep.etag):
-        return _Prebuilt(304, b"", prebuilt[1])
-    return _Prebuilt(200, rep.body, prebuilt[0])
+        return _Prebuilt(304, b"", [*prebuilt[1], *failed.items()] if failed else prebuilt[1])
+    return _Prebuilt(200, rep.body, [*prebuilt[0], *failed.items()] if failed else prebuilt[0])
+
+
+def failed_sources(request: Request) -> dict[bytes, bytes]:
+    """The ``dsgo-failed-sources`` header while a source has failed (else nothing): an
+    answer from such a node is possibly incomplete, never silently so."""
+    names = request.app.state.dsgo.node.sources.failed_names()
+    return {FAILED_SOURCES_HEADER.encode(): ",".join(names).encode()} if names else {}
 
 
 #: header bytes per cached representation, forgotten with it

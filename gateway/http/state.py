@@ -37,6 +37,8 @@ class NodeState:
     #: (seconds, results) a /sparql query may take and return
     sparql_limits: tuple[float, int]
     clock: Callable[[], float] = field(default=time.time)
+    #: the sources were read once (or a store on disk serves their last versions)
+    started: bool = False
 
 
 def node_state(request: Request) -> NodeState:

@@ -3,13 +3,21 @@
 Answers are signed JWTs (``parties_token``, ``party_token``, ``trusted_list_token``):
 each is verified against the registry's certificate, whose chain must end in a CA the
 node pins in its configuration, with ``iss`` = the registry, ``aud`` = this node and
-``exp = iat + 30``. Answers are cached: refreshed after ``refresh`` seconds, and while
-the registry is down the cached answer serves until ``lifetime`` seconds after it was
-fetched; then the node refuses (fails closed) with ``TemporarilyUnavailable``.
+``exp = iat + 30``.
+
+A registry that hangs is a registry that failed: one look-up (token and answer) may take
+``timeout`` seconds (default 2, well inside a query's budget). Answers are cached and
+served stale-while-revalidate (RFC 5861 §3's idea): younger than ``refresh`` they serve
+as they are; older, but younger than ``lifetime``, they still serve at once while one
+background request per answer renews them; only a missing or expired answer is waited
+for, and callers asking for the same answer at once share one request. Without a usable
+answer the node fails closed with ``RegistryUnavailable``. ``state()`` tells ``/health``
+and the federation report.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import time
@@ -21,7 +29,7 @@ from urllib.parse import quote
 import httpx
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from gateway.errors import TemporarilyUnavailable, UpstreamError
+from gateway.errors import RegistryUnavailable, UpstreamError
 from gateway.identity import jwt
 from gateway.identity.client import TokenClient
 from gateway.identity.parties import Party, TrustedCA, parse_party, parse_trusted_list
@@ -50,14 +58,17 @@ class RegistryClient:
         *,
         refresh: float = 60,
         lifetime: float = 600,
+        timeout: float = 2.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.url = url.rstrip("/")
         self.registry_id = registry_id
         self.anchors = [normalise_fingerprint(a) for a in anchors]
         self.tokens = tokens
-        self.refresh, self.lifetime, self.clock = refresh, lifetime, clock
+        self.refresh, self.lifetime, self.timeout, self.clock = refresh, lifetime, timeout, clock
         self._cache: dict[str, _Entry] = {}
+        self._inflight: dict[str, asyncio.Task[Any]] = {}
+        self._failure: tuple[float, str] | None = None  # (when, why) of the last failed look-up
 
     @property
     def me(self) -> str:
@@ -76,22 +87,72 @@ class RegistryClient:
         value: list[Party] = await self._cached("parties", self._fetch_parties)
         return value
 
-    async def _cached(self, key: str, fetch: Callable[[], Any]) -> Any:
+    def state(self) -> dict[str, Any]:
+        """``ok`` while the registry answers; ``degraded`` while it fails but cached
+        answers still serve; ``failing`` when none does (new callers are refused)."""
+        if self._failure is None:
+            return {"status": "ok", "url": self.url}
+        at, why = self._failure
         now = self.clock()
+        serving = any(now - e.fetched < self.lifetime for e in self._cache.values())
+        status = "degraded" if serving else "failing"
+        return {"status": status, "url": self.url, "error": why, "since": _iso(at), "serving_cached": serving}
+
+    def check(self) -> None:
+        """Renew the trusted list in the background if it is due (``/health`` calls this,
+        so that its answer follows the registry without waiting on it). A registry the
+        node has not needed yet is not asked."""
+        entry = self._cache.get("trusted_list")
+        if entry is not None and self.clock() - entry.fetched >= self.refresh:
+            self._start("trusted_list", self._fetch_trusted)
+
+    async def aclose(self) -> None:
+        for task in list(self._inflight.values()):
+            task.cancel()
+        await asyncio.gather(*self._inflight.values(), return_exceptions=True)
+
+    async def _cached(self, key: str, fetch: Callable[[], Any]) -> Any:
         entry = self._cache.get(key)
-        if entry is not None and now - entry.fetched < self.refresh:
+        age = self.clock() - entry.fetched if entry is not None else None
+        if entry is not None and age is not None and age < self.lifetime:
+            if age >= self.refresh:
+                self._start(key, fetch)  # stale: renewed in the background, served now
             return entry.value
+        return await asyncio.shield(self._start(key, fetch))
+
+    def _start(self, key: str, fetch: Callable[[], Any]) -> asyncio.Task[Any]:
+        """The one request for ``key`` under way, started if there is none."""
+        task = self._inflight.get(key)
+        if task is None:
+            task = self._inflight[key] = asyncio.get_running_loop().create_task(self._fetch(key, fetch))
+            task.add_done_callback(lambda t: self._done(key, t))
+        return task
+
+    def _done(self, key: str, task: asyncio.Task[Any]) -> None:
+        self._inflight.pop(key, None)
+        if not task.cancelled():
+            task.exception()  # retrieved: a background renewal that failed is in state()
+
+    async def _fetch(self, key: str, fetch: Callable[[], Any]) -> Any:
         try:
-            value = await fetch()
-        except UpstreamError as exc:
-            if entry is not None and now - entry.fetched < self.lifetime:
-                log.warning("registry unreachable, serving a cached answer: %s", exc.detail)
-                return entry.value
-            raise TemporarilyUnavailable(
-                f"the participant registry cannot be reached and no recent answer is cached ({exc.detail})"
-            ) from None
-        self._cache[key] = _Entry(value, now)
+            value = await asyncio.wait_for(fetch(), self.timeout)
+        except (UpstreamError, TimeoutError) as exc:
+            why = exc.detail if isinstance(exc, UpstreamError) else f"no answer within {self.timeout:g} s"
+            if self._failure is None:
+                log.warning("the participant registry at %s fails (%s); cached answers serve", self.url, why)
+            self._failure = (self.clock(), why)
+            raise self._unavailable(why) from None
+        if self._failure is not None:
+            log.warning("the participant registry at %s answers again", self.url)
+        self._failure = None
+        self._cache[key] = _Entry(value, self.clock())
         return value
+
+    def _unavailable(self, why: str) -> RegistryUnavailable:
+        return RegistryUnavailable(
+            f"the participant registry cannot be reached ({why}) and no answer younger than "
+            f"registry.lifetime ({self.lifetime:g} s) is cached"
+        )
 
     async def _get(self, path: str, claim: str, params: dict[str, str] | None = None) -> dict[str, Any]:
         for attempt in (1, 2):
@@ -177,3 +238,7 @@ class RegistryClient:
             if not data or not isinstance(count, int) or len(out) >= count:
                 break
         return out
+
+
+def _iso(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))

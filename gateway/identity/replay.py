@@ -19,6 +19,9 @@ class ReplayCache(Protocol):
     async def first_use(self, key: str, ttl: float) -> bool:
         """Record ``key`` for ``ttl`` seconds; False if it was already recorded."""
 
+    async def check(self) -> str | None:
+        """None if the cache can take entries now, else why not (for ``/health``)."""
+
     async def close(self) -> None: ...
 
 
@@ -41,6 +44,9 @@ class MemoryReplayCache:
         self._seen[key] = now + max(ttl, 1.0)
         return True
 
+    async def check(self) -> str | None:
+        return None
+
     async def close(self) -> None:
         self._seen.clear()
 
@@ -60,6 +66,15 @@ class RedisReplayCache:
         except (redis.RedisError, OSError) as exc:
             raise TemporarilyUnavailable(f"the replay cache (Redis) cannot be reached: {exc}") from None
         return bool(added)
+
+    async def check(self) -> str | None:
+        import redis
+
+        try:
+            await self._redis.ping()
+        except (redis.RedisError, OSError) as exc:
+            return f"Redis cannot be reached: {exc}"
+        return None
 
     async def close(self) -> None:
         await self._redis.aclose()

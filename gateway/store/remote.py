@@ -347,6 +347,10 @@ class RemoteSources:
             self.store.check()
         return False
 
+    def failed_names(self) -> list[str]:
+        """This one source, while the store does not answer (answers may miss its data)."""
+        return [self.name] if self.store.failure else []
+
     def health(self) -> dict[str, Any]:
         store = self.store
         failure = store.failure

@@ -3,7 +3,11 @@
 At start every source whose fingerprint differs from the version in the store is read;
 afterwards ``watch`` polls the fingerprints and re-reads what changed, off the event
 loop. A source that fails keeps its last good version in service; the failure (file,
-line, reason, when) is kept for the health report until the source reads cleanly.
+line, reason, when) is kept for the health report until the source reads cleanly. An
+empty source (no triples: a 0-byte or emptied file) is such a failure unless its table
+says ``allow_empty = true``: an emptied file must not silently take the data away. While
+a source has failed, ``failed_names()`` lists it and the node marks its answers as
+possibly incomplete (``dsgo-failed-sources``), whether a last good version serves or not.
 Connectors that publish a source despite bad parts (a CSV's skipped rows) list them in
 ``problems``; those of the version served show as ``warnings`` in the health report.
 """
@@ -13,9 +17,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import pyoxigraph as ox
 
 from connectors import KINDS, Connector, SourceEnv
 from gateway.config import SourceSettings
@@ -65,12 +71,10 @@ class Sources:
         failed = self.failures.get(name)
         if failed is not None and failed.fingerprint == fingerprint:
             return False  # still the same broken version
+        started = time.perf_counter()
         try:
-            if not fingerprint:
-                raise SourceError(self.settings[name].path or name, "not found")
-            started = time.perf_counter()
-            triples = connector.load()
-            if connector.fingerprint() != fingerprint:
+            triples = self._read(name, connector, fingerprint)
+            if triples is None:
                 return False  # changed while being read: read it whole next time
             self.store.replace_source(name, triples, fingerprint)
         except SourceError as exc:
@@ -82,6 +86,19 @@ class Sources:
         for callback in self.on_change:
             callback()
         return True
+
+    def _read(self, name: str, connector: Connector, fingerprint: str) -> Sequence[ox.Triple] | None:
+        """The source's triples; None if it changed while being read. A missing file and
+        an empty source (unless ``allow_empty``) are errors: the last good version stays."""
+        where = self.settings[name].path or name
+        if not fingerprint:
+            raise SourceError(where, "not found")
+        triples = connector.load()
+        if connector.fingerprint() != fingerprint:
+            return None
+        if not triples and not self.settings[name].allow_empty:
+            raise SourceError(where, "has no triples (empty or emptied; allow_empty = true would serve it)")
+        return triples
 
     def refresh_all(self) -> bool:
         changed = False
@@ -108,6 +125,10 @@ class Sources:
         )
         log.error("source %s: %s (%s)", name, error.detail, kept)
 
+    def failed_names(self) -> list[str]:
+        """The sources whose newest version could not be read: answers may miss their data."""
+        return sorted(self.failures)
+
     def health(self) -> dict[str, Any]:
         """Per source: what is served, and the last failure if it is not the newest."""
         report: dict[str, Any] = {}
@@ -131,6 +152,7 @@ class Sources:
                     "detail": failure.error.detail,
                     "line": failure.error.line,
                     "at": _iso(failure.at),
+                    "serving": "the last good version" if served else "nothing",
                 }
             report[name] = entry
         return report
