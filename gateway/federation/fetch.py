@@ -122,15 +122,16 @@ class Peer:
         self.limits, self.query, self.concurrency = limits, query, concurrency
         self.batch_support, self.clock = batch_support, clock
 
-    async def fetch(self, docs: list[str], within: float) -> Documents:
-        """The documents this node answered in full within ``within`` seconds."""
+    async def fetch(self, docs: list[str], within: float, batch: bool = True) -> Documents:
+        """The documents this node answered in full within ``within`` seconds; without
+        ``batch``, each by GET (a batch answers resources only, not ``/.well-known/void``)."""
         if self.report.cut_off():
             self.report.skipped += len(docs)
             return {}
         out: Documents = {}
         started = time.monotonic()
         try:
-            await asyncio.wait_for(self._fetch(docs, out), within)
+            await asyncio.wait_for(self._fetch(docs, out, batch), within)
         except TimeoutError:
             self.report.fail("timeout", detail=f"no complete answer within {within:.1f} s")
         finally:
@@ -139,7 +140,7 @@ class Peer:
         self.report.documents += len(out)
         return dict(out)
 
-    async def _fetch(self, docs: list[str], out: Documents) -> None:
+    async def _fetch(self, docs: list[str], out: Documents, batch: bool) -> None:
         try:
             await self.tokens.token(self.owner.party_id, self.owner.endpoint)
         except HttpError as exc:
@@ -147,7 +148,7 @@ class Peer:
             return
         batchable = [d for d in docs if "?" not in d and "/collections/" not in d]
         single = docs
-        if batchable and await self._offers_batch():
+        if batch and batchable and await self._offers_batch():
             self.report.batch = True
             asked = set(batchable)
             single = [d for d in docs if d not in asked]

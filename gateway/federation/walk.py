@@ -145,7 +145,7 @@ class Federation:
         if owner is None:
             return Read(doc, None, [], "unregistered")
         report = NodeReport(owner.party_id, owner.endpoint)
-        got = await self._peer_fetch(owner, [doc], report, within)
+        got = await self._peer_fetch(owner, [doc], report, within, batch=False)
         if doc not in got:
             status = report.failures[0]["reason"] if report.failures else "not found"
             return Read(doc, owner, [], status, seconds=report.seconds)
@@ -160,17 +160,20 @@ class Federation:
             if owner is not None:
                 by_owner.setdefault(owner, []).append(doc)
         jobs = [
-            self._peer_fetch(o, docs, NodeReport(o.party_id, o.endpoint), within) for o, docs in by_owner.items()
+            self._peer_fetch(o, docs, NodeReport(o.party_id, o.endpoint), within)
+            for o, docs in by_owner.items()
         ]
         out: Documents = {}
         for got in await asyncio.gather(*jobs):
             out.update(got)
         return out
 
-    async def _peer_fetch(self, owner: Owner, docs: list[str], report: NodeReport, within: float) -> Documents:
+    async def _peer_fetch(
+        self, owner: Owner, docs: list[str], report: NodeReport, within: float, batch: bool = True
+    ) -> Documents:
         limits = Budget().limits
         query = Allowance(Counter("query", limits.query_bytes, limits.query_triples))
-        return await self.peer(owner, report, Budget(), query).fetch(docs, within)
+        return await self.peer(owner, report, Budget(), query).fetch(docs, within, batch)
 
     def peer(self, owner: Owner, report: NodeReport, budget: Budget, query: Allowance) -> Peer:
         return Peer(
