@@ -62,11 +62,17 @@
     accounts = "state/accounts.json"       # local accounts (dsgo user add|remove|list)
     session_hours = 8                      # a login lasts this long
     questions = "queries"                  # optional: *.rq examples for the federated query form
+    [notifications]                        # change notifications (gateway.notify)
+    outbox = "state/outbox.sqlite"         # subscriptions and notifications to send
+    inbox = "state/inbox.sqlite"           # notifications received for this party
+    retry_base = 2                         # seconds before the first retry, doubling
+    retry_longest = 3600                   # seconds between retries at most
+    inactive_after_days = 3                # failing this long, a subscription turns inactive
 
 Paths are relative to the file. ``DSGO_<SECTION>_<KEY>`` environment variables override
-single values of the ``node``, ``keys``, ``registry``, ``policies`` and ``federation`` tables (for
-example ``DSGO_NODE_PORT=9000``). Any mistake is one ``ConfigError`` naming the file,
-the key and what is expected, and the node does not start.
+single values of the ``node``, ``keys``, ``registry``, ``policies``, ``federation`` and
+``notifications`` tables (for example ``DSGO_NODE_PORT=9000``). Any mistake is one
+``ConfigError`` naming the file, the key and what is expected, and the node does not start.
 """
 
 from __future__ import annotations
@@ -145,6 +151,11 @@ class NodeSettings:
     workbench_questions: Path | None = None
     #: bytes and triples per document, batch answer and query (``gateway.federation.limits``)
     federation_limits: Limits = field(default_factory=Limits)
+    outbox_path: Path = Path("state/outbox.sqlite")
+    inbox_path: Path = Path("state/inbox.sqlite")
+    retry_base: float = 2.0
+    retry_longest: float = 3600.0
+    inactive_after_days: float = 3.0
 
     @property
     def public_url(self) -> str:
@@ -310,6 +321,7 @@ _ENV_TABLES: dict[str, set[str]] = {
         *(f"max_{scope}_{unit}" for scope in ("document", "batch", "query") for unit in ("bytes", "triples")),
     },
     "workbench": {"accounts", "session_hours", "questions"},
+    "notifications": {"outbox", "inbox", "retry_base", "retry_longest", "inactive_after_days"},
 }
 
 
@@ -350,6 +362,9 @@ def load_node_settings(file: Path | str, environ: Mapping[str, str] | None = Non
     )
     policies = Table(file, "policies", top.get("policies", _dict, "a table", {}), _ENV_TABLES["policies"])
     workbench = Table(file, "workbench", top.get("workbench", _dict, "a table", {}), _ENV_TABLES["workbench"])
+    notes = Table(
+        file, "notifications", top.get("notifications", _dict, "a table", {}), _ENV_TABLES["notifications"]
+    )
     open_ = node.get("open", _bool, "true or false", False)
     settings = NodeSettings(
         file=file.resolve(),
@@ -406,6 +421,7 @@ def load_node_settings(file: Path | str, environ: Mapping[str, str] | None = Non
         workbench_session_hours=workbench.get("session_hours", _positive, "a positive number of hours", 8.0),
         workbench_questions=workbench.get("questions", _path_under(base), "a folder path"),
         federation_limits=_limits(federation),
+        **_notifications(notes, base),
     )
     if not open_:
         needed = [
@@ -436,6 +452,17 @@ def _origins(value: Any) -> tuple[str, ...]:
     if value == ["*"] or all(_ORIGIN.match(v) for v in value):
         return tuple(v.rstrip("/") for v in value)
     raise TypeError
+def _notifications(table: Table, base: Path) -> dict[str, Any]:
+    seconds = "a positive number of seconds"
+    return {
+        "outbox_path": table.get(
+            "outbox", _path_under(base), "a file path", base / "state" / "outbox.sqlite"
+        ),
+        "inbox_path": table.get("inbox", _path_under(base), "a file path", base / "state" / "inbox.sqlite"),
+        "retry_base": table.get("retry_base", _positive, seconds, 2.0),
+        "retry_longest": table.get("retry_longest", _positive, seconds, 3600.0),
+        "inactive_after_days": table.get("inactive_after_days", _positive, "a positive number of days", 3.0),
+    }
 
 
 def _one_of(*choices: str) -> Callable[[Any], str]:

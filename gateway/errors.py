@@ -21,6 +21,11 @@ these at the boundary where they occur and never reach a route.
         ├── TooManyAttempts        429 too_many_attempts: workbench logins throttled (Retry-After)
         ├── UpstreamError          502 upstream_error: a peer or the registry answered wrongly
         ├── AuditUnavailable       503 audit_unavailable: reads refused while the audit log fails
+        ├── InvalidSubscription    400 invalid_subscription: a subscription body is wrong
+        │   ├── SubscriptionExpired    400 subscription_expired: its end_date has passed
+        │   └── WebhookOutsideEndpoint 400 webhook_outside_endpoint: not the subscriber's own node
+        ├── SubscriptionRefused    403 subscription_refused: nothing watched that the caller may read
+        ├── InvalidSignature       401 invalid_signature: a notification's JWS does not hold
         └── OAuthError             RFC 6749 §5.2, at the token endpoints
             ├── InvalidRequest         400 invalid_request
             ├── InvalidClient          401 invalid_client
@@ -47,6 +52,8 @@ __all__ = [
     "InvalidGrant",
     "InvalidRequest",
     "InvalidScope",
+    "InvalidSignature",
+    "InvalidSubscription",
     "KeyFileError",
     "NotAcceptable",
     "NotFound",
@@ -55,11 +62,14 @@ __all__ = [
     "RegistryUnavailable",
     "RemoteContextError",
     "SourceError",
+    "SubscriptionExpired",
+    "SubscriptionRefused",
     "TemporarilyUnavailable",
     "TooManyAttempts",
     "Unauthorized",
     "UnsupportedGrantType",
     "UpstreamError",
+    "WebhookOutsideEndpoint",
 ]
 
 
@@ -168,6 +178,28 @@ class TooManyAttempts(HttpError):
 
 class UpstreamError(HttpError):
     code, status, title = "upstream_error", 502, "Bad gateway"
+
+
+class InvalidSubscription(HttpError):
+    code, status, title = "invalid_subscription", 400, "Invalid subscription"
+
+
+class SubscriptionExpired(InvalidSubscription):
+    code = "subscription_expired"
+
+
+class WebhookOutsideEndpoint(InvalidSubscription):
+    """A node posts only to the subscriber's own endpoint as the registry lists it."""
+
+    code = "webhook_outside_endpoint"
+
+
+class SubscriptionRefused(HttpError):
+    code, status, title = "subscription_refused", 403, "Subscription refused"
+
+
+class InvalidSignature(HttpError):
+    code, status, title = "invalid_signature", 401, "Signature does not verify"
 
 
 class OAuthError(HttpError):

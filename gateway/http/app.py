@@ -40,6 +40,8 @@ from gateway.http.openapi import Operation, describe, install
 from gateway.http.resources import collection, resource
 from gateway.http.sparql import sparql
 from gateway.http.state import NodeState
+from gateway.http.subscriptions import make_notifications
+from gateway.http.subscriptions import routes as subscription_routes
 from gateway.http.vocab import vocabulary
 from gateway.identity.client import TokenClient
 from gateway.identity.pki import fingerprint, load_chain, load_identity
@@ -214,6 +216,8 @@ def create_app(
         sparql_limits=(settings.sparql_timeout, settings.sparql_max_results),
         clock=clock,
     )
+    # change notifications: subscriptions, the outbox and its sender, this party's inbox
+    state.notifier, state.inbox = make_notifications(settings, node, auth, client, clock)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -223,13 +227,18 @@ def create_app(
             await asyncio.to_thread(node.sources.refresh_all)
         state.started = True
         task = asyncio.create_task(_watch(node, settings.poll_interval)) if watch else None
+        sender = asyncio.create_task(state.notifier.run()) if watch and state.notifier else None
         try:
             yield
         finally:
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            for running in (task, sender):
+                if running is not None:
+                    running.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await running
+            for db in (state.notifier.outbox if state.notifier else None, state.inbox):
+                if db is not None:
+                    db.close()
             node.close()
             if node.audit is not None:
                 node.audit.close()
@@ -268,6 +277,7 @@ def create_app(
         Route("/federation/query", federated_query, methods=["POST"]),
         Route("/policy/explain", explain, methods=["GET"]),
         Route("/delegation", delegation, methods=["POST"]),
+        *(subscription_routes() if auth is not None else []),
         # the vocabulary terms the pages link to, served here (their own hosts never answer)
         Route("/vocab/", vocabulary, methods=["GET"], include_in_schema=False),
         Route("/vocab/{term:path}", vocabulary, methods=["GET"], include_in_schema=False),

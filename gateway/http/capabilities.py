@@ -16,6 +16,8 @@ from starlette.responses import Response
 from gateway.http.auth import json_response, optional_bearer, signed
 from gateway.http.openapi import JSON_OBJECT, RDF_TYPES, Operation, Reply, describe
 from gateway.http.state import NodeState, node_state
+from gateway.notify.notifier import WEBHOOK_PATH
+from gateway.notify.subscription import EVENT_TYPES
 from gateway.store.remote import SPARQL_NOT_OFFERED
 
 __all__ = ["capabilities", "feature"]
@@ -63,7 +65,30 @@ def _restricted(state: NodeState) -> list[tuple[str, str, str, dict[str, Any]]]:
         ("sparql", "/sparql", "SPARQL 1.1 over the caller's view (service description at GET)", sparql),
         ("delegation", "/delegation", "Delegation evidence from the node's policies", {}),
         ("batch", "/resources", "Many resources' views in one request", {}),
+        _subscriptions(state),
     ]
+
+
+NOT_OFFERED_OPEN = "an open node has no identity to sign notifications with"
+NOT_OFFERED_REMOTE = "this node reads a remote store, which does not tell it of changes"
+#: where a node with an identity takes notifications for its party (signed, so no token)
+_WEBHOOK = ("notifications", WEBHOOK_PATH, "Webhook for notifications to this party (signed, detached JWS)")
+
+
+def _subscriptions(state: NodeState) -> tuple[str, str, str, dict[str, Any]]:
+    """DSGO's ``/subscriptions``: not offered on a node without an identity to sign with,
+    nor on one whose data is a remote store (it is not told of changes there)."""
+    description = (
+        "Change notifications of the fields you may read, signed (x-jws-signature), "
+        "replayable at /subscriptions/{id}/events?since=N"
+    )
+    if state.notifier is None:
+        why = NOT_OFFERED_OPEN if state.auth is None else NOT_OFFERED_REMOTE
+        return ("subscriptions", "/subscriptions", description, {"offered": False, "reason": why})
+    return ("subscriptions", "/subscriptions", description, {"event_types": list(EVENT_TYPES)})
+
+
+_NO_TOKEN = ("/connect/token", WEBHOOK_PATH)
 
 
 @describe(
@@ -80,7 +105,8 @@ async def capabilities(request: Request) -> Response:
     state = node_state(request)
     party_id, auth = state.settings.party_id, state.auth
     base = str(request.base_url).rstrip("/")
-    public = [feature(base, n, p, d, auth is not None and p != "/connect/token") for n, p, d in _PUBLIC]
+    listed = (*_PUBLIC, _WEBHOOK) if state.inbox is not None else _PUBLIC
+    public = [feature(base, n, p, d, auth is not None and p not in _NO_TOKEN) for n, p, d in listed]
     restricted = [feature(base, n, p, d, auth is not None, **x) for n, p, d, x in _restricted(state)]
     if auth is None:
         return json_response({"party_id": party_id, "public": public + restricted})

@@ -18,6 +18,8 @@ from gateway.config import NodeSettings
 from gateway.federation.walk import Budget, Federation
 from gateway.http.auth import Auth
 from gateway.node import Node
+from gateway.notify.notifier import Notifier
+from gateway.notify.receive import Inbox
 
 __all__ = ["NodeState", "node_state"]
 
@@ -39,6 +41,9 @@ class NodeState:
     clock: Callable[[], float] = field(default=time.time)
     #: the sources were read once (or a store on disk serves their last versions)
     started: bool = False
+    #: change notifications: subscriptions and sending (None: not offered), the inbox
+    notifier: Notifier | None = None
+    inbox: Inbox | None = None
 
 
 def node_state(request: Request) -> NodeState:

@@ -137,6 +137,13 @@ class Store:
     def sources(self) -> dict[str, SourceState]:
         return self._states
 
+    def source_triples(self, name: str) -> list[ox.Triple]:
+        """The triples of the version of source ``name`` being served (none if none is)."""
+        state = self._states.get(name)
+        if state is None:
+            return []
+        return [q.triple for q in self._ox.quads_for_pattern(None, None, None, state.graph)]
+
     def graphs(self) -> frozenset[ox.NamedNode]:
         return self._graphs
 

@@ -49,6 +49,11 @@ class Sources:
         self.warnings: dict[str, list[SourceError]] = {}
         self.connectors: dict[str, Connector] = {}
         self.on_change: list[Callable[[], None]] = []
+        #: told (name, old triples, new triples, (old, new) fingerprints) before a source
+        #: that was served switches to a new version (``gateway.notify``)
+        self.before_replace: list[
+            Callable[[str, Sequence[ox.Triple], Sequence[ox.Triple], tuple[str, str]], Any]
+        ] = []
         for s in settings:
             assert s.path is not None
             try:
@@ -76,6 +81,7 @@ class Sources:
             triples = self._read(name, connector, fingerprint)
             if triples is None:
                 return False  # changed while being read: read it whole next time
+            self._before_replace(name, triples, fingerprint)
             self.store.replace_source(name, triples, fingerprint)
         except SourceError as exc:
             self._fail(name, exc, fingerprint)
@@ -99,6 +105,18 @@ class Sources:
         if not triples and not self.settings[name].allow_empty:
             raise SourceError(where, "has no triples (empty or emptied; allow_empty = true would serve it)")
         return triples
+
+    def _before_replace(self, name: str, triples: Sequence[ox.Triple], fingerprint: str) -> None:
+        """Tell the watchers what changes; a first version (nothing served yet) is no change."""
+        served = self.store.sources().get(name)
+        if served is None or not self.before_replace:
+            return
+        before = self.store.source_triples(name)
+        for watcher in self.before_replace:
+            try:
+                watcher(name, before, triples, (served.fingerprint, fingerprint))
+            except Exception:  # a watcher never keeps new data from being served
+                log.exception("source %s: a change watcher failed", name)
 
     def refresh_all(self) -> bool:
         changed = False
