@@ -257,9 +257,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(run=cmd_token)
 
-    from gateway.cli import audit, demo, init, query, registry, source_check, user
+    from gateway.cli import audit, demo, init, notify, query, registry, source_check, user
 
-    for module in (registry, init, source_check, audit, query, demo, user):
+    for module in (registry, init, source_check, audit, query, notify, demo, user):
         module.add_parser(sub)
     return parser
 
