@@ -452,6 +452,8 @@ def _origins(value: Any) -> tuple[str, ...]:
     if value == ["*"] or all(_ORIGIN.match(v) for v in value):
         return tuple(v.rstrip("/") for v in value)
     raise TypeError
+
+
 def _notifications(table: Table, base: Path) -> dict[str, Any]:
     seconds = "a positive number of seconds"
     return {

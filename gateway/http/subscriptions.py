@@ -26,6 +26,7 @@ from starlette.routing import Route
 from gateway.config import NodeSettings
 from gateway.errors import BadRequest, NotFound
 from gateway.http.auth import Auth, bearer, json_response
+from gateway.http.openapi import JSON_OBJECT, Body, Operation, Reply, describe, header, query
 from gateway.http.state import node_state
 from gateway.identity.detached import MAX_BODY
 from gateway.node import Node
@@ -72,6 +73,56 @@ def _own(request: Request, notifier: Notifier, caller: Caller) -> Subscription:
     return sub
 
 
+_NAMES = {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1}
+_WHEN = {"type": ["number", "string", "null"], "description": "a UNIX timestamp, or ISO 8601"}
+#: DSGO's subscription object as a request: server-set members may be sent and are ignored
+_REQUEST = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "id": {},
+        "resource_type": {"const": "subscription"},
+        "created_date": {},
+        "status": {},
+        "status_reason": {},
+        "consumer_id": {"type": "string", "description": "the caller, if given"},
+        "provider_id": {"type": "string", "description": "this node's party, if given"},
+        "event_type": {"type": "array", "items": {"enum": list(EVENT_TYPES)}, "minItems": 1},
+        "webhook_url": {"type": "string", "minLength": 1, "description": "under your registered endpoint"},
+        "start_date": _WHEN,
+        "end_date": _WHEN,
+        "description": {"type": "string", "maxLength": 1000},
+        "topic": {
+            "type": "object",
+            "description": "a policy rule's resources: classes, iris (* patterns), where conditions",
+            "additionalProperties": False,
+            "properties": {
+                "classes": _NAMES,
+                "iris": _NAMES,
+                "where": {"type": "array", "items": JSON_OBJECT},
+            },
+        },
+        "watched": {**_NAMES, "description": "the fields whose change triggers (NGSI-LD watchedAttributes)"},
+    },
+}
+_SUBSCRIPTION = Reply(
+    "the subscription (DSGO's object, with topic and watched)", {"application/json": JSON_OBJECT}
+)
+_TAGS = ("subscriptions",)
+
+
+@describe(
+    post=Operation(
+        "Subscribe to changes of the fields you may read (DSGO subscription object)",
+        "Accepted only for fields you may read on at least one resource of the topic now; "
+        "notifications go to your own endpoint as the registry lists it, signed.",
+        _TAGS,
+        body=Body({"application/json": _REQUEST}),
+        replies={201: _SUBSCRIPTION},
+        errors=(400, 403, 404),
+        operation_id="postSubscription",
+    )
+)
 async def create(request: Request) -> Response:
     caller = bearer(request)
     notifier = _notifier(request)
@@ -79,6 +130,15 @@ async def create(request: Request) -> Response:
     return json_response(sub.document(notifier.clock()), 201, {"location": f"/subscriptions/{sub.id}"})
 
 
+@describe(
+    get=Operation(
+        "Your subscriptions on this node",
+        tags=_TAGS,
+        replies={200: Reply("the subscriptions", {"application/json": JSON_OBJECT})},
+        errors=(404,),
+        operation_id="getSubscriptions",
+    )
+)
 async def listing(request: Request) -> Response:
     caller = bearer(request)
     notifier = _notifier(request)
@@ -88,6 +148,22 @@ async def listing(request: Request) -> Response:
     return json_response({"subscriptions": [s.document(now) for s in subs]})
 
 
+@describe(
+    get=Operation(
+        "One of your subscriptions, with its status (inactive: why)",
+        tags=_TAGS,
+        replies={200: _SUBSCRIPTION},
+        errors=(404,),
+        operation_id="getSubscription",
+    ),
+    delete=Operation(
+        "End one of your subscriptions",
+        tags=_TAGS,
+        replies={204: Reply("ended")},
+        errors=(404,),
+        operation_id="deleteSubscription",
+    ),
+)
 async def one(request: Request) -> Response:
     caller = bearer(request)
     notifier = _notifier(request)
@@ -98,6 +174,24 @@ async def one(request: Request) -> Response:
     return json_response(sub.document(notifier.clock()))
 
 
+@describe(
+    get=Operation(
+        "The replay feed: a subscription's notifications after a position, in order",
+        "Each item is the signed notification as a compact JWS, or withdrawn when the policy "
+        "no longer lets you read it; follow 'next' while 'more'.",
+        _TAGS,
+        parameters=(
+            query(
+                "since",
+                "the last position you hold (0: from the start)",
+                {"type": "string", "pattern": "^[0-9]{1,18}$"},
+            ),
+        ),
+        replies={200: Reply("a page of the feed", {"application/json": JSON_OBJECT})},
+        errors=(400, 404),
+        operation_id="getSubscriptionEvents",
+    )
+)
 async def events(request: Request) -> Response:
     caller = bearer(request)
     notifier = _notifier(request)
@@ -115,6 +209,20 @@ async def events(request: Request) -> Response:
     return json_response(page)
 
 
+@describe(
+    post=Operation(
+        "Take a notification for this node's party (the webhook other nodes post to)",
+        "A DSGO notification object, signed by its provider: a detached JWS (RFC 7515 "
+        "Appendix F) over the body in x-jws-signature, verified against the registry.",
+        _TAGS,
+        auth="none",
+        parameters=(header("x-jws-signature", "the detached JWS over the body"),),
+        body=Body({"application/json": JSON_OBJECT}),
+        replies={200: Reply("kept (or a duplicate, dropped)", {"application/json": JSON_OBJECT})},
+        errors=(400, 401, 404),
+        operation_id="postNotification",
+    )
+)
 async def webhook(request: Request) -> Response:
     """A notification for this node's party: verified, kept once, acknowledged."""
     state = node_state(request)
