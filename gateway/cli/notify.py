@@ -34,7 +34,7 @@ from gateway.notify.receive import Inbox, Received, verify_notification
 from gateway.notify.subscription import EVENT_TYPES
 from gateway.vocab import load_vocab
 
-__all__ = ["add_parser", "subscription_body"]
+__all__ = ["add_parser", "call_node", "subscription_body"]
 
 
 def add_parser(sub: Any) -> None:
@@ -61,12 +61,16 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--list", action="store_true", help="list this party's subscriptions there instead")
     p.add_argument("--cancel", metavar="ID", help="end one of them instead")
     p.add_argument("--json", action="store_true", help="print the subscription(s) as JSON")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only the subscription id(s)")
     p.set_defaults(run=run_subscribe)
 
     p = sub.add_parser("inbox", help="the notifications this node received")
     p.add_argument("--as", dest="config", type=Path, required=True, metavar="NODE.toml")
     p.add_argument("--catch-up", action="store_true", help="first read the replay feeds of its subscriptions")
     p.add_argument("--json", action="store_true", help="print the notifications as JSON")
+    p.add_argument(
+        "--wait", type=float, metavar="SECONDS", help="first wait (at most this long) for one to arrive"
+    )
     p.set_defaults(run=run_inbox)
 
 
@@ -120,7 +124,7 @@ def _run(settings: NodeSettings, work: Callable[[Any, httpx.AsyncClient], Awaita
     return asyncio.run(main())
 
 
-async def _call(
+async def call_node(
     registry: Any, http: httpx.AsyncClient, url: str, party: str | None, method: str, path: str, **kw: Any
 ) -> Any:
     """One request to another node with this party's token; its JSON, or one clear error."""
@@ -144,14 +148,14 @@ def run_subscribe(args: argparse.Namespace) -> int:
 
     async def work(registry: Any, http: httpx.AsyncClient) -> Any:
         if args.list:
-            return (await _call(registry, http, args.to, args.party, "GET", "/subscriptions"))[
+            return (await call_node(registry, http, args.to, args.party, "GET", "/subscriptions"))[
                 "subscriptions"
             ]
         if args.cancel:
-            await _call(registry, http, args.to, args.party, "DELETE", f"/subscriptions/{args.cancel}")
+            await call_node(registry, http, args.to, args.party, "DELETE", f"/subscriptions/{args.cancel}")
             return None
         body = subscription_body(args)
-        return await _call(registry, http, args.to, args.party, "POST", "/subscriptions", json=body)
+        return await call_node(registry, http, args.to, args.party, "POST", "/subscriptions", json=body)
 
     result = _run(settings, work)
     if args.cancel:
@@ -165,7 +169,7 @@ def run_subscribe(args: argparse.Namespace) -> int:
         print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
         return 0
     for s in subs:
-        print(_describe(s))
+        print(s["id"] if args.quiet else _describe(s))
     return 0
 
 
@@ -188,6 +192,8 @@ def _inbox(settings: NodeSettings) -> contextlib.closing[Inbox]:
 def run_inbox(args: argparse.Namespace) -> int:
     settings = _settings(args.config)
     with _inbox(settings) as inbox:
+        if args.wait:
+            wait_for_new(inbox, len(inbox.received()), args.wait)
 
         async def work(registry: Any, http: httpx.AsyncClient) -> list[tuple[Received, str]]:
             if args.catch_up:
@@ -206,6 +212,16 @@ def run_inbox(args: argparse.Namespace) -> int:
     return 1 if any(v != "verified" for _, v in checked) else 0
 
 
+def wait_for_new(inbox: Inbox, held: int, seconds: float) -> bool:
+    """Wait (polling the inbox file) until it holds more than ``held``; False at the bound."""
+    deadline = time.monotonic() + seconds
+    while len(inbox.received()) <= held:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
 async def _catch_up(
     inbox: Inbox, registry: Any, http: httpx.AsyncClient, me: str, sub: tuple[str, str, str]
 ) -> None:
@@ -214,7 +230,7 @@ async def _catch_up(
     more = True
     while more:
         since = inbox.cursor(sub_id)
-        page = await _call(
+        page = await call_node(
             registry, http, url, provider, "GET", f"/subscriptions/{sub_id}/events?since={since}"
         )
         for item in page["items"]:
