@@ -28,6 +28,7 @@ from gateway.audit import AuditLog
 from gateway.config import NodeSettings
 from gateway.formats import Format, Page
 from gateway.policy.model import Grant
+from gateway.policy.notice import Notice
 from gateway.store.local import Store
 from gateway.store.remote import RemoteSources, RemoteStore
 from gateway.store.sources import Sources
@@ -48,8 +49,8 @@ class Built:
     rules: tuple[str, ...] = ()
     purposes: tuple[str, ...] = ()
     #: what the caller is told of withheld fields (``gateway.policy.notice``: view and policy
-    #: only): how many the policy names, or None when it withholds nothing from it
-    told: int | None = None
+    #: only), or None when the policy withholds nothing of resources like it from it
+    told: Notice | None = None
 
 
 @dataclass(frozen=True, slots=True, weakref_slot=True, eq=False)  # identity: cache keys
@@ -64,8 +65,9 @@ class Representation:
     withheld: int = 0
     rules: tuple[str, ...] = ()
     purpose: str = ""  # the granting rules' purposes, "; "-joined once, not on every read
-    #: for the caller's ``dsgo-withheld-fields`` header: from its view and the policy only
-    told: int | None = None
+    #: for the caller's ``dsgo-withheld-fields`` and ``dsgo-withheld`` headers: from its
+    #: view and the policy only
+    told: Notice | None = None
 
 
 def etag_of(body: bytes) -> str:

@@ -18,7 +18,7 @@ import pytest
 from gateway.http.resources import notice_for
 from gateway.node import Node
 from gateway.policy.model import Caller, Grant
-from gateway.policy.notice import Notice, notice
+from gateway.policy.notice import Notice, Withheld, notice
 from tests.test_pilot_config import IDS, PARTIES, settings_of
 
 COST, DELIVERY = "props:constructionCost", "props:plannedDelivery"
@@ -144,3 +144,32 @@ def test_a_node_without_policies_says_it_releases_only_some_fields() -> None:
     iri = "https://data.test.example/id/1"
     triple = ox.Triple(ox.NamedNode(iri), ox.NamedNode("urn:p"), ox.Literal("x"))
     assert notice(None, Grant.of((), "none"), iri, [triple], "Test") == Notice("Test", (), True)
+
+
+def test_a_notice_header_reads_back_as_what_it_said() -> None:
+    told = Notice("Owner", ("https://x.example/a", "https://x.example/b"), partial=True)
+    assert told.header == "<https://x.example/a> <https://x.example/b> *"
+    assert Withheld.from_header(told.header) == Withheld(frozenset(told.fields), partial=True)
+
+
+@pytest.mark.parametrize("header", [None, "", "junk <> < > <a", "3"])
+def test_a_peers_malformed_withheld_header_names_nothing(header: str | None) -> None:
+    assert Withheld.from_header(header) == Withheld()
+    assert not Withheld.from_header(header)
+
+
+def test_withheld_fields_of_many_answers_add_up() -> None:
+    a, b = Withheld.from_header("<https://x.example/a>"), Withheld.from_header("<https://x.example/b> *")
+    assert a | b == Withheld(frozenset({"https://x.example/a", "https://x.example/b"}), partial=True)
+
+
+def test_a_person_reads_which_fields_an_owner_withheld() -> None:
+    told = Withheld.from_header("<https://x.example/b> <https://x.example/a> *")
+    text = told.text(lambda iri: "x:" + iri.rsplit("/", 1)[-1], "Owner", "Reader")
+    assert (
+        text
+        == "Withheld by Owner: its policy withholds x:a, x:b from Reader, and may withhold fields it does not name."
+    )
+    assert Withheld(partial=True).text(str, "Owner", "Reader") == (
+        "Withheld by Owner: its policy withholds some fields of resources like this one from Reader."
+    )

@@ -176,6 +176,15 @@ async def test_html_shows_only_the_view_and_says_fields_were_withheld(fed: Feder
     ) in page.text
 
 
+async def test_a_partial_view_names_the_withheld_fields_in_a_header(fed: Federation) -> None:
+    async with await fed.client_as(MUNI) as client:
+        answer = await client.get("/id/building/1")
+        batch = await client.post("/resources", json={"resources": [{"iri": B1}]})
+    said = f"<{DSGO}address> <{COST}> *"  # the two the policy names, and maybe fields it does not
+    assert answer.status_code == 200 and answer.headers["dsgo-withheld"] == said
+    assert batch.json()["resources"][0]["withheld_fields"] == said
+
+
 async def test_etags_differ_between_views_and_reveal_nothing(fed: Federation) -> None:
     async with await fed.client_as(MUNI) as muni, await fed.client_as(CORP) as corp:
         a = await muni.get("/id/building/1")

@@ -33,12 +33,13 @@ from gateway.federation.limits import (
     read_ntriples,
 )
 from gateway.identity.client import TokenClient
+from gateway.policy.notice import Withheld
 
 __all__ = ["FAILED_SOURCES_HEADER", "NodeReport", "Owner", "Peer"]
 
 #: a node serving a source that failed to read names it here: its answers may be incomplete
 FAILED_SOURCES_HEADER = "dsgo-failed-sources"
-_WITHHELD_HEADER = "dsgo-withheld-fields"
+_WITHHELD_HEADER, _WITHHELD_FIELDS_HEADER = "dsgo-withheld-fields", "dsgo-withheld"
 _BATCH_SIZE = 200
 _CUT_OFF = frozenset({"timeout", "down", "limit"})  # not asked again in this query
 _CAPABILITIES_BYTES = 1 << 20
@@ -63,6 +64,7 @@ class NodeReport:
     requests: int = 0
     seconds: float = 0.0
     withheld: int = 0
+    told: Withheld = field(default_factory=Withheld)  # which fields the owner said it withheld
     read_at: float | None = None
     failures: list[dict[str, Any]] = field(default_factory=list)
     batch: bool = False
@@ -80,10 +82,13 @@ class NodeReport:
     def cut_off(self) -> bool:
         return any(f["reason"] in _CUT_OFF for f in self.failures)
 
-    def add_withheld(self, value: object) -> None:
-        """The owner's count of fields it withheld (a header or a batch entry's member)."""
+    def add_withheld(self, value: object, fields: object = None) -> None:
+        """The owner's count of fields it withheld and which (headers or a batch entry's
+        members, ``gateway.policy.notice``'s forms)."""
         with contextlib.suppress(ValueError):
             self.withheld += max(int(str(value or 0)), 0)
+        if isinstance(fields, str):
+            self.told |= Withheld.from_header(fields)
 
     def note_sources(self, headers: httpx.Headers) -> None:
         named = headers.get(FAILED_SOURCES_HEADER, "")
@@ -96,6 +101,8 @@ class NodeReport:
             "requests": self.requests,
             "time_ms": round(self.seconds * 1000, 1),
             "withheld_fields": self.withheld,
+            "withheld_field_names": sorted(self.told.fields),
+            "withholds_unnamed_fields": self.told.partial,
             "read_at": _iso(self.read_at) if self.read_at else None,
             "batch": self.batch,
             "failures": self.failures,
@@ -228,7 +235,8 @@ class Peer:
             except (SyntaxError, ValueError):
                 self.report.fail("malformed RDF", path)
                 return
-            self.report.add_withheld(answer.headers.get(_WITHHELD_HEADER))
+            headers = answer.headers
+            self.report.add_withheld(headers.get(_WITHHELD_HEADER), headers.get(_WITHHELD_FIELDS_HEADER))
 
         await self._exchange("GET", path, read, headers={"accept": "application/n-triples"})
 
@@ -263,7 +271,7 @@ class Peer:
                     return None
                 if status == 200:
                     out[iri] = await self._entry(item["ntriples"].encode(), batch)
-                    self.report.add_withheld(item.get("withheld"))
+                    self.report.add_withheld(item.get("withheld"), item.get("withheld_fields"))
         except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError, SyntaxError, ValueError):
             return None
         return out

@@ -34,6 +34,7 @@ from gateway.federation.limits import Allowance, Counter, Limits
 from gateway.federation.sparqltext import mentioned_iris
 from gateway.identity.client import TokenClient
 from gateway.identity.parties import Party
+from gateway.policy.notice import Withheld
 
 __all__ = ["Budget", "Federation", "Limits", "Outcome", "Owner", "Progress", "Read"]
 
@@ -68,7 +69,8 @@ class Read:
     """One document read from its owner as a federated query reads it: with this node's
     token, the owner's policy applied. ``status`` is "ok", "not found" (absent or not
     visible: the same to us), "unregistered" (no party owns it: not fetched) or why the
-    read failed; ``withheld`` is what the owner said it withheld."""
+    read failed; ``withheld`` and ``told`` are what the owner said it withheld (how many
+    fields, which)."""
 
     iri: str
     owner: Owner | None
@@ -76,6 +78,7 @@ class Read:
     status: str
     withheld: int = 0
     seconds: float = 0.0
+    told: Withheld = field(default_factory=Withheld)
 
 
 #: the asking node's own documents: (triples, withheld count) per document
@@ -149,7 +152,7 @@ class Federation:
         if doc not in got:
             status = report.failures[0]["reason"] if report.failures else "not found"
             return Read(doc, owner, [], status, seconds=report.seconds)
-        return Read(doc, owner, got[doc], "ok", report.withheld, report.seconds)
+        return Read(doc, owner, got[doc], "ok", report.withheld, report.seconds, report.told)
 
     async def read_many(self, iris: Iterable[str], within: float = 5.0) -> Documents:
         """Many documents at once (a batch per owner where it offers one): those read."""

@@ -1,9 +1,10 @@
 """``POST /resources``: many resources' views in one answer, for the federation.
 
 Body: ``{"resources": [{"iri": "...", "etag": "..."?}, ...]}`` (at most ``MAX_BATCH``).
-Answer: ``{"resources": [{"iri", "status": 200 | 304 | 404, "etag", "ntriples", "withheld"}]}``
-(``withheld``: present as the ``dsgo-withheld-fields`` header is, with its count, from
-the caller's view and the policy). Each
+Answer: ``{"resources": [{"iri", "status": 200 | 304 | 404, "etag", "ntriples", "withheld",
+"withheld_fields"}]}`` (``withheld`` and ``withheld_fields``: present as the
+``dsgo-withheld-fields`` and ``dsgo-withheld`` headers are, with their values, from the
+caller's view and the policy). Each
 resource goes through the same enforcement point as a GET (``Access.resource``), in
 N-Triples: 404 for one the caller may not see or that does not exist (the same
 answer), 304 when the caller already holds the current version. Every read is audited.
@@ -46,6 +47,7 @@ _RESULT = {
         "etag": {"type": "string"},
         "ntriples": {"type": "string"},
         "withheld": {"type": "integer"},
+        "withheld_fields": {"type": "string"},
     },
 }
 
@@ -148,13 +150,14 @@ def _entry(
     node: Node, grant: Grant, iri: str, triples: list[ox.Triple], text: str, etag: str, known: str | None
 ) -> dict[str, Any]:
     """One resource's entry: 304 when the caller holds this version; else its N-Triples
-    and, as the ``dsgo-withheld-fields`` header would, what the policy withholds."""
+    and, as the ``dsgo-withheld-fields`` and ``dsgo-withheld`` headers would, what the
+    policy withholds."""
     if known == etag:
         return {"iri": iri, "status": 304, "etag": etag}
     entry: dict[str, Any] = {"iri": iri, "status": 200, "etag": etag, "ntriples": text}
     told = notice_for(node, grant, iri, triples)
     if told is not None:
-        entry["withheld"] = told.count
+        entry["withheld"], entry["withheld_fields"] = told.count, told.header
     return entry
 
 

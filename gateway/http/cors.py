@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from gateway.http.respond import WITHHELD_HEADER
+from gateway.http.respond import WITHHELD_FIELDS_HEADER, WITHHELD_HEADER
 
 __all__ = ["cors"]
 
@@ -24,7 +24,7 @@ _REQUEST_HEADERS = (
     "Delegation-Evidence",
     "X-Request-Id",
 )
-_EXPOSED = ("ETag", "Link", "Vary", WITHHELD_HEADER)
+_EXPOSED = ("ETag", "Link", "Vary", WITHHELD_HEADER, WITHHELD_FIELDS_HEADER)
 
 
 def cors(origins: Sequence[str]) -> dict[str, Any]:

@@ -145,6 +145,7 @@ def rdf(description: str) -> Reply:
         {
             "ETag": "the representation's entity tag (If-None-Match gives 304)",
             "dsgo-withheld-fields": "how many fields the caller's policy withholds (a count)",
+            "dsgo-withheld": "which: the fields' <IRI>s, and * if fields the policy does not name may be too",
         },
     )
 

@@ -94,7 +94,7 @@ def _describe(node: Node, grant: Grant, iri: str) -> Built | None:
         decision.withheld,
         decision.rules,
         decision.purposes,
-        told.count if told else None,
+        told,
     )
 
 

@@ -16,13 +16,24 @@ from gateway.formats import FORMATS, Format, negotiate
 from gateway.node import Representation
 from gateway.policy.model import Caller
 
-__all__ = ["FAILED_SOURCES_HEADER", "WITHHELD_HEADER", "audit", "chosen_format", "failed_sources", "send"]
+__all__ = [
+    "FAILED_SOURCES_HEADER",
+    "WITHHELD_FIELDS_HEADER",
+    "WITHHELD_HEADER",
+    "audit",
+    "chosen_format",
+    "failed_sources",
+    "send",
+]
 
 #: sent when the owner's policy withholds fields from the caller on this resource: how
 #: many of the fields it names it withholds (0: none it names, but it releases only some
 #: fields). From the caller's view and the policy (``gateway.policy.notice``), never from
 #: which withheld values exist
 WITHHELD_HEADER = "dsgo-withheld-fields"
+#: with it, which: the fields' ``<IRI>``s, and ``*`` when fields the policy does not name may
+#: be withheld too (``Notice.header``), so a node reading for its people can say what
+WITHHELD_FIELDS_HEADER = "dsgo-withheld"
 #: the node's sources whose newest version failed to read: the answer may be incomplete
 FAILED_SOURCES_HEADER = "dsgo-failed-sources"
 
@@ -54,7 +65,8 @@ def _headers(rep: Representation) -> list[tuple[bytes, bytes]]:
     if rep.links:
         headers.append((b"link", ", ".join(f'<{url}>; rel="{rel}"' for rel, url in rep.links).encode()))
     if rep.told is not None:
-        headers.append((WITHHELD_HEADER.encode(), str(rep.told).encode()))
+        headers.append((WITHHELD_HEADER.encode(), str(rep.told.count).encode()))
+        headers.append((WITHHELD_FIELDS_HEADER.encode(), rep.told.header.encode()))
     return headers
 
 

@@ -27,7 +27,7 @@ import pyoxigraph as ox
 
 from gateway.policy.model import Grant, PolicySet, Rule
 
-__all__ = ["Notice", "notice", "selects"]
+__all__ = ["Notice", "Withheld", "notice", "selects"]
 
 RDF_TYPE = "http://www.w3.org/1999/02/22-rdf-syntax-ns#type"
 
@@ -44,6 +44,12 @@ class Notice:
     def count(self) -> int:
         """How many named fields are withheld: the ``dsgo-withheld-fields`` header."""
         return len(self.fields)
+
+    @property
+    def header(self) -> str:
+        """The ``dsgo-withheld`` header: the fields as ``<IRI>``s, then ``*`` when fields the
+        policy does not name may be withheld too (so another node can say what it was told)."""
+        return " ".join([*(f"<{f}>" for f in self.fields), *(["*"] if self.partial else [])])
 
     def text(self, curie: Callable[[str], str]) -> str:
         """The sentence a person reads (the HTML note), fields as ``curie`` shows them."""
@@ -111,3 +117,34 @@ def _released(mine: list[Rule], field: str) -> bool:
     if any(r.effect == "deny" and not r.where and r.covers(field) for r in mine):
         return False
     return any(r.effect == "permit" and (r.covers(field) or (field == RDF_TYPE and r.classes)) for r in mine)
+
+
+@dataclass(frozen=True, slots=True)
+class Withheld:
+    """What an owner's node said it withheld, as a reading node collects it from the
+    ``dsgo-withheld`` headers of its answers (the fields, and whether it said ``*``)."""
+
+    fields: frozenset[str] = frozenset()
+    partial: bool = False
+
+    @classmethod
+    def from_header(cls, value: str | None) -> Withheld:
+        """The header as ``Notice.header`` writes it; tokens that are neither ``<IRI>``
+        nor ``*`` are ignored (a peer's header is its word, not ours to trust further)."""
+        tokens = (value or "").split()
+        fields = frozenset(t[1:-1] for t in tokens if len(t) > 2 and t[0] == "<" and t[-1] == ">")
+        return cls(fields, "*" in tokens)
+
+    def __or__(self, other: Withheld) -> Withheld:
+        return Withheld(self.fields | other.fields, self.partial or other.partial)
+
+    def __bool__(self) -> bool:
+        return bool(self.fields) or self.partial
+
+    def text(self, curie: Callable[[str], str], owner: str, reader: str) -> str:
+        """The sentence a person of ``reader`` reads on ``owner``'s resource (the fields as
+        ``curie`` shows them), saying when there may be more than those named."""
+        named = ", ".join(sorted(curie(f) for f in self.fields))
+        what = named or "some fields of resources like this one"
+        more = ", and may withhold fields it does not name" if named and self.partial else ""
+        return f"Withheld by {owner}: its policy withholds {what} from {reader}{more}."

@@ -176,7 +176,7 @@ def _build_local(wb: Workbench, iri: str) -> Built | None:
     if told is None:
         return built
     page = Page(built.page.vocab, built.page.namespace, iri, notes=(told.text(wb.node.vocab.curie),))
-    return dataclasses.replace(built, page=page, told=told.count)
+    return dataclasses.replace(built, page=page, told=told)
 
 
 def _download(body: bytes, fmt: Format, iri: str) -> Response:
@@ -258,9 +258,8 @@ async def _remote_page(wb: Workbench, request: Request, person: Person, iri: str
         fmt = _BY_NAME[wanted]
         return _download(fmt.render(reading.triples, wb.node.page(reading.iri)), fmt, reading.iri)
     notes: tuple[str, ...] = ()
-    if reading.withheld:
-        what = f"{reading.withheld} field(s) of resources like this one"
-        notes = (f"Withheld by {owner['name']}: its policy withholds {what} from {wb.settings.name}.",)
+    if reading.told or reading.withheld:
+        notes = (reading.told.text(wb.node.vocab.curie, owner["name"], wb.settings.name),)
     linker = WorkbenchLinker(wb.node.vocab, await _namespaces(wb))
     body = fragment(wb.env, [*reading.triples, *reading.extra], reading.iri, linker, notes)
     return wb.render(

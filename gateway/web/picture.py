@@ -3,7 +3,7 @@
 Inline SVG from a template (``report.svg``, autoescaped; no script, no external file,
 presentation attributes only, so the page's Content-Security-Policy needs no inline
 styles). Each bar says which node supplied how many documents in how many requests, how
-long it took, how many fields its policy withheld, and what failed; a failed node's bar
+long it took, how many fields its policy withheld and which, and what failed; a failed node's bar
 is red.
 """
 
@@ -19,7 +19,9 @@ _ROW, _LEFT, _WIDTH = 46, 300, 360
 def _line(node: dict[str, Any]) -> str:
     parts = [f"{node['documents']} documents", f"{node['requests']} requests", f"{node['time_ms']:g} ms"]
     if node.get("withheld_fields"):
-        parts.append(f"{node['withheld_fields']} fields withheld by its policy")
+        names = [str(n).rsplit("#", 1)[-1].rsplit("/", 1)[-1] for n in node.get("withheld_field_names") or ()]
+        which = f" ({', '.join(names)})" if names else ""
+        parts.append(f"{node['withheld_fields']} fields withheld by its policy{which}")
     failures = node.get("failures") or []
     if failures:
         parts.append("failed: " + ", ".join(str(f.get("reason", "?")) for f in failures[:3]))

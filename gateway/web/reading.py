@@ -19,6 +19,7 @@ from gateway.federation.walk import Federation, Owner
 from gateway.formats.terms import LABELS
 from gateway.node import Built, Node
 from gateway.policy.model import Grant
+from gateway.policy.notice import Withheld
 from gateway.store.local import RDF_TYPE
 
 __all__ = [
@@ -49,6 +50,7 @@ class Reading:
     status: str = "ok"
     withheld: int = 0
     seconds: float = 0.0
+    told: Withheld = field(default_factory=Withheld)  # which fields the owner said it withheld
     built: Built | None = None
     extra: list[ox.Triple] = field(default_factory=list)
 
@@ -184,7 +186,7 @@ async def remote_resource(federation: Federation, node: Node, grant: Grant, iri:
     """Another party's resource, read live from its node; a collection's members' labels
     in one more request (a batch); the links to it from this node's own data."""
     read = await federation.read(iri)
-    reading = Reading(read.iri, read.triples, read.owner, read.status, read.withheld, read.seconds)
+    reading = Reading(read.iri, read.triples, read.owner, read.status, read.withheld, read.seconds, read.told)
     if read.status != "ok":
         return reading
     reading.extra += await _member_labels(federation, read.triples)
