@@ -61,7 +61,7 @@ def _read_live(path: Path, options: Mapping[str, Any], env: SourceEnv) -> Connec
 
 KINDS: dict[str, Kind] = {
     "rdf": Kind(rdf_file.RdfFile.make, rdf_file.OPTIONS),
-    "ifc": Kind(ifc.IfcModel.make, ifc.OPTIONS),
+    "ifc": Kind(ifc.IfcModel.make, ifc.OPTIONS, ifc.PATHS),
     "csv": Kind(table.CsvTable.make, table.OPTIONS, table.PATHS),
     "sparql": Kind(_read_live, SPARQL_OPTIONS, required=frozenset({"endpoint"}), live=True),
 }

@@ -41,6 +41,17 @@ U-values
     ``ThermalTransmittance`` of Pset_WindowCommon, Pset_DoorCommon, Pset_WallCommon and
     Pset_RoofCommon is also ``dsgo:uValue``: an xsd:decimal in W/(m²·K) a policy can
     grant by name.
+Materials
+    Each element's material parts (layers with their thickness, constituents, profiles,
+    single materials), with a category from the node's material table and their volume
+    where the model gives it: ``connectors.ifc_materials``. Where the model states no
+    volume, IfcOpenShell computes it from the geometry (``connectors.ifc_geometry``; the
+    ``geometry = false`` option of the ``[[source]]`` turns that off). ``materials =
+    "FILE.toml"`` gives the source its own material table instead of
+    ``connectors/materials.toml``.
+Structure
+    Storey count, height, footprint and roof type of each building, the elevation of each
+    storey, whether an element is load-bearing: ``connectors.ifc_structure``.
 BAG
     ``dsgo:bagPand <https://bag.basisregistraties.overheid.nl/id/pand/{16 digits}>`` on
     the building comes from the ``bag_pand`` option of its ``[[source]]`` (a model with
@@ -68,12 +79,12 @@ from urllib.parse import quote
 
 import pyoxigraph as ox
 
-from connectors import terms
+from connectors import ifc_geometry, ifc_materials, ifc_structure, terms
 from connectors.base import Progress, SourceEnv, file_fingerprint
 from connectors.terms import BOT, DSGO, IFC, PROPS, QUDT, RDF_TYPE, RDFS_LABEL, UNIT, XSD
 from gateway.errors import SourceError
 
-__all__ = ["OPTIONS", "IfcModel", "property_name"]
+__all__ = ["OPTIONS", "PATHS", "IfcModel", "property_name"]
 
 _BAG_ID = re.compile(r"[0-9]{16}")
 OPTIONS = {
@@ -81,7 +92,16 @@ OPTIONS = {
         lambda v: isinstance(v, str) and _BAG_ID.fullmatch(v) is not None,
         'expected the 16 digits of the model\'s BAG pand as a string, e.g. "0363100012345678"',
     ),
+    "materials": (
+        lambda v: isinstance(v, str) and v.endswith(".toml"),
+        'expected the path of a material table, e.g. "materials.toml" (see connectors/materials.toml)',
+    ),
+    "geometry": (
+        lambda v: isinstance(v, bool),
+        "expected true (compute volumes and heights the model does not state from its geometry) or false",
+    ),
 }
+PATHS = frozenset({"materials"})
 
 #: normalised (lowercase, letters and digits only) property names that hold a BAG pand id
 BAG_NAMES = frozenset({"bagid", "bagpandid", "bagpand", "pandid", "pandidentificatie"})
@@ -133,6 +153,8 @@ _NUMERIC_VALUE = _n(QUDT + "numericValue")
 _QUDT_UNIT = _n(QUDT + "unit")
 _U_VALUE = _n(DSGO + "uValue")
 _XSD_DECIMAL = _n(XSD + "decimal")
+_XSD_INTEGER = _n(XSD + "integer")
+_VOLUME = _n(DSGO + "volume")
 _BAG_PAND = _n(DSGO + "bagPand")
 
 
@@ -143,14 +165,17 @@ class IfcModel:
     path: Path
     env: SourceEnv
     bag_pand: str | None = None
+    materials: Path = ifc_materials.DEFAULT_TABLE
+    geometry: bool = True
     problems: list[SourceError] = field(default_factory=list)
 
     @classmethod
     def make(cls, path: Path, options: Mapping[str, Any], env: SourceEnv) -> IfcModel:
-        return cls(path, env, options.get("bag_pand"))
+        table = Path(options["materials"]) if "materials" in options else ifc_materials.DEFAULT_TABLE
+        return cls(path, env, options.get("bag_pand"), table, options.get("geometry", True))
 
     def fingerprint(self) -> str:
-        return file_fingerprint(self.path)
+        return file_fingerprint(self.path, self.materials)
 
     def load(self, progress: Progress | None = None) -> list[ox.Triple]:
         ifcopenshell = _import(self.path)
@@ -161,9 +186,10 @@ class IfcModel:
         if progress:
             progress("reading", 0, 0)
         _check_framing(self.path, data)
+        table = ifc_materials.MaterialTable.load(self.materials)
         model = _open(ifcopenshell, self.path, data)
         convert = _Converter(ifcopenshell, model, self.path, data, self.env.base_iri, progress)
-        triples = convert.run(self.bag_pand)
+        triples = convert.run(self.bag_pand, table, self.geometry)
         self.problems = convert.problems
         return triples
 
@@ -181,6 +207,7 @@ def property_name(name: str) -> str:
 def _import(path: Path) -> Any:
     try:
         import ifcopenshell
+        import ifcopenshell.util.element
         import ifcopenshell.util.unit
     except ImportError:
         raise SourceError(path, "reading IFC models needs IfcOpenShell: install dsgo-gateway[ifc]") from None
@@ -269,6 +296,7 @@ class _Converter:
         self, ifcopenshell: Any, model: Any, path: Path, data: bytes, base: str, progress: Progress | None
     ) -> None:
         self.util_unit = ifcopenshell.util.unit
+        self.util_element = ifcopenshell.util.element
         self.model, self.path, self.data, self.progress = model, path, data, progress
         self.prefix = base + "id/ifc/"
         self.out: list[ox.Triple] = []
@@ -280,11 +308,15 @@ class _Converter:
         self.scales: dict[str, float] = {}
         self.names: dict[str, ox.NamedNode] = {}
         self.values: dict[int, tuple[ox.NamedNode, list[_Value]]] = {}
+        self.props: dict[int, dict[tuple[str, str], Any]] = {}  # entity id -> its properties
+        self.products: list[Any] = []
         self.units = {qudt: _n(UNIT + qudt) for _, qudt in _MEASURES.values()}
 
-    def run(self, bag_pand: str | None) -> list[ox.Triple]:
+    def run(
+        self, bag_pand: str | None, table: ifc_materials.MaterialTable, geometry: bool
+    ) -> list[ox.Triple]:
         try:
-            products = self._products()
+            products = self.products = self._products()
             for i, entity in enumerate(products):
                 self.at = entity
                 self._product(entity)
@@ -293,6 +325,7 @@ class _Converter:
             self.at = None
             self._relations()
             self._properties(bag_pand)
+            self._form(table, geometry)
         except (RuntimeError, ValueError, TypeError) as exc:
             at = self.at
             where = f" at #{at.id()} ({at.is_a()})" if at is not None else ""
@@ -405,7 +438,7 @@ class _Converter:
 
     def _properties(self, bag_pand: str | None) -> None:
         """Each object's properties: its type's first, then its own (which win)."""
-        per_object: dict[int, dict[tuple[str, str], Any]] = {}
+        per_object = self.props
 
         def assign(objects: Iterable[Any], psets: Iterable[Any]) -> None:
             psets = [p for p in psets if p.is_a("IfcPropertySet") or p.is_a("IfcElementQuantity")]
@@ -505,6 +538,112 @@ class _Converter:
         if scale is None:
             scale = self.scales[unit_type] = float(self.util_unit.calculate_unit_scale(self.model, unit_type))
         return scale
+
+    # -- materials and structure -------------------------------------------------------
+
+    def _si(self, prop: Any) -> float | None:
+        """A numeric property or quantity in SI units (as published), or None."""
+        for literal, _ in self._values(prop)[1]:
+            if literal.datatype in (_XSD_DECIMAL, _XSD_INTEGER):
+                return float(literal.value)
+        return None
+
+    def _form(self, table: ifc_materials.MaterialTable, geometry: bool) -> None:
+        """Material parts, volumes and load-bearing of elements; storeys; buildings' form."""
+        get = self.util_element
+        elements = [e for e in self.products if self.kind[e.id()] == "Element"]
+        building_of: dict[int, int] = {}
+        definitions: dict[int, Any] = {}
+        for entity in elements:
+            self.at = entity
+            building = get.get_parent(entity, "IfcBuilding")
+            if building is not None:
+                building_of[entity.id()] = building.id()
+            definitions[entity.id()] = get.get_material(entity, should_inherit=True)
+        self.at = None
+        no_props: dict[tuple[str, str], Any] = {}
+        quantity = ifc_structure.quantity_named
+        volumes = {
+            e.id(): quantity(self.props.get(e.id(), no_props), ifc_materials.VOLUME_NAMES, self._si)
+            for e in elements
+        }
+        buildings = [p for p in self.products if self.kind[p.id()] == "Building"]
+        heights = {
+            b.id(): quantity(self.props.get(b.id(), no_props), ("Height",), self._si) for b in buildings
+        }
+        shapes: dict[int, ifc_geometry.Shape] = {}
+        if geometry:
+            wanted = [
+                e
+                for e in elements
+                if any(e.is_a(c) for c in ifc_geometry.GEOMETRY_CLASSES)
+                and (
+                    (definitions[e.id()] is not None and volumes[e.id()] is None)
+                    or (e.id() in building_of and heights.get(building_of[e.id()]) is None)
+                )
+            ]
+            shapes, failed = ifc_geometry.shapes(self.model, wanted)
+            if failed:
+                self.problems.append(
+                    SourceError(
+                        self.path, f"{failed} elements have no shape to mesh; their volumes stay unknown"
+                    )
+                )
+        length = self._scale("LENGTHUNIT", None)
+        writer = ifc_materials.PartWriter(table, length, ifc_materials.general_densities(self.model))
+        for entity in elements:
+            self.at = entity
+            iri, props = self.iri[entity.id()], self.props.get(entity.id(), no_props)
+            volume = volumes[entity.id()]
+            if volume is None and entity.id() in shapes:
+                volume = shapes[entity.id()].volume
+            if volume is not None:
+                self.out += terms.quantity(iri, _VOLUME, volume, "M3")
+            area = quantity(props, ifc_materials.AREA_NAMES, self._si)
+            self.out += writer.triples(iri, definitions[entity.id()], volume, area)
+            self.out += ifc_structure.load_bearing(iri, props)
+        self.at = None
+        for storey in self.model.by_type("IfcBuildingStorey"):
+            self.out += ifc_structure.storey_triples(storey, self.iri[storey.id()], length)
+        for building in buildings:
+            self.at = building
+            self._building_form(building, elements, building_of, shapes, length)
+        self.at = None
+
+    def _building_form(
+        self,
+        building: Any,
+        elements: list[Any],
+        building_of: dict[int, int],
+        shapes: dict[int, ifc_geometry.Shape],
+        length: float,
+    ) -> None:
+        mine = [e for e in elements if building_of.get(e.id()) == building.id()]
+        storeys = sum(
+            1
+            for rel in building.IsDecomposedBy or ()
+            for part in rel.RelatedObjects
+            if part.is_a("IfcBuildingStorey")
+        )
+        base = 0.0
+        if building.ObjectPlacement is not None:
+            import ifcopenshell.util.placement
+
+            base = (
+                float(ifcopenshell.util.placement.get_local_placement(building.ObjectPlacement)[2][3])
+                * length
+            )
+        tops = [shapes[e.id()].top for e in mine if e.id() in shapes]
+        roofs = [e for e in mine if e.is_a("IfcRoof")]
+        loose = [e for e in mine if e.is_a("IfcSlab") and getattr(e, "PredefinedType", None) == "ROOF"]
+        self.out += ifc_structure.building_triples(
+            self.iri[building.id()],
+            self.props.get(building.id(), {}),
+            self._si,
+            storeys,
+            max(tops) - base if tops else None,
+            ifc_structure.roof_types(roofs, loose, self.props),
+        )
 
     # -- BAG -------------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ __all__ = [
     "decimal",
     "decimal_text",
     "integer",
+    "quantity",
 ]
 
 RDF_TYPE = ox.NamedNode("http://www.w3.org/1999/02/22-rdf-syntax-ns#type")
@@ -41,6 +42,8 @@ DSGO = "https://vocab.dsgo.example/def#"
 IFC = "https://standards.buildingsmart.org/IFC/DEV/IFC4/ADD2/OWL#"
 BAG_PAND = "https://bag.basisregistraties.overheid.nl/id/pand/"
 
+_NUMERIC_VALUE = ox.NamedNode(QUDT + "numericValue")
+_QUDT_UNIT = ox.NamedNode(QUDT + "unit")
 _XSD_BOOLEAN = ox.NamedNode(XSD + "boolean")
 _XSD_INTEGER = ox.NamedNode(XSD + "integer")
 _XSD_DECIMAL = ox.NamedNode(XSD + "decimal")
@@ -67,3 +70,17 @@ def decimal_text(value: float) -> str | None:
 def decimal(value: float) -> ox.Literal | None:
     text = decimal_text(value)
     return None if text is None else ox.Literal(text, datatype=_XSD_DECIMAL)
+
+
+def quantity(subject: ox.NamedNode, predicate: ox.NamedNode, value: float, unit: str) -> list[ox.Triple]:
+    """``subject predicate [ qudt:numericValue value ; qudt:unit unit:{unit} ]``; nothing if
+    ``value`` is not finite."""
+    literal = decimal(value)
+    if literal is None:
+        return []
+    node = ox.BlankNode()
+    return [
+        ox.Triple(subject, predicate, node),
+        ox.Triple(node, _NUMERIC_VALUE, literal),
+        ox.Triple(node, _QUDT_UNIT, ox.NamedNode(UNIT + unit)),
+    ]

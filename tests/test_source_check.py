@@ -24,12 +24,13 @@ def test_summary_of_an_ifc_model_counts_triples_resources_and_classes(
 ) -> None:
     assert main(["source", "check", str(SMALLHOUSE)]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == f"{SMALLHOUSE}: 1298 triples about 27 resources (IFC model)"
-    assert out[1:5] == [
+    assert out[0] == f"{SMALLHOUSE}: 1549 triples about 54 resources (IFC model)"
+    assert out[1:6] == [
         "resources per class:",
+        "        27  dsgo:MaterialPart",
         "        20  bot:Element",
+        "        11  dsgo:MaterialLayer",
         "         6  ifc:IfcWallStandardCase",
-        "         5  ifc:IfcSlab",
     ]
     assert "         1  bot:Building" in out and out[-1] == "problems: none"
 
