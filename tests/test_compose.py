@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 PILOT = ROOT / "examples" / "pilot"
-NODES = ("firm", "corporation", "municipality")
+NODES = ("firm", "corporation", "municipality", "rvo")
 ONE_SHOT = "keys"
 
 
@@ -219,7 +219,7 @@ def test_keys_service_succeeds_again_when_the_keys_exist(tmp_path: Path) -> None
     ]
     assert [r.returncode for r in runs] == [0, 0], runs[-1].stderr
     assert "wrote" in runs[0].stdout and "wrote" not in runs[1].stdout and "kept" in runs[1].stdout
-    assert len(list((tmp_path / "keys").glob("EU.EORI.*/chain.pem"))) == 4
+    assert len(list((tmp_path / "keys").glob("EU.EORI.*/chain.pem"))) == 5
 
 
 def test_registry_publishes_each_partys_compose_endpoint() -> None:

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.integration
 
 
-def free_block(size: int = 4) -> int:
+def free_block(size: int = 5) -> int:
     """The first of ``size`` consecutive free loopback ports."""
     for _ in range(100):
         base = random.randrange(20_000, 60_000)
@@ -34,7 +34,14 @@ def listening(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def test_demo_answers_the_pilot_question_and_stops_everything(tmp_path: Path) -> None:
+def _table(out: str, name: str) -> list[str]:
+    """The lines of the table that answers question ``name``, header to row count."""
+    lines = out[out.index(f" asks ({name}): ") :].splitlines()
+    first = lines.index("") + 1
+    return lines[first : lines.index("", first)]
+
+
+def test_demo_answers_the_pilot_questions_and_stops_everything(tmp_path: Path) -> None:
     shutil.copytree(
         ROOT / "examples" / "pilot", tmp_path / "examples" / "pilot", ignore=shutil.ignore_patterns("state")
     )
@@ -49,24 +56,37 @@ def test_demo_answers_the_pilot_question_and_stops_everything(tmp_path: Path) ->
     out = done.stdout
     assert "making a development CA" in out and (tmp_path / "keys" / "ca" / "root.cert.pem").exists()
     assert "all healthy in" in out
-    rows = [line.split("  ")[0] for line in out.splitlines() if "Amsterdam" in line and line[0].isupper()]
-    assert rows == [
+    labels = _table(out, "labels")
+    assert [line.split("  ")[0] for line in labels[2:-1]] == [
         "Hugo de Vrieslaan 7, 1097 EA Amsterdam",
         "Zaaiersweg 12, 1097 SR Amsterdam",
         "Zaaiersweg 14, 1097 SR Amsterdam",
     ]
-    assert "(3 rows)" in out and "Answer complete" in out
+    assert labels[-1] == "(3 rows)"
+    counts = {name: _table(out, name)[-1] for name in ("insulation", "materials", "optoppen")}
+    assert counts == {"insulation": "(6 rows)", "materials": "(5 rows)", "optoppen": "(8 rows)"}
+    assert out.count("Answer complete") == 4
     assert "Bouwbedrijf De Vries B.V. (EU.EORI.NL000000101)" in out and "fields withheld by its policy" in out
     assert "Woonstichting De Nieuwe Stad (EU.EORI.NL000000102)" in out
     assert "curl -H" in out
-    assert not any(listening(port) for port in range(base, base + 4))
+    assert not any(listening(port) for port in range(base, base + 5))
 
 
 def test_demo_keys_are_made_once_and_reused(tmp_path: Path) -> None:
     shutil.copytree(
         ROOT / "examples" / "pilot", tmp_path / "examples" / "pilot", ignore=shutil.ignore_patterns("state")
     )
-    argv = [sys.executable, "-m", "gateway.cli", "demo", "--once", "--root", str(tmp_path)]
+    argv = [
+        sys.executable,
+        "-m",
+        "gateway.cli",
+        "demo",
+        "--once",
+        "--root",
+        str(tmp_path),
+        "--question",
+        "labels",
+    ]
     first = subprocess.run([*argv, "--port", str(free_block())], capture_output=True, text=True, timeout=120)
     key = (tmp_path / "keys" / "EU.EORI.NL000000101" / "key.pem").read_bytes()
     second = subprocess.run([*argv, "--port", str(free_block())], capture_output=True, text=True, timeout=120)
@@ -77,7 +97,7 @@ def test_demo_keys_are_made_once_and_reused(tmp_path: Path) -> None:
 
 def test_demo_hints_work_as_printed_with_the_ports_it_uses(tmp_path: Path) -> None:
     """The `dsgo token`, `curl` and `dsgo query` lines the demo prints, run as printed,
-    reach the pilot on the ports it was moved to (not the files' 8200-8203)."""
+    reach the pilot on the ports it was moved to (not the files' 8200-8204)."""
     import os
     import signal
     import time
@@ -113,4 +133,43 @@ def test_demo_hints_work_as_printed_with_the_ports_it_uses(tmp_path: Path) -> No
         demo.wait(60)
     assert done.returncode == 0, done.stderr
     assert "<html" in done.stdout and "(3 rows)" in done.stdout
-    assert not any(listening(port) for port in range(base, base + 4))
+    assert not any(listening(port) for port in range(base, base + 5))
+
+
+def test_demo_question_option_asks_that_question_only(tmp_path: Path) -> None:
+    shutil.copytree(
+        ROOT / "examples" / "pilot", tmp_path / "examples" / "pilot", ignore=shutil.ignore_patterns("state")
+    )
+    argv = [sys.executable, "-m", "gateway.cli", "demo", "--once", "--root", str(tmp_path)]
+    done = subprocess.run(
+        [*argv, "--port", str(free_block()), "--question", "optoppen"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert [
+        line.split(" asks ")[1].split(":")[0] for line in done.stdout.splitlines() if " asks (" in line
+    ] == ["(optoppen)"]
+    assert "yes: 2 storeys" in done.stdout and done.stdout.count("Answer complete") == 1
+
+
+def test_demo_refuses_a_question_it_does_not_know_in_one_line(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "demo",
+            "--once",
+            "--root",
+            str(tmp_path),
+            "--question",
+            "nope",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "invalid choice: 'nope'" in done.stderr and "Traceback" not in done.stderr

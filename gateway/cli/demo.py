@@ -4,13 +4,16 @@ Runs ``examples/pilot`` of the source checkout it is installed from; installed f
 wheel, it copies the pilot the package carries (``gateway._pilot``) into ``./dsgo-pilot``
 first (or into ``--root``), where its keys and audit logs go too.
 
-Makes the development keys if they are missing, starts the registry and the three
+Makes the development keys if they are missing, starts the registry and the four
 nodes of ``examples/pilot`` on loopback ports (the same configuration files docker
-compose uses), waits until all are healthy, asks the pilot's question as the
-municipality, prints the answer and the report (which node supplied what, what was
-withheld and by whom), says where to look at the nodes, and stops everything cleanly on
-Ctrl-C or SIGTERM (or at once with ``--once``). The registry and the nodes run in their
-own sessions, so a Ctrl-C reaches the demo alone, which then stops each of them once.
+compose uses), waits until all are healthy, asks the pilot's questions in turn (or the
+one ``--question NAME`` names), each as the party that would ask it, prints each answer
+and its report (which node supplied what, what was withheld and by whom), says where to
+look at the nodes, and stops everything cleanly on Ctrl-C or SIGTERM (or at once with
+``--once``). The registry and the nodes run in their own sessions, so a Ctrl-C reaches
+the demo alone, which then stops each of them once. The questions are the SPARQL files
+of ``examples/pilot/queries/`` listed in ``QUESTIONS``: what each asks is the first
+paragraph of its comment, where its walk starts its ``# start:`` lines.
 """
 
 from __future__ import annotations
@@ -38,12 +41,27 @@ from gateway.errors import GatewayError
 from gateway.identity.pki import make_ca, make_party
 from gateway.vocab import load_vocab
 
-__all__ = ["add_parser", "run"]
+__all__ = ["NODES", "QUESTIONS", "Question", "add_parser", "ask", "run"]
 
 CHECKOUT = Path(__file__).resolve().parents[2]  # a source checkout: examples/ and keys/ beside gateway/
 UNPACKED = Path("dsgo-pilot")
-ASKER = "municipality"
-QUESTION = Path("queries") / "labels-and-insulation.rq"
+ASKER = "municipality"  # whose token the closing curl example uses
+NODES = ("firm", "corporation", "municipality", "rvo")
+
+
+@dataclass(frozen=True, slots=True)
+class Question:
+    name: str  # for --question
+    asker: str  # the node (folder of examples/pilot) that asks it
+    file: str  # in examples/pilot/queries/
+
+
+QUESTIONS = (
+    Question("labels", "municipality", "labels-and-insulation.rq"),
+    Question("insulation", "corporation", "insulation-standard.rq"),
+    Question("materials", "municipality", "biobased-materials.rq"),
+    Question("optoppen", "corporation", "optoppen.rq"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +85,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="where examples/pilot and keys/ are (default: this folder or the checkout dsgo runs from,"
         f" if it has them, else {UNPACKED}/, where the pilot is copied)",
     )
-    p.add_argument("--port", type=int, help="first of four free ports (default: the pilot's 8200-8203)")
+    p.add_argument("--port", type=int, help="first of five free ports (default: the pilot's 8200-8204)")
+    p.add_argument(
+        "--question",
+        choices=[q.name for q in QUESTIONS],
+        help="ask only this question (default: all in turn)",
+    )
     p.set_defaults(run=run)
 
 
@@ -110,7 +133,7 @@ def _pilot(root: Path, port: int | None) -> _Pilot:
     env: dict[str, str] = {}
     nodes = {}
     endpoints = []
-    for i, name in enumerate(("firm", "corporation", ASKER), start=1):
+    for i, name in enumerate(NODES, start=1):
         file = folder / name / "node.toml"
         overrides = {"DSGO_NODE_PORT": str(port + i), "DSGO_REGISTRY_URL": registry_url} if port else {}
         nodes[name] = load_node_settings(file, {**os.environ, **overrides})
@@ -219,15 +242,9 @@ def run(args: argparse.Namespace) -> int:
             f"all healthy in {time.monotonic() - began:.1f} s: "
             + ", ".join(f"{n} {u}" for n, u in urls.items())
         )
-        answer, seconds = _ask(pilot)
-        asker = pilot.nodes[ASKER]
-        say(f"{pilot.names[asker.party_id]} asks: which homes in our municipality have energy label")
-        say("E, F or G, and what do the builder's models say about their roof and facade insulation?")
-        print()
-        print(format_table(answer, load_vocab().curie))
-        print()
-        print(format_report(_named(answer, pilot.names), seconds))
-        print()
+        for question in QUESTIONS:
+            if args.question in (None, question.name):
+                _show(pilot, question, say)
         _where(pilot, urls, logins)
         if args.once:
             return 0
@@ -241,15 +258,38 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _ask(pilot: _Pilot) -> tuple[dict[str, Any], float]:
+def _show(pilot: _Pilot, question: Question, say: _Say) -> None:
+    text = (pilot.folder / "queries" / question.file).read_text(encoding="utf-8")
+    settings = pilot.nodes[question.asker]
+    say(f"{pilot.names[settings.party_id]} asks ({question.name}): {_asked(text)}")
+    answer, seconds = ask(settings, text)
+    print()
+    print(format_table(answer, load_vocab().curie))
+    print()
+    print(format_report(_named(answer, pilot.names), seconds))
+    print()
+
+
+def _asked(text: str) -> str:
+    """The question a query file asks: the first paragraph of its leading comment."""
+    lines: list[str] = []
+    for line in text.splitlines():
+        if not line.startswith("#") or (not line.strip("# ") and lines):
+            break
+        if line.strip("# "):
+            lines.append(line.lstrip("# ").rstrip())
+    return " ".join(lines)
+
+
+def ask(settings: NodeSettings, text: str) -> tuple[dict[str, Any], float]:
+    """Ask ``text`` (a query file, with its ``# start:`` lines) at the node of ``settings``,
+    as its own party, through its federated query route; the answer and the seconds taken."""
     from gateway.cli.query import _stream
     from gateway.http.app import make_auth, outbound_http
 
-    settings = pilot.nodes[ASKER]
-    text = (pilot.folder / QUESTION).read_text(encoding="utf-8")
     body = {"query": text, "start": start_lines(text)}
 
-    async def ask() -> dict[str, Any]:
+    async def run() -> dict[str, Any]:
         async with outbound_http() as http:
             auth = make_auth(settings, http, time.time)
             token = await auth.trust.tokens.token(settings.party_id, settings.public_url)  # type: ignore[attr-defined]
@@ -259,7 +299,7 @@ def _ask(pilot: _Pilot) -> tuple[dict[str, Any], float]:
             )
 
     began = time.monotonic()
-    answer = asyncio.run(ask())
+    answer = asyncio.run(run())
     return answer, time.monotonic() - began
 
 
@@ -282,7 +322,8 @@ def _where(pilot: _Pilot, urls: dict[str, str], logins: dict[str, str]) -> None:
     print(f"  TOKEN=$({moved}{dsgo} token --as {config} --to {urls['firm']})")
     print(f'  curl -H "Authorization: Bearer $TOKEN" -H "Accept: text/html" {urls["firm"]}/')
     port = f"DSGO_NODE_PORT={asker.port} " if pilot.env else ""
-    print(f"  {moved}{port}{dsgo} query --as {config} @{_shown(pilot.folder / QUESTION)}")
+    first = _shown(pilot.folder / "queries" / QUESTIONS[0].file)
+    print(f"  {moved}{port}{dsgo} query --as {config} @{first}")
 
 
 def _dsgo() -> str:
