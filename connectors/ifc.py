@@ -71,7 +71,7 @@ import json
 import re
 import threading
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,7 +87,7 @@ from gateway.errors import SourceError
 __all__ = ["OPTIONS", "PATHS", "IfcModel", "property_name"]
 
 _BAG_ID = re.compile(r"[0-9]{16}")
-OPTIONS = {
+OPTIONS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "bag_pand": (
         lambda v: isinstance(v, str) and _BAG_ID.fullmatch(v) is not None,
         'expected the 16 digits of the model\'s BAG pand as a string, e.g. "0363100012345678"',
@@ -548,6 +548,10 @@ class _Converter:
                 return float(literal.value)
         return None
 
+    def _has_area(self, entity: Any) -> bool:
+        props = self.props.get(entity.id(), {})
+        return ifc_structure.quantity_named(props, ifc_materials.AREA_NAMES, self._si) is not None
+
     def _form(self, table: ifc_materials.MaterialTable, geometry: bool) -> None:
         """Material parts, volumes and load-bearing of elements; storeys; buildings' form."""
         get = self.util_element
@@ -582,7 +586,10 @@ class _Converter:
                     or (e.id() in building_of and heights.get(building_of[e.id()]) is None)
                 )
             ]
-            shapes, failed = ifc_geometry.shapes(self.model, wanted)
+            net = {
+                e.id() for e in wanted if ifc_materials.needs_volume(definitions[e.id()], self._has_area(e))
+            }
+            shapes, failed = ifc_geometry.shapes(self.model, wanted, net)
             if failed:
                 self.problems.append(
                     SourceError(

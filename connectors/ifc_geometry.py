@@ -9,18 +9,21 @@ volume says nothing about what a building is made of, and meshing them would cos
 
 Two passes keep it fast. The first meshes every element on IfcOpenShell's simple CGAL
 kernel without subtracting openings (a fraction of a second for the Duplex model): that
-gives every top, and the volume of every element without openings. The second meshes only
-the elements with openings, on the hybrid CGAL/OpenCASCADE kernel, for their net volume;
-the booleans make it the costly part (about 2 s of the Duplex model's 19 such walls and
-slabs on an idle core pair). The iterator uses one thread per core, at most 4. An element
-whose shape cannot be made (no body, a broken boolean) has no volume: what the model does
-not say stays unknown.
+gives every top, and the volume of every element without openings. The second meshes, on
+the hybrid CGAL/OpenCASCADE kernel with openings subtracted, only those elements with
+openings whose volume a material part needs (a single material, or layers without an
+area): the booleans are the costly part (about 4 CPU-seconds for the Duplex model's 19
+walls and slabs with openings, none of which needs it, its walls being of several
+constituents). Any other element with openings gets no volume: its volume without the
+openings would be wrong, and what is not known stays unknown. The iterator uses one
+thread per core, at most 4. An element whose shape cannot be made (no body, a broken
+boolean) has no volume either.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,29 +44,32 @@ GEOMETRY_CLASSES = (
     "IfcRampFlight",
     "IfcChimney",
 )
+_HYBRID = "hybrid-cgal-simple-opencascade"
 
 
 @dataclass(frozen=True, slots=True)
 class Shape:
-    volume: float  # m³
+    volume: float | None  # m³; None for an element with openings whose volume no part needs
     top: float  # m, world z of the highest vertex
 
 
-def shapes(model: Any, elements: Iterable[Any]) -> tuple[dict[int, Shape], int]:
-    """The shape of each of ``elements`` that has one, by entity id, and how many failed."""
+def shapes(model: Any, elements: Iterable[Any], net: Collection[int] = ()) -> tuple[dict[int, Shape], int]:
+    """The shape of each of ``elements`` that has one, by entity id, and how many failed;
+    elements with openings get a volume only if their id is in ``net``."""
     wanted = [e for e in elements if e.Representation is not None]
     if not wanted:
         return {}, 0
     rough = _mesh(model, wanted, "cgal-simple", openings=False)
-    with_openings = [e for e in wanted if e.HasOpenings and e.id() in rough]
-    net = _mesh(model, with_openings, "hybrid-cgal-simple-opencascade", openings=True)
+    holed = {e.id() for e in wanted if e.HasOpenings}
+    exact = _mesh(model, [e for e in wanted if e.id() in holed and e.id() in net], _HYBRID, openings=True)
     found: dict[int, Shape] = {}
     for entity_id, (volume, top) in rough.items():
-        if entity_id in net:
-            found[entity_id] = Shape(net[entity_id][0], top)
-        elif not any(e.id() == entity_id for e in with_openings):
+        if entity_id not in holed:
             found[entity_id] = Shape(volume, top)
-    return found, len(wanted) - len(found)
+        else:
+            found[entity_id] = Shape(exact[entity_id][0] if entity_id in exact else None, top)
+    failed = len(wanted) - len(rough) + sum(1 for i in holed & set(net) if i in rough and i not in exact)
+    return found, failed
 
 
 def _mesh(model: Any, elements: list[Any], kernel: str, openings: bool) -> dict[int, tuple[float, float]]:

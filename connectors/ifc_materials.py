@@ -31,7 +31,8 @@ A part's ``dsgo:volume`` (m³) is published only where it follows from the model
   whether a constituent's fraction is by volume or by weight).
 
 The element's volume is NetVolume, else GrossVolume, of its quantity sets, else the
-volume IfcOpenShell computes from its geometry (``connectors.ifc_geometry``).
+volume IfcOpenShell computes from its geometry (``connectors.ifc_geometry``; for an
+element with openings only where a part needs it).
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ __all__ = [
     "PartWriter",
     "general_densities",
     "material_parts",
+    "needs_volume",
     "normalise",
 ]
 
@@ -189,6 +191,13 @@ def material_parts(definition: Any) -> tuple[list[Part], bool]:
     if definition.is_a("IfcMaterial"):
         return [Part("material", definition, None, None, None, None)], False
     return [], False
+
+
+def needs_volume(definition: Any, has_area: bool) -> bool:
+    """Whether a part's volume follows from the element's volume: a single part, or layers
+    that run over no area the model states."""
+    parts, layered = material_parts(definition)
+    return (layered and not has_area) or (not layered and len(parts) == 1)
 
 
 def _number(value: Any) -> float | None:

@@ -3,7 +3,7 @@
 A block is a fenced ``sh`` block. It runs with ``bash -e -o pipefail`` from the root of a
 fresh copy of the repository (its tracked files, with ``.venv`` linked to the venv that
 runs the tests, and ``dsgo`` not on PATH, as after a clone). The ports the docs and the
-example files name (the hello node's 8100, the pilot's 8200-8204 and 18200-18203) are
+example files name (the hello node's 8100, the pilot's 8200-8205 and 18200-18204) are
 moved to free ones, in the blocks and in the copy's files alike, so the blocks run as a
 reader would run them, only elsewhere. The blocks of one file run in order; the servers
 they start in the background are stopped at the end. The main README's blocks run
@@ -37,8 +37,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 EXAMPLES = sorted((ROOT / "examples").glob("*/README.md"))
-DOC_PORTS = (8100, 8200, 8201, 8202, 8203, 8204, 18200, 18201, 18202, 18203)
-PILOT_PORTS = (8200, 8201, 8202, 8203)
+DOC_PORTS = (8100, 8200, 8201, 8202, 8203, 8204, 8205, 18200, 18201, 18202, 18203, 18204)
+PILOT_PORTS = (8200, 8201, 8202, 8203, 8204)
 SKIP = re.compile(r"<!-- not run by tests/test_docs\.py:(.*?)-->\s*$")
 FENCE = re.compile(r"^```(\w*)\s*$")
 BLOCK_TIMEOUT = 240
@@ -237,7 +237,7 @@ def test_readme_blocks_run_against_a_running_pilot(pilot: tuple[Shell, dict[int,
     run_all(*pilot, [b for b in blocks(README) if b != join_block()])
 
 
-def test_a_fourth_party_joins_the_running_pilot_with_the_readme_commands(
+def test_a_fifth_party_joins_the_running_pilot_with_the_readme_commands(
     pilot: tuple[Shell, dict[int, int]],
 ) -> None:
     shell, ports = pilot

@@ -47,3 +47,9 @@ def test_pilot_is_package_data_for_dsgo_demo() -> None:
     covered = {n for n in needed if any(Path(n).match(pattern) for pattern in patterns)}
     assert needed - covered == set()
     assert (pilot / "registry.toml").is_file()
+
+
+def test_the_default_material_table_is_package_data() -> None:
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    assert "*.toml" in config["tool"]["setuptools"]["package-data"]["connectors"]
+    assert (ROOT / "connectors" / "materials.toml").is_file()

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from gateway.config import NodeSettings, load_node_settings
 from gateway.cli.demo import QUESTIONS, ask
+from gateway.config import NodeSettings, load_node_settings
 from gateway.identity.pki import make_ca, make_party
 from tests.conftest import free_port
 from tests.servers import DSGO, process

@@ -78,3 +78,49 @@ def test_shapes_reject_bad_records(bad: str) -> None:
     <id/building/1> a bot:Building ; {bad} ."""
     conforms, _ = _conforms(data)
     assert not conforms
+
+
+_PREFIXES = f"""@prefix bot: <https://w3id.org/bot#> . @prefix dsgo: <{DSGO}> .
+@prefix qudt: <http://qudt.org/schema/qudt/> . @prefix unit: <http://qudt.org/vocab/unit/> .
+@prefix dct: <http://purl.org/dc/terms/> . @prefix xsd: <http://www.w3.org/2001/XMLSchema#> .
+@prefix rdfs: <http://www.w3.org/2000/01/rdf-schema#> .
+"""
+_LAYER = """<id/ifc/w/material/1> a dsgo:MaterialPart, dsgo:MaterialLayer ; dsgo:layerOrder 1 ;
+    dsgo:thickness [ qudt:numericValue 0.16 ; qudt:unit unit:M ] ; """
+_STANDARD = """<id/standaard/x> a dsgo:InsulationStandard ; rdfs:label "x" ;
+    dct:source <https://example.org/source> ; dct:issued "2021-07-23"^^xsd:date ; """
+
+
+def test_a_material_layer_and_a_standard_conform() -> None:
+    good = (
+        _PREFIXES
+        + _LAYER
+        + 'dsgo:materialCategory "biobased" ; dsgo:volume [ qudt:numericValue 1.92 ; qudt:unit unit:M3 ] .\n'
+        + _STANDARD
+        + 'dsgo:requirement [ dsgo:buildingPart "roof" ; dsgo:minimumRc 3.5 ] .'
+    )
+    conforms, report = _conforms(good)
+    assert conforms, report
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        _LAYER + 'dsgo:materialCategory "wood" .',
+        _LAYER + 'dsgo:materialCategory "biobased", "mineral" .',
+        _LAYER
+        + 'dsgo:materialCategory "biobased" ; dsgo:volume [ qudt:numericValue 1.9 ; qudt:unit unit:M ] .',
+        _LAYER + 'dsgo:materialCategory "biobased" ; dsgo:fraction 1.5 .',
+        '<id/ifc/w/material/1> a dsgo:MaterialPart, dsgo:MaterialLayer ; dsgo:materialCategory "mineral" .',
+        _STANDARD
+        + 'dsgo:requirement [ dsgo:buildingPart "roof" ; dsgo:minimumRc 3.5 ; dsgo:maximumU 1.4 ] .',
+        _STANDARD + 'dsgo:requirement [ dsgo:buildingPart "chimney" ; dsgo:minimumRc 3.5 ] .',
+        '<id/standaard/y> a dsgo:InsulationStandard ; rdfs:label "y" ; dct:issued "2021-07-23"^^xsd:date ;'
+        ' dsgo:requirement [ dsgo:buildingPart "roof" ; dsgo:minimumRc 3.5 ] .',
+        '<id/building/1> a bot:Building ; dsgo:roofType "flat" .',
+        '<id/building/1> a bot:Building ; dsgo:storeyCount "two" .',
+    ],
+)
+def test_shapes_reject_bad_materials_structure_and_standards(bad: str) -> None:
+    conforms, _ = _conforms(_PREFIXES + bad)
+    assert not conforms
