@@ -51,7 +51,8 @@ Materials
     ``connectors/materials.toml``.
 Structure
     Storey count, height, footprint and roof type of each building, the elevation of each
-    storey, whether an element is load-bearing: ``connectors.ifc_structure``.
+    storey, whether an element is load-bearing: ``connectors.ifc_structure``; both put
+    together by ``connectors.ifc_form``.
 BAG
     ``dsgo:bagPand <https://bag.basisregistraties.overheid.nl/id/pand/{16 digits}>`` on
     the building comes from the ``bag_pand`` option of its ``[[source]]`` (a model with
@@ -79,7 +80,7 @@ from urllib.parse import quote
 
 import pyoxigraph as ox
 
-from connectors import ifc_geometry, ifc_materials, ifc_structure, terms
+from connectors import ifc_form, ifc_materials, terms
 from connectors.base import Progress, SourceEnv, file_fingerprint
 from connectors.terms import BOT, DSGO, IFC, PROPS, QUDT, RDF_TYPE, RDFS_LABEL, UNIT, XSD
 from gateway.errors import SourceError
@@ -154,7 +155,6 @@ _QUDT_UNIT = _n(QUDT + "unit")
 _U_VALUE = _n(DSGO + "uValue")
 _XSD_DECIMAL = _n(XSD + "decimal")
 _XSD_INTEGER = _n(XSD + "integer")
-_VOLUME = _n(DSGO + "volume")
 _BAG_PAND = _n(DSGO + "bagPand")
 
 
@@ -296,7 +296,6 @@ class _Converter:
         self, ifcopenshell: Any, model: Any, path: Path, data: bytes, base: str, progress: Progress | None
     ) -> None:
         self.util_unit = ifcopenshell.util.unit
-        self.util_element = ifcopenshell.util.element
         self.model, self.path, self.data, self.progress = model, path, data, progress
         self.prefix = base + "id/ifc/"
         self.out: list[ox.Triple] = []
@@ -325,7 +324,7 @@ class _Converter:
             self.at = None
             self._relations()
             self._properties(bag_pand)
-            self._form(table, geometry)
+            self.out += ifc_form.triples(self, table, geometry)
         except (RuntimeError, ValueError, TypeError) as exc:
             at = self.at
             where = f" at #{at.id()} ({at.is_a()})" if at is not None else ""
@@ -539,118 +538,17 @@ class _Converter:
             scale = self.scales[unit_type] = float(self.util_unit.calculate_unit_scale(self.model, unit_type))
         return scale
 
-    # -- materials and structure -------------------------------------------------------
+    # -- materials and structure (connectors.ifc_form) ---------------------------------
 
-    def _si(self, prop: Any) -> float | None:
+    def si(self, prop: Any) -> float | None:
         """A numeric property or quantity in SI units (as published), or None."""
         for literal, _ in self._values(prop)[1]:
             if literal.datatype in (_XSD_DECIMAL, _XSD_INTEGER):
                 return float(literal.value)
         return None
 
-    def _has_area(self, entity: Any) -> bool:
-        props = self.props.get(entity.id(), {})
-        return ifc_structure.quantity_named(props, ifc_materials.AREA_NAMES, self._si) is not None
-
-    def _form(self, table: ifc_materials.MaterialTable, geometry: bool) -> None:
-        """Material parts, volumes and load-bearing of elements; storeys; buildings' form."""
-        get = self.util_element
-        elements = [e for e in self.products if self.kind[e.id()] == "Element"]
-        building_of: dict[int, int] = {}
-        definitions: dict[int, Any] = {}
-        for entity in elements:
-            self.at = entity
-            building = get.get_parent(entity, "IfcBuilding")
-            if building is not None:
-                building_of[entity.id()] = building.id()
-            definitions[entity.id()] = get.get_material(entity, should_inherit=True)
-        self.at = None
-        no_props: dict[tuple[str, str], Any] = {}
-        quantity = ifc_structure.quantity_named
-        volumes = {
-            e.id(): quantity(self.props.get(e.id(), no_props), ifc_materials.VOLUME_NAMES, self._si)
-            for e in elements
-        }
-        buildings = [p for p in self.products if self.kind[p.id()] == "Building"]
-        heights = {
-            b.id(): quantity(self.props.get(b.id(), no_props), ("Height",), self._si) for b in buildings
-        }
-        shapes: dict[int, ifc_geometry.Shape] = {}
-        if geometry:
-            wanted = [
-                e
-                for e in elements
-                if any(e.is_a(c) for c in ifc_geometry.GEOMETRY_CLASSES)
-                and (
-                    (definitions[e.id()] is not None and volumes[e.id()] is None)
-                    or (e.id() in building_of and heights.get(building_of[e.id()]) is None)
-                )
-            ]
-            net = {
-                e.id() for e in wanted if ifc_materials.needs_volume(definitions[e.id()], self._has_area(e))
-            }
-            shapes, failed = ifc_geometry.shapes(self.model, wanted, net)
-            if failed:
-                self.problems.append(
-                    SourceError(
-                        self.path, f"{failed} elements have no shape to mesh; their volumes stay unknown"
-                    )
-                )
-        length = self._scale("LENGTHUNIT", None)
-        writer = ifc_materials.PartWriter(table, length, ifc_materials.general_densities(self.model))
-        for entity in elements:
-            self.at = entity
-            iri, props = self.iri[entity.id()], self.props.get(entity.id(), no_props)
-            volume = volumes[entity.id()]
-            if volume is None and entity.id() in shapes:
-                volume = shapes[entity.id()].volume
-            if volume is not None:
-                self.out += terms.quantity(iri, _VOLUME, volume, "M3")
-            area = quantity(props, ifc_materials.AREA_NAMES, self._si)
-            self.out += writer.triples(iri, definitions[entity.id()], volume, area)
-            self.out += ifc_structure.load_bearing(iri, props)
-        self.at = None
-        for storey in self.model.by_type("IfcBuildingStorey"):
-            self.out += ifc_structure.storey_triples(storey, self.iri[storey.id()], length)
-        for building in buildings:
-            self.at = building
-            self._building_form(building, elements, building_of, shapes, length)
-        self.at = None
-
-    def _building_form(
-        self,
-        building: Any,
-        elements: list[Any],
-        building_of: dict[int, int],
-        shapes: dict[int, ifc_geometry.Shape],
-        length: float,
-    ) -> None:
-        mine = [e for e in elements if building_of.get(e.id()) == building.id()]
-        storeys = sum(
-            1
-            for rel in building.IsDecomposedBy or ()
-            for part in rel.RelatedObjects
-            if part.is_a("IfcBuildingStorey")
-        )
-        base = 0.0
-        if building.ObjectPlacement is not None:
-            import ifcopenshell.util.placement
-
-            base = (
-                float(ifcopenshell.util.placement.get_local_placement(building.ObjectPlacement)[2][3])
-                * length
-            )
-        tops = [shapes[e.id()].top for e in mine if e.id() in shapes]
-        roofs = [e for e in mine if e.is_a("IfcRoof")]
-        loose = [e for e in mine if e.is_a("IfcSlab") and getattr(e, "PredefinedType", None) == "ROOF"]
-        self.out += ifc_structure.building_triples(
-            self.iri[building.id()],
-            self.props.get(building.id(), {}),
-            self._si,
-            storeys,
-            max(tops) - base if tops else None,
-            ifc_structure.roof_types(roofs, loose, self.props),
-        )
+    def length_scale(self) -> float:
+        return self._scale("LENGTHUNIT", None)
 
     # -- BAG -------------------------------------------------------------------------
 
