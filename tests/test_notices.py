@@ -33,28 +33,52 @@ FIRM_CLASSES = (
     "ifc:IfcRoof",
     "ifc:IfcWall",
     "ifc:IfcWindow",
+    "ifc:IfcSlab",
+)
+MATERIAL_CLASSES = ("dsgo:MaterialPart", "dsgo:MaterialLayer", "dsgo:MaterialConstituent")
+#: what the firm gives its client, the corporation, and not the municipality
+STRUCTURE = (
+    "dsgo:buildingHeight",
+    "dsgo:elevation",
+    "dsgo:footprintArea",
+    "dsgo:loadBearing",
+    "dsgo:roofType",
+    "dsgo:storeyCount",
+)
+PRODUCTS = (
+    "rdfs:label",
+    "dsgo:density",
+    "dsgo:fraction",
+    "dsgo:layerOrder",
+    "dsgo:materialName",
+    "dsgo:thickness",
 )
 BAG_CLASSES = ("bag:Pand", "bag:Verblijfsobject", "bot:Building")
 Told = tuple[tuple[str, ...], bool] | None
 
 #: (owner's node, reader, class) -> what the reader is told on every resource of the class
 TABLE: dict[tuple[str, str, str], Told] = {
-    **{("firm", "firm", c): None for c in (*FIRM_CLASSES, "bot:Building", "ifc:IfcBuilding")},
+    **{
+        ("firm", "firm", c): None
+        for c in (*FIRM_CLASSES, *MATERIAL_CLASSES, "bot:Building", "ifc:IfcBuilding")
+    },
     **{
         ("firm", "corporation", c): ((COST,), True)
-        for c in (*FIRM_CLASSES, "bot:Building", "ifc:IfcBuilding")
+        for c in (*FIRM_CLASSES, *MATERIAL_CLASSES, "bot:Building", "ifc:IfcBuilding")
     },
-    **{("firm", "municipality", c): ((COST,), True) for c in FIRM_CLASSES},
-    ("firm", "municipality", "bot:Building"): ((COST, DELIVERY), True),
-    ("firm", "municipality", "ifc:IfcBuilding"): ((COST, DELIVERY), True),
+    **{("firm", "municipality", c): ((*STRUCTURE, COST), True) for c in FIRM_CLASSES},
+    **{("firm", "municipality", c): ((*PRODUCTS, COST), True) for c in MATERIAL_CLASSES},
+    ("firm", "municipality", "bot:Building"): ((*STRUCTURE, COST, DELIVERY), True),
+    ("firm", "municipality", "ifc:IfcBuilding"): ((*STRUCTURE, COST, DELIVERY), True),
     ("corporation", "firm", "bot:Building"): (
         ("dsgo:energyLabelDate", "dsgo:municipalityCode", *TENANT),
         True,
     ),
     ("corporation", "corporation", "bot:Building"): None,
     ("corporation", "municipality", "bot:Building"): ((*INSULATION, *TENANT), True),
-    **{("municipality", r, c): ((), True) for r in ("firm", "corporation") for c in BAG_CLASSES},
+    **{("municipality", r, c): ((), True) for r in ("firm", "corporation", "rvo") for c in BAG_CLASSES},
     **{("municipality", "municipality", c): None for c in BAG_CLASSES},
+    **{("rvo", r, "dsgo:InsulationStandard"): None for r in PARTIES},
 }
 
 
