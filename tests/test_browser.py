@@ -137,6 +137,8 @@ def test_a_person_logs_in_follows_a_link_to_another_partys_building_asks_and_log
 
     browser.find_element(By.LINK_TEXT, "Federated query").click()
     arrive("/workbench/query")
+    browser.find_element(By.LINK_TEXT, "labels-and-insulation").click()  # the first is another
+    arrive("example=labels-and-insulation")
     browser.find_element(By.ID, "ask").click()
     WebDriverWait(browser, 30).until(expected_conditions.presence_of_element_located((By.ID, "rows")))
     assert browser.find_element(By.ID, "rows").text == "3 row(s)"

@@ -67,6 +67,8 @@ TABLE: dict[tuple[str, str, str], Told] = {
         for c in (*FIRM_CLASSES, *MATERIAL_CLASSES, "bot:Building", "ifc:IfcBuilding")
     },
     **{("firm", "municipality", c): ((*STRUCTURE, COST), True) for c in FIRM_CLASSES},
+    # the structure rule names no site: of a site the municipality is told the cost only
+    **{("firm", "municipality", c): ((COST,), True) for c in ("bot:Site", "ifc:IfcSite")},
     **{("firm", "municipality", c): ((*PRODUCTS, COST), True) for c in MATERIAL_CLASSES},
     ("firm", "municipality", "bot:Building"): ((*STRUCTURE, COST, DELIVERY), True),
     ("firm", "municipality", "ifc:IfcBuilding"): ((*STRUCTURE, COST, DELIVERY), True),
