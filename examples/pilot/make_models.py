@@ -228,7 +228,9 @@ class _Materials:
             layer = ifcopenshell.api.material.add_layer(
                 self.model, layer_set=layer_set, material=self.material(material)
             )
-            ifcopenshell.api.material.edit_layer(self.model, layer=layer, attributes={"LayerThickness": thickness})
+            ifcopenshell.api.material.edit_layer(
+                self.model, layer=layer, attributes={"LayerThickness": thickness}
+            )
         ifcopenshell.api.material.assign_material(
             self.model, products=products, type="IfcMaterialLayerSet", material=layer_set
         )
@@ -258,14 +260,21 @@ def model_of(home: Home) -> Any:
     site = _entity(model, home, "site", "IfcSite", home.site)
     building = _entity(model, home, "building", "IfcBuilding", home.address)
     names = ("Begane grond", "Eerste verdieping", "Tweede verdieping")
-    storeys = [_entity(model, home, f"storey-{i}", "IfcBuildingStorey", names[i]) for i in range(kind.storeys)]
+    storeys = [
+        _entity(model, home, f"storey-{i}", "IfcBuildingStorey", names[i]) for i in range(kind.storeys)
+    ]
     for i, storey in enumerate(storeys):
         storey.Elevation = round(i * kind.storey_height, 3)
     ifcopenshell.api.aggregate.assign_object(model, products=[site], relating_object=project)
     ifcopenshell.api.aggregate.assign_object(model, products=[building], relating_object=site)
     ifcopenshell.api.aggregate.assign_object(model, products=storeys, relating_object=building)
     _pset(model, building, "NL_BAG", {"Pandidentificatie": home.bag_pand})
-    _qto(model, building, "Qto_BuildingBaseQuantities", {"Height": kind.height, "FootprintArea": kind.footprint})
+    _qto(
+        model,
+        building,
+        "Qto_BuildingBaseQuantities",
+        {"Height": kind.height, "FootprintArea": kind.footprint},
+    )
     _pset(
         model,
         building,
@@ -284,7 +293,11 @@ def model_of(home: Home) -> Any:
             model,
             wall,
             "Pset_WallCommon",
-            {"IsExternal": True, "LoadBearing": kind.facades_bear, "ThermalTransmittance": _u(home.rc_facade)},
+            {
+                "IsExternal": True,
+                "LoadBearing": kind.facades_bear,
+                "ThermalTransmittance": _u(home.rc_facade),
+            },
         )
         _pset(model, wall, "NL_Thermal", {"ThermalResistance": _rc(model, home.rc_facade)})
         _qto(model, wall, "Qto_WallBaseQuantities", {"NetSideArea": kind.facade_area})
