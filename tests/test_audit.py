@@ -567,6 +567,21 @@ def test_cli_verify_names_each_problem_and_exits_1(
     ]
 
 
+def test_cli_verify_names_each_gap_and_counts_the_reads_not_recorded(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "audit.sqlite"
+    log = AuditLog(path, max_queue=3)
+    for i in range(1, 6):
+        log.record(entry(i))
+    log.close()
+    assert dsgo_audit(tmp_path, "verify") == 0  # the chain is intact; the loss is in it
+    assert capsys.readouterr().out.splitlines() == [
+        f"{path}: gap: seq 4: 2 reads not recorded (queue full)",
+        f"{path}: intact, 4 entries, 1 gaps: 2 reads not recorded, head 4:{head(path)[1]}",
+    ]
+
+
 def test_cli_verify_refuses_an_anchor_it_did_not_print(tmp_path: Path) -> None:
     filled(tmp_path / "audit.sqlite", 1)
     with pytest.raises(GatewayError) as caught:

@@ -27,8 +27,10 @@ import pytest
 from gateway.audit import AuditLog, Entry, verify
 from gateway.audit import log as audit_log
 from gateway.errors import AuditUnavailable
+from gateway.identity.assertions import ASSERTION_TYPE, make_assertion
+from gateway.identity.pki import load_identity
 from tests.kit import CORP, FIRM, MUNI
-from tests.servers import DSGO, process
+from tests.servers import DSGO, process, redis_server
 from tests.test_demo import ROOT, free_block
 from tests.test_federation import QUESTION, START
 from tests.test_federation_processes import write_federation
@@ -223,6 +225,52 @@ def test_a_registry_that_hangs_after_answering_leaves_cached_answers_serving(tmp
     assert "(2 rows)" in again.stdout and "Answer complete" in again.stdout
     assert f"registry ({registry_url}): degraded since" in again.stdout
     assert "no answer within 2 s; cached answers serve" in again.stdout
+
+
+def _token_form(tmp: Path, party: str, audience: str) -> dict[str, str]:
+    """A client_credentials request of ``party`` at ``audience``'s node (iSHARE §4.2)."""
+    return {
+        "grant_type": "client_credentials",
+        "scope": "iSHARE",
+        "client_id": party,
+        "client_assertion_type": ASSERTION_TYPE,
+        "client_assertion": make_assertion(load_identity(tmp / "keys" / party), audience, time.time()),
+    }
+
+
+def test_a_token_request_while_the_registry_never_answers_is_a_503_naming_the_registry(
+    tmp_path: Path,
+) -> None:
+    _, configs, urls, registry_url = write_federation(tmp_path)
+    with (
+        hanging_listener(int(registry_url.rsplit(":", 1)[1])),
+        process([DSGO, "serve", str(configs[CORP])], urls[CORP]),
+    ):
+        answer = httpx.post(urls[CORP] + "/connect/token", data=_token_form(tmp_path, MUNI, CORP), timeout=30)
+    assert (answer.status_code, answer.json()["code"]) == (503, "temporarily_unavailable")
+    assert answer.json()["title"] == "Participant registry unavailable"
+    assert "no answer within 2 s" in answer.json()["detail"]
+    assert answer.headers["retry-after"] == "5"
+
+
+# -- a replay cache that cannot be reached --------------------------------------------------
+
+
+def test_a_node_whose_redis_is_gone_is_failing_in_health_and_refuses_tokens(tmp_path: Path) -> None:
+    registry, configs, urls, registry_url = write_federation(tmp_path)
+    with ExitStack() as stack:
+        stack.enter_context(process([DSGO, "registry", str(registry)], registry_url))
+        redis = ExitStack()
+        env = {"DSGO_NODE_REDIS": redis.enter_context(redis_server())}
+        stack.enter_context(process([DSGO, "serve", str(configs[CORP])], urls[CORP], env=env))
+        before = httpx.get(urls[CORP] + "/health/ready", timeout=10)
+        redis.close()  # Redis stops: the replay cache, and so every token request, fails
+        after = httpx.get(urls[CORP] + "/health/ready", timeout=10)
+        token = httpx.post(urls[CORP] + "/connect/token", data=_token_form(tmp_path, MUNI, CORP), timeout=30)
+    assert before.status_code == 200 and before.json()["replay_cache"] == {"status": "ready"}
+    assert after.status_code == 503 and after.json()["status"] == "failing"
+    assert after.json()["replay_cache"] == {"status": "failing"}
+    assert (token.status_code, token.json()["code"]) == (503, "temporarily_unavailable")
 
 
 # -- an audit log that cannot be written ----------------------------------------------------
@@ -437,12 +485,17 @@ def _alive(pid: int) -> bool:
     return fields[0] != "Z"
 
 
-def test_a_sigterm_to_the_demo_stops_the_registry_and_every_node_without_tracebacks(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop", ["sigterm", "ctrl-c"])
+def test_a_sigterm_or_ctrl_c_to_the_demo_stops_the_registry_and_every_node_without_tracebacks(
+    tmp_path: Path, stop: str
+) -> None:
     shutil.copytree(
         ROOT / "examples" / "pilot", tmp_path / "examples" / "pilot", ignore=shutil.ignore_patterns("state")
     )
     argv = [sys.executable, "-m", "gateway.cli", "demo", "--root", str(tmp_path), "--port", str(free_block())]
-    demo = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    demo = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     try:
         assert demo.stdout is not None
         lines = []
@@ -451,7 +504,10 @@ def test_a_sigterm_to_the_demo_stops_the_registry_and_every_node_without_traceba
             if "serving until Ctrl-C" in line:
                 break
         started = _children(demo.pid)
-        demo.send_signal(signal.SIGTERM)
+        if stop == "sigterm":
+            demo.send_signal(signal.SIGTERM)
+        else:  # a terminal's Ctrl-C: SIGINT to the whole foreground process group
+            os.killpg(demo.pid, signal.SIGINT)
         out, err = demo.communicate(timeout=60)
     finally:
         demo.kill()

@@ -375,6 +375,31 @@ async def test_a_query_while_the_registry_cannot_be_reached_is_a_503_titled_for_
     assert answer.headers["retry-after"] == "5"
 
 
+class _Hangs(httpx.AsyncBaseTransport):
+    """A host that accepts every request and never answers."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+async def test_a_query_whose_time_limit_is_shorter_than_the_registry_timeout_fails_within_it(
+    fed: Federation,
+) -> None:
+    token = await fed.nodes[MUNI].state.dsgo.auth.trust.tokens.token(MUNI, endpoint(MUNI))
+
+    fed.router.apps["registry.test"] = _Hangs()  # before the node ever asked it for the parties
+    async with fed.client(MUNI) as client:
+        answer = await client.post(
+            "/federation/query",
+            json={"query": QUESTION, "start": START, "timeout": 0.3},  # registry.timeout is 2 s
+            headers={"authorization": f"Bearer {token}"},
+        )
+    body = answer.json()
+    assert (answer.status_code, body["code"]) == (503, "temporarily_unavailable")
+    assert body["detail"] == "the participant registry did not answer within the query's time limit"
+
+
 async def test_a_batch_answer_past_the_batch_limit_cuts_the_peer_off_and_keeps_the_others(
     fed: Federation,
 ) -> None:
