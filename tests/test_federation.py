@@ -413,6 +413,39 @@ async def test_a_batch_answer_past_the_batch_limit_cuts_the_peer_off_and_keeps_t
     assert all("federation.max_batch_bytes" in f["detail"] for f in failures)
 
 
+async def test_a_document_past_the_triple_limit_cuts_its_peer_off_and_says_which_limit(
+    fed: Federation,
+) -> None:
+    state = fed.nodes[MUNI].state.dsgo
+    state.federation_budget = replace(state.federation_budget, limits=Limits(document_triples=1))
+    answer = await ask(fed, MUNI, {"query": QUESTION, "start": START})
+    report = answer.json()["report"]
+    failures = report["nodes"][FIRM]["failures"] + report["nodes"][CORP]["failures"]
+    assert answer.status_code == 200 and report["complete"] is False
+    assert {f["reason"] for f in failures} == {"limit"}
+    assert all("federation.max_document_triples" in f["detail"] for f in failures)
+
+
+async def test_a_query_past_its_byte_limit_stops_the_walk_and_says_so(fed: Federation) -> None:
+    state = fed.nodes[MUNI].state.dsgo
+    state.federation_budget = replace(state.federation_budget, limits=Limits(query_bytes=2000))
+    answer = await ask(fed, MUNI, {"query": QUESTION, "start": START})
+    report = answer.json()["report"]
+    failures = report["nodes"][FIRM]["failures"] + report["nodes"][CORP]["failures"]
+    assert answer.status_code == 200
+    assert (report["complete"], report["cut_short"]) == (False, "max_query_bytes")
+    assert any("federation.max_query_bytes" in f["detail"] for f in failures)
+
+
+async def test_a_single_read_outside_a_query_keeps_the_nodes_limits(fed: Federation) -> None:
+    federation = fed.nodes[MUNI].state.dsgo.federation
+    whole = await federation.read(START[0])
+    federation.limits = Limits(document_bytes=100)
+    cut = await federation.read(START[0])
+    assert whole.status == "ok" and whole.triples
+    assert (cut.status, cut.triples) == ("limit", [])
+
+
 async def test_an_unexpected_error_in_a_streamed_answer_is_logged_and_never_echoed(
     fed: Federation, monkeypatch: pytest.MonkeyPatch
 ) -> None:

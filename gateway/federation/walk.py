@@ -102,6 +102,7 @@ class Federation:
         *,
         registry_state: Callable[[], dict[str, Any]] | None = None,
         local_failed: Callable[[], Iterable[str]] = tuple,
+        limits: Limits | None = None,
     ) -> None:
         self.me, self.namespace = me, namespace
         self.tokens = tokens
@@ -113,6 +114,8 @@ class Federation:
         self.registry_state = registry_state
         #: the names of this node's own sources that failed to read
         self.local_failed = local_failed
+        #: the node's limits for reads outside a query (``read``, ``read_many``)
+        self.limits = limits or Limits()
         self._batch_support: dict[str, tuple[float, bool]] = {}
 
     async def owners(self) -> list[Owner]:
@@ -142,7 +145,7 @@ class Federation:
 
     async def read(self, iri: str, within: float = 5.0) -> Read:
         """The document of ``iri`` from the node that owns it (for the workbench's pages),
-        within the default limits; nothing is kept."""
+        within the node's limits; nothing is kept."""
         doc = _document(iri)
         owner = _owner_of(doc, await self.owners())
         if owner is None:
@@ -174,9 +177,9 @@ class Federation:
     async def _peer_fetch(
         self, owner: Owner, docs: list[str], report: NodeReport, within: float, batch: bool = True
     ) -> Documents:
-        limits = Budget().limits
-        query = Allowance(Counter("query", limits.query_bytes, limits.query_triples))
-        return await self.peer(owner, report, Budget(), query).fetch(docs, within, batch)
+        budget = Budget(limits=self.limits)
+        query = Allowance(Counter("query", self.limits.query_bytes, self.limits.query_triples))
+        return await self.peer(owner, report, budget, query).fetch(docs, within, batch)
 
     def peer(self, owner: Owner, report: NodeReport, budget: Budget, query: Allowance) -> Peer:
         return Peer(

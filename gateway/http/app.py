@@ -149,6 +149,7 @@ def _federation(
         clock,
         registry_state=registry.state,
         local_failed=node.sources.failed_names,
+        limits=settings.federation_limits,
     )
 
 
