@@ -16,9 +16,10 @@ pytestmark = pytest.mark.integration
 
 
 def free_block(size: int = 5) -> int:
-    """The first of ``size`` consecutive free loopback ports."""
+    """The first of ``size`` consecutive free loopback ports, below the kernel's ephemeral
+    range (32768-60999 here): an outgoing connection cannot take one before the demo binds it."""
     for _ in range(100):
-        base = random.randrange(20_000, 60_000)
+        base = random.randrange(20_000, 32_000 - size)
         try:
             for port in range(base, base + size):
                 with socket.socket() as s:
