@@ -3,7 +3,10 @@
 Every error carries a stable machine ``code``, a human ``detail`` a user can act on,
 and the HTTP ``status`` it becomes at the edge (as RFC 9457 problem+json, written in
 exactly one place: ``gateway.http.problems``). Library errors are translated into
-these at the boundary where they occur and never reach a route.
+these at the boundary where they occur and never reach a route. A refusal may also
+carry a stable ``reason``, finer than its ``code``: *which* check refused (every bad
+client assertion is ``invalid_client``; ``chain_untrusted`` says why), so that clients
+and tests act on a code, never on the text.
 
     GatewayError
     ├── ConfigError            a node/registry configuration file is wrong (CLI, 2)
@@ -38,6 +41,7 @@ these at the boundary where they occur and never reach a route.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 __all__ = [
@@ -70,6 +74,7 @@ __all__ = [
     "UnsupportedGrantType",
     "UpstreamError",
     "WebhookOutsideEndpoint",
+    "refusal",
 ]
 
 
@@ -135,11 +140,15 @@ class PolicyError(GatewayError):
 
 
 class HttpError(GatewayError):
-    """An error caused by a request; ``headers`` are added to its response."""
+    """An error caused by a request; ``headers`` are added to its response, ``reason``
+    (a stable snake_case code) to its problem+json."""
 
-    def __init__(self, detail: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, detail: str, headers: dict[str, str] | None = None, *, reason: str | None = None
+    ) -> None:
         super().__init__(detail)
         self.headers = headers or {}
+        self.reason = reason
 
 
 class BadRequest(HttpError):
@@ -159,9 +168,9 @@ class Unauthorized(HttpError):
 
     code, status, title = "invalid_token", 401, "Unauthorized"
 
-    def __init__(self, detail: str, realm: str = "dsgo") -> None:
+    def __init__(self, detail: str, realm: str = "dsgo", *, reason: str | None = None) -> None:
         challenge = f'Bearer realm="{realm}", error="invalid_token", error_description="{_quoted(detail)}"'
-        super().__init__(detail, {"www-authenticate": challenge})
+        super().__init__(detail, {"www-authenticate": challenge}, reason=reason)
 
 
 class Forbidden(HttpError):
@@ -250,6 +259,15 @@ class AuditUnavailable(HttpError):
 
     def __init__(self, detail: str, retry_after: int = 5) -> None:
         super().__init__(detail, {"retry-after": str(retry_after)})
+
+
+def refusal(error: type[HttpError]) -> Callable[[str, str], HttpError]:
+    """A ``fail(reason, detail)`` for the identity checks, raising ``error``."""
+
+    def fail(reason: str, detail: str) -> HttpError:
+        return error(detail, reason=reason)
+
+    return fail
 
 
 def _quoted(text: str) -> str:

@@ -532,54 +532,51 @@ def test_evidence_about_a_class_the_node_does_not_know_grants_nothing(pki: Pki) 
     assert accept(pki, token, time.time()) == ()
 
 
-def refusal(pki: Pki, token: str, at: float, ar: Identity | None = None) -> str:
-    """Why the firm's node refuses ``token`` (see ``accept``)."""
+def refusal(pki: Pki, token: str, at: float, ar: Identity | None = None) -> str | None:
+    """Why (the reason code) the firm's node refuses ``token`` (see ``accept``)."""
     with pytest.raises(Forbidden) as refused:
         accept(pki, token, at, ar)
     assert refused.value.status == 403 and refused.value.code == "forbidden"
-    return refused.value.detail.removeprefix("the delegation evidence is refused: ")
+    return refused.value.reason
 
 
 def test_expired_evidence_is_refused(pki: Pki) -> None:
     at = time.time()
     token = evidence_token(pki.ids[CORP], at, window=(at - 3600, at - 1))
-    assert refusal(pki, token, at) == "now is outside its notBefore .. notOnOrAfter"
+    assert refusal(pki, token, at) == "evidence_not_in_force"
 
 
 def test_evidence_not_yet_valid_is_refused(pki: Pki) -> None:
     at = time.time()
     token = evidence_token(pki.ids[CORP], at, window=(at + 60, at + 3600))
-    assert refusal(pki, token, at) == "now is outside its notBefore .. notOnOrAfter"
+    assert refusal(pki, token, at) == "evidence_not_in_force"
 
 
 def test_an_expired_delegation_token_is_refused(pki: Pki) -> None:
     at = time.time()
     token = evidence_token(pki.ids[CORP], at - 60)
-    assert refusal(pki, token, at) == "the delegation token has expired or is not valid yet"
+    assert refusal(pki, token, at) == "expired"
 
 
 def test_evidence_for_another_access_subject_is_refused(pki: Pki) -> None:
     token = evidence_token(pki.ids[CORP], time.time(), subject=CORP)
-    assert refusal(pki, token, time.time()) == f"it is for {CORP}, not for {MUNI}"
+    assert refusal(pki, token, time.time()) == "access_subject_wrong"
 
 
 def test_evidence_about_another_policy_issuer_is_refused(pki: Pki) -> None:
     token = evidence_token(pki.ids[CORP], time.time(), issuer=CORP)
-    assert refusal(pki, token, time.time()) == f"its policyIssuer is {CORP}, not this node ({FIRM})"
+    assert refusal(pki, token, time.time()) == "policy_issuer_wrong"
 
 
 def test_evidence_from_an_authority_the_node_does_not_trust_is_refused(pki: Pki) -> None:
     token = evidence_token(pki.ids[MUNI], time.time())  # MUNI is no AR of this node's
-    assert refusal(pki, token, time.time()) == f"{MUNI} is not an authorization registry this node trusts"
+    assert refusal(pki, token, time.time()) == "authority_untrusted"
 
 
 def test_evidence_chained_to_an_untrusted_ca_is_refused(pki: Pki) -> None:
     rogue = load_identity(pki.folder / "rogue-firm")  # FIRM's id from a CA nobody trusts
     token = evidence_token(rogue, time.time())
-    assert (
-        refusal(pki, token, time.time(), rogue)
-        == "the certificate chain does not end in a CA on the trusted list"
-    )
+    assert refusal(pki, token, time.time(), rogue) == "chain_untrusted"
 
 
 def test_evidence_signed_with_an_unregistered_certificate_is_refused(pki: Pki) -> None:
@@ -595,9 +592,7 @@ def test_evidence_signed_with_an_unregistered_certificate_is_refused(pki: Pki) -
             now=time.time(),
             expand=EXPAND,
         )
-    assert refused.value.detail == (
-        f"the delegation evidence is refused: the signing certificate is not the one registered for {FIRM}"
-    )
+    assert refused.value.reason == "certificate_not_registered"
 
 
 def test_evidence_from_an_authority_missing_from_the_registry_is_refused(pki: Pki) -> None:
@@ -612,15 +607,12 @@ def test_evidence_from_an_authority_missing_from_the_registry_is_refused(pki: Pk
             now=time.time(),
             expand=EXPAND,
         )
-    assert (
-        refused.value.detail
-        == f"the delegation evidence is refused: {CORP} is not a participant in the registry"
-    )
+    assert refused.value.reason == "authority_unknown"
 
 
 def test_evidence_for_another_audience_is_refused(pki: Pki) -> None:
     token = evidence_token(pki.ids[CORP], time.time(), aud=CORP)
-    assert refusal(pki, token, time.time()) == f"aud must be {MUNI} (or this node, {FIRM})"
+    assert refusal(pki, token, time.time()) == "aud_wrong"
 
 
 def test_tampered_evidence_is_refused(pki: Pki) -> None:
@@ -628,7 +620,7 @@ def test_tampered_evidence_is_refused(pki: Pki) -> None:
     claims = json.loads(base64.urlsafe_b64decode(body + "=="))
     claims["delegationEvidence"]["policySets"][0]["policies"][0]["target"]["resource"]["attributes"] = ["*"]
     forged = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
-    assert refusal(pki, f"{head}.{forged}.{sig}", time.time()).startswith("the signature does not verify")
+    assert refusal(pki, f"{head}.{forged}.{sig}", time.time()) == "signature_invalid"
 
 
 def test_evidence_with_a_malformed_claim_is_refused(pki: Pki) -> None:
@@ -636,10 +628,7 @@ def test_evidence_with_a_malformed_claim_is_refused(pki: Pki) -> None:
     iat = int(time.time())
     claims = {"iss": CORP, "aud": MUNI, "iat": iat, "exp": iat + 30, "delegationEvidence": {"notBefore": "x"}}
     token = jwt.sign(claims, signer.key, signer.x5c)
-    assert (
-        refusal(pki, token, time.time())
-        == "delegationEvidence.notBefore must be an integer number of seconds since the epoch"
-    )
+    assert refusal(pki, token, time.time()) == "evidence_malformed"
 
 
 # -- the hook for the read paths ----------------------------------------------------
@@ -673,8 +662,7 @@ async def test_the_hook_refuses_bad_evidence_with_a_403_saying_why(probed: Feder
     async with probed.client(FIRM) as client:
         answer = await client.get("/_probe", headers={"delegation_evidence": token})
     assert answer.status_code == 403
-    assert answer.json()["code"] == "forbidden"
-    assert answer.json()["detail"] == f"the delegation evidence is refused: it is for {CORP}, not for {MUNI}"
+    assert (answer.json()["code"], answer.json()["reason"]) == ("forbidden", "access_subject_wrong")
 
 
 # -- iSHARE's own historical delegation token -----------------------------------------
@@ -734,7 +722,7 @@ def test_the_historical_evidence_becomes_a_rule_at_its_own_time() -> None:
 
 def test_the_historical_evidence_is_refused_today() -> None:
     _, evidence = historical()
-    with pytest.raises(Forbidden, match=r"now is outside its notBefore \.\. notOnOrAfter$"):
+    with pytest.raises(Forbidden) as refused:
         evidence_rules(
             evidence,
             me="EU.EORI.NL000000005",
@@ -742,11 +730,12 @@ def test_the_historical_evidence_is_refused_today() -> None:
             now=dt.datetime.now(dt.UTC).timestamp(),
             expand=GS1.get,
         )
+    assert refused.value.reason == "evidence_not_in_force"
 
 
 def test_the_historical_token_is_not_accepted_without_its_chain_to_a_trusted_ca() -> None:
     ca = x509.load_pem_x509_certificate((FIXTURES / "iSHARETestCA_TLS.cacert.pem").read_bytes())
-    with pytest.raises(Forbidden, match=r"does not end in a CA on the trusted list$"):
+    with pytest.raises(Forbidden) as refused:
         rules_from_evidence(
             HISTORICAL,
             me="EU.EORI.NL000000005",
@@ -756,6 +745,7 @@ def test_the_historical_token_is_not_accepted_without_its_chain_to_a_trusted_ca(
             now=1552402361,
             expand=GS1.get,
         )
+    assert refused.value.reason == "chain_untrusted"
 
 
 @pytest.fixture
@@ -806,4 +796,4 @@ async def test_evidence_from_an_untrusted_registry_is_refused_with_a_reason(
     async with await fed_with_ar.client_as(MUNI) as client:
         answer = await client.get("/id/building/1", headers={"delegation_evidence": token})
     assert answer.status_code == 403
-    assert answer.json()["detail"].startswith("the delegation evidence is refused")
+    assert (answer.json()["code"], answer.json()["reason"]) == ("forbidden", "authority_untrusted")

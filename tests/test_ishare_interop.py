@@ -13,12 +13,12 @@ import pytest
 from cryptography import x509
 
 from gateway.config import load_node_settings
-from gateway.errors import InvalidClient
+from gateway.errors import InvalidClient, refusal
 from gateway.http.app import create_app
 from gateway.identity import jwt
 from gateway.identity.assertions import ASSERTION_TYPE, make_assertion, verify_assertion
-from gateway.identity.pki import load_identity
-from gateway.identity.trust import check_chain, parse_x5c
+from gateway.identity.pki import fingerprint, load_identity
+from gateway.identity.trust import check_audience, check_chain, parse_x5c
 from gateway.registry import create_registry_app, load_registry_settings
 from tests.conftest import write_node
 from tests.kit import REGISTRY, REGISTRY_URL, Clock, Pki, Router
@@ -106,10 +106,22 @@ def test_historical_client_assertion_verifies_but_is_refused_for_its_array_audie
     chain = parse_x5c(header["x5c"], ValueError)
     claims = jwt.verify(token, chain[0].public_key(), ValueError)  # type: ignore[arg-type]
     assert isinstance(claims["aud"], list) and isinstance(claims["iat"], str)
-    with pytest.raises(InvalidClient, match="not an array"):
+    with pytest.raises(InvalidClient) as refused:
+        check_audience(claims, ("EU.EORI.NL000000004",), refusal(InvalidClient))
+    assert refused.value.reason == "aud_array"
+    with pytest.raises(InvalidClient) as unchained:  # its x5c holds the leaf alone
         verify_assertion(
-            token, client_id=AWESOME, audience="EU.EORI.NL000000004", now=float(claims["exp"]) - 5
+            token,
+            client_id=AWESOME,
+            audience="EU.EORI.NL000000004",
+            trusted=[
+                fingerprint(
+                    x509.load_pem_x509_certificate((FIXTURES / "iSHARETestCA_TLS.cacert.pem").read_bytes())
+                )
+            ],
+            now=float(claims["exp"]) - 5,
         )
+    assert unchained.value.reason == "chain_untrusted"
 
 
 def test_historical_delegation_token_verifies_with_a_fixed_clock() -> None:
@@ -122,12 +134,12 @@ def test_historical_delegation_token_verifies_with_a_fixed_clock() -> None:
     assert evidence["policySets"][0]["policies"][0]["rules"][0]["effect"] == "Permit"
     # the signer's certificate chains to iSHARE's older test CA, valid at the token's time
     ca = x509.load_pem_x509_certificate((FIXTURES / "iSHARETestCA_TLS.cacert.pem").read_bytes())
-    from gateway.identity.pki import fingerprint
 
     at = dt.datetime.fromtimestamp(claims["iat"] + 5, dt.UTC)
     check_chain([chain[0], ca], [fingerprint(ca)], at, ValueError)
-    with pytest.raises(ValueError, match="not valid now"):
+    with pytest.raises(ValueError) as expired:
         check_chain([chain[0], ca], [fingerprint(ca)], dt.datetime.now(dt.UTC), ValueError)
+    assert expired.value.args[0] == "certificate_not_valid_now"
 
 
 def test_tampered_historical_token_does_not_verify() -> None:
@@ -136,5 +148,6 @@ def test_tampered_historical_token_does_not_verify() -> None:
     claims["sub"] = "EU.EORI.NL000000002"
     forged = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
     chain = parse_x5c(jwt.peek_header(HISTORICAL["delegation_token"], ValueError)["x5c"], ValueError)
-    with pytest.raises(ValueError, match="signature does not verify"):
+    with pytest.raises(ValueError) as refused:
         jwt.verify(f"{head}.{forged}.{sig}", chain[0].public_key(), ValueError)  # type: ignore[arg-type]
+    assert refused.value.args[0] == "signature_invalid"

@@ -64,7 +64,7 @@ def _authorization(request: Request, realm: str) -> str | None:
 
 def _malformed(detail: str, realm: str) -> InvalidRequest:
     challenge = f'Bearer realm="{realm}", error="invalid_request"'
-    return InvalidRequest(detail, {"www-authenticate": challenge})
+    return InvalidRequest(detail, {"www-authenticate": challenge}, reason="authorization_malformed")
 
 
 def bearer(request: Request) -> Caller:
@@ -72,16 +72,18 @@ def bearer(request: Request) -> Caller:
     realm = auth.identity.party_id
     header = _authorization(request, realm)
     if header is None:
-        raise Unauthorized("no bearer token; get one at POST /connect/token", realm)
+        raise Unauthorized("no bearer token; get one at POST /connect/token", realm, reason="token_missing")
     if header.partition(" ")[0].lower() != "bearer":
-        raise Unauthorized("the Authorization header must be 'Bearer <access token>'", realm)
+        raise Unauthorized(
+            "the Authorization header must be 'Bearer <access token>'", realm, reason="scheme_not_bearer"
+        )
     match = _BEARER.fullmatch(header)
     if match is None:
         raise _malformed("the Authorization header must be 'Bearer <access token>' (RFC 6750 §2.1)", realm)
     try:
         return auth.issuer.check(match[1], auth.clock())
     except Unauthorized as exc:
-        raise Unauthorized(exc.detail, realm) from None
+        raise Unauthorized(exc.detail, realm, reason=exc.reason) from None
 
 
 def optional_bearer(request: Request) -> Caller | None:

@@ -63,10 +63,12 @@ def problem_body(exc: BaseException, where: str) -> tuple[dict[str, Any], dict[s
         log.error("%s: %s", where, exc.detail)
         if not isinstance(exc, HttpError):  # not meant for callers: say nothing of it
             return _body(exc.status, exc.code, exc.title, _HIDDEN), None
+    extra: dict[str, str] = {}
+    if isinstance(exc, HttpError) and exc.reason:  # which check refused: a stable code
+        extra["reason"] = exc.reason
     if isinstance(exc, OAuthError):  # RFC 6749 §5.2 members, for OAuth clients
-        extra = {"error": exc.code, "error_description": exc.detail}
-        return _body(exc.status, exc.code, exc.title, exc.detail, **extra), headers
-    return _body(exc.status, exc.code, exc.title, exc.detail), headers
+        extra |= {"error": exc.code, "error_description": exc.detail}
+    return _body(exc.status, exc.code, exc.title, exc.detail, **extra), headers
 
 
 def _response(exc: BaseException, request: Request) -> Response:

@@ -2,7 +2,8 @@
 
 A thin layer over joserfc that fixes the algorithm allow-list to RS256 (never
 ``none``, never an HMAC keyed with a public key), bounds the token size, and turns
-every library error into the caller's own error type.
+every library error into the caller's own error type: each refusal calls the caller's
+``fail(reason, detail)`` with a stable reason code (``gateway.errors.refusal``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import RSAKey
 from joserfc.jws import JWSRegistry
 
-__all__ = ["MAX_ANSWER", "MAX_TOKEN", "decode_part", "peek_header", "sign", "verify"]
+__all__ = ["MAX_ANSWER", "MAX_TOKEN", "Fail", "decode_part", "peek_header", "sign", "verify"]
 
 #: a three-certificate chain in x5c is ~6 kB; anything far larger is refused unread
 MAX_TOKEN = 16 * 1024
@@ -30,7 +31,8 @@ _ALGORITHMS = ["RS256"]
 _REGISTRY = JWSRegistry(algorithms=_ALGORITHMS)
 _REGISTRY.max_header_length = MAX_TOKEN  # x5c chains far exceed joserfc's 512-byte default
 
-Fail = Callable[[str], Exception]
+#: ``fail(reason, detail)``: the exception a refusal raises (reason: a stable code)
+Fail = Callable[[str, str], Exception]
 
 
 def sign(claims: dict[str, Any], key: rsa.RSAPrivateKey, x5c: list[str] | None = None) -> str:
@@ -45,28 +47,30 @@ def decode_part(part: str, what: str, fail: Fail) -> dict[str, Any]:
         raw = base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
         value = orjson.loads(raw)
     except (binascii.Error, ValueError):
-        raise fail(f"the token's {what} is not base64url-encoded JSON") from None
+        raise fail("token_malformed", f"the token's {what} is not base64url-encoded JSON") from None
     if not isinstance(value, dict):
-        raise fail(f"the token's {what} is not a JSON object")
+        raise fail("token_malformed", f"the token's {what} is not a JSON object")
     return value
 
 
 def peek_header(token: str, fail: Fail, limit: int = MAX_TOKEN) -> dict[str, Any]:
     """The JOSE header, unverified: only to find the algorithm and the key."""
     if not isinstance(token, str) or not token:
-        raise fail("no token")
+        raise fail("token_malformed", "no token")
     if len(token) > limit:
-        raise fail(f"the token is larger than {limit} bytes")
+        raise fail("token_too_large", f"the token is larger than {limit} bytes")
     parts = token.split(".")
     if len(parts) != 3 or not parts[0]:
-        raise fail("not a compact JWS (three base64url parts)")
+        raise fail("token_malformed", "not a compact JWS (three base64url parts)")
     header = decode_part(parts[0], "header", fail)
-    if header.get("alg") != "RS256":
-        raise fail(f"algorithm {header.get('alg')!r} is not allowed; iSHARE requires RS256")
+    if header.get("alg") not in _ALGORITHMS:
+        raise fail(
+            "alg_not_allowed", f"algorithm {header.get('alg')!r} is not allowed; iSHARE requires RS256"
+        )
     if not parts[1] or not parts[2]:
-        raise fail("the token has no payload or no signature")
+        raise fail("token_malformed", "the token has no payload or no signature")
     if "crit" in header:
-        raise fail("critical header parameters are not supported")
+        raise fail("crit_unsupported", "critical header parameters are not supported")
     return header
 
 
@@ -77,11 +81,11 @@ def verify(token: str, key: rsa.RSAPublicKey | RSAKey, fail: Fail) -> dict[str, 
         payload = jws.deserialize_compact(token, jwk, registry=_REGISTRY).payload
     except (JoseError, ValueError, TypeError) as exc:
         reason = getattr(exc, "description", None) or getattr(exc, "error", None) or type(exc).__name__
-        raise fail(f"the signature does not verify ({reason})") from None
+        raise fail("signature_invalid", f"the signature does not verify ({reason})") from None
     try:
         claims = orjson.loads(payload)
     except ValueError:
-        raise fail("the token's payload is not JSON") from None
+        raise fail("token_malformed", "the token's payload is not JSON") from None
     if not isinstance(claims, dict):
-        raise fail("the token's payload is not a JSON object")
+        raise fail("token_malformed", "the token's payload is not a JSON object")
     return claims

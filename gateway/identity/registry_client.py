@@ -1,8 +1,11 @@
 """The node's view of the participant registry (an iSHARE satellite).
 
-Answers are signed JWTs (``parties_token``, ``party_token``, ``trusted_list_token``):
-each is verified against the registry's certificate, whose chain must end in a CA the
-node pins in its configuration, with ``iss`` = the registry, ``aud`` = this node and
+Answers are signed JWTs (``parties_token``, ``party_token``, ``trusted_list_token``),
+verified by ``trust.verify_signed``: the signing certificate's chain must end in a CA
+the node pins in its configuration (``registry.ca``), the certificate must name the
+registry and, where the node also pins the registry's own certificates
+(``registry.certificates``), be one of them, so that a certificate merely naming the
+registry is never believed; then ``iss`` = the registry, ``aud`` = this node and
 ``exp = iat + 30``.
 
 A registry that hangs is a registry that failed: one look-up (token and answer) may take
@@ -18,25 +21,23 @@ and the federation report.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 import httpx
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from gateway.errors import RegistryUnavailable, UpstreamError
 from gateway.identity import jwt
 from gateway.identity.client import TokenClient
 from gateway.identity.parties import Party, TrustedCA, parse_party, parse_trusted_list
-from gateway.identity.pki import party_id_of
-from gateway.identity.trust import check_chain, normalise_fingerprint, parse_x5c
+from gateway.identity.pki import fingerprint
+from gateway.identity.trust import check_audience, check_lifetime, normalise_fingerprint, verify_signed
 
-__all__ = ["RegistryClient"]
+__all__ = ["RegistryClient", "verify_answer"]
 
 log = logging.getLogger("dsgo.registry")
 _MAX_PAGES = 1000  # 10,000 parties: a bound, so a registry cannot keep a node paging forever
@@ -60,10 +61,13 @@ class RegistryClient:
         lifetime: float = 600,
         timeout: float = 2.0,
         clock: Callable[[], float] = time.time,
+        pins: Iterable[str] = (),
     ) -> None:
         self.url = url.rstrip("/")
         self.registry_id = registry_id
         self.anchors = [normalise_fingerprint(a) for a in anchors]
+        #: fingerprints of the registry's own certificates; empty: any the CAs vouch for
+        self.pins = frozenset(normalise_fingerprint(p) for p in pins)
         self.tokens = tokens
         self.refresh, self.lifetime, self.timeout, self.clock = refresh, lifetime, timeout, clock
         self._cache: dict[str, _Entry] = {}
@@ -179,26 +183,15 @@ class RegistryClient:
         return self._verify(token_value, path)
 
     def _verify(self, token: str, what: str) -> dict[str, Any]:
-        def fail(reason: str) -> UpstreamError:
-            return UpstreamError(f"the registry's answer to {what} is not trustworthy: {reason}")
-
-        header = jwt.peek_header(token, fail, jwt.MAX_ANSWER)
-        chain = parse_x5c(header.get("x5c"), fail)
-        now = self.clock()
-        check_chain(chain, self.anchors, dt.datetime.fromtimestamp(now, dt.UTC), fail)
-        if party_id_of(chain[0]) != self.registry_id:
-            raise fail("it is not signed by the registry's certificate")
-        key = chain[0].public_key()
-        assert isinstance(key, rsa.RSAPublicKey)
-        claims = jwt.verify(token, key, fail)
-        if claims.get("iss") != self.registry_id or claims.get("aud") != self.me:
-            raise fail("iss or aud are wrong")
-        iat, exp = claims.get("iat"), claims.get("exp")
-        if not isinstance(iat, int | float) or not isinstance(exp, int | float) or exp - iat != 30:
-            raise fail("iat and exp must be numbers with exp = iat + 30")
-        if exp < now - 10 or iat > now + 10:
-            raise fail("it has expired or is not valid yet")
-        return claims
+        return verify_answer(
+            token,
+            what,
+            registry=self.registry_id,
+            me=self.me,
+            anchors=self.anchors,
+            pins=self.pins,
+            now=self.clock(),
+        )
 
     async def _fetch_trusted(self) -> list[TrustedCA]:
         claims = await self._get("/trusted_list", "trusted_list_token")
@@ -242,3 +235,31 @@ class RegistryClient:
 
 def _iso(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+def verify_answer(
+    token: str,
+    what: str,
+    *,
+    registry: str,
+    me: str,
+    anchors: Collection[str],
+    pins: Collection[str],
+    now: float,
+) -> dict[str, Any]:
+    """The claims of a registry answer (to ``what``), once it is shown to be the
+    registry's: chained to ``anchors``, signed by a certificate naming ``registry`` (and
+    one of ``pins`` when there are any), for ``me``, 30 seconds long and current. Else
+    ``UpstreamError`` with the reason."""
+
+    def fail(reason: str, detail: str) -> UpstreamError:
+        return UpstreamError(f"the registry's answer to {what} is not trustworthy: {detail}", reason=reason)
+
+    signed = verify_signed(token, trusted=anchors, now=now, fail=fail, limit=jwt.MAX_ANSWER)
+    if signed.signer != registry:
+        raise fail("signer_not_registry", f"it is signed by {signed.signer}, not by the registry")
+    if pins and fingerprint(signed.chain[0]) not in pins:
+        raise fail("certificate_not_pinned", "it is not signed with a certificate pinned for the registry")
+    check_audience(signed.claims, (me,), fail)
+    check_lifetime(signed.claims, now, fail)
+    return signed.claims

@@ -22,7 +22,6 @@ from gateway.identity.assertions import ASSERTION_TYPE, LEEWAY, Assertion, verif
 from gateway.identity.parties import Party, TrustedCA
 from gateway.identity.pki import fingerprint
 from gateway.identity.replay import ReplayCache
-from gateway.identity.trust import check_chain
 
 __all__ = ["MAX_FORM", "TrustSource", "authenticate_client", "parse_form"]
 
@@ -40,34 +39,21 @@ class TrustSource(Protocol):
 def parse_form(content_type: str | None, body: bytes) -> dict[str, str]:
     """The token request's form; ``InvalidRequest`` for anything else (RFC 6749 §3.2)."""
     if (content_type or "").split(";")[0].strip().lower() != "application/x-www-form-urlencoded":
-        raise InvalidRequest("the token request must be application/x-www-form-urlencoded")
+        raise InvalidRequest(
+            "the token request must be application/x-www-form-urlencoded", reason="form_content_type"
+        )
     if len(body) > MAX_FORM:
-        raise InvalidRequest(f"the token request is larger than {MAX_FORM} bytes")
+        raise InvalidRequest(f"the token request is larger than {MAX_FORM} bytes", reason="form_too_large")
     try:
         pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=bool(body))
     except (UnicodeDecodeError, ValueError):
-        raise InvalidRequest("the token request body is not a valid form") from None
+        raise InvalidRequest("the token request body is not a valid form", reason="form_malformed") from None
     form: dict[str, str] = {}
     for name, value in pairs:
         if name in form:
-            raise InvalidRequest(f"parameter {name!r} is repeated")
+            raise InvalidRequest(f"parameter {name!r} is repeated", reason="parameter_repeated")
         form[name] = value
     return form
-
-
-def _check_form(form: Mapping[str, str]) -> None:
-    """RFC 6749 §4.4 and RFC 7523 §2.2: the parameters, before the assertion is read."""
-    for name in _FIELDS:
-        if not form.get(name):
-            raise InvalidRequest(f"the {name} parameter is missing")
-    if form["grant_type"] != "client_credentials":
-        raise UnsupportedGrantType(
-            f"grant_type {form['grant_type']!r} is not supported; use client_credentials"
-        )
-    if DEFAULT_SCOPE not in form.get("scope", DEFAULT_SCOPE).split():
-        raise InvalidScope("scope must include iSHARE")
-    if form["client_assertion_type"] != ASSERTION_TYPE:
-        raise InvalidRequest(f"client_assertion_type must be {ASSERTION_TYPE}")
 
 
 async def authenticate_client(
@@ -75,18 +61,38 @@ async def authenticate_client(
 ) -> tuple[Assertion, Party]:
     _check_form(form)
     client_id = form["client_id"]
-    assertion = verify_assertion(form["client_assertion"], client_id=client_id, audience=me, now=now)
-
     trusted = [ca.fingerprint for ca in await trust.trusted() if ca.usable]
-    check_chain(list(assertion.chain), trusted, dt.datetime.fromtimestamp(now, dt.UTC), InvalidClient)
+    assertion = verify_assertion(
+        form["client_assertion"], client_id=client_id, audience=me, trusted=trusted, now=now
+    )
     party = await trust.party(client_id)
     if party is None:
-        raise InvalidClient(f"{client_id} is not a participant in the registry")
+        raise InvalidClient(f"{client_id} is not a participant in the registry", reason="party_unknown")
     inactive = party.active_at(dt.datetime.fromtimestamp(now, dt.UTC))
     if inactive:
-        raise InvalidClient(inactive)
+        raise InvalidClient(inactive, reason="party_not_active")
     if fingerprint(assertion.chain[0]) not in party.certificates:
-        raise InvalidClient(f"the signing certificate is not the one registered for {client_id}")
+        raise InvalidClient(
+            f"the signing certificate is not the one registered for {client_id}",
+            reason="certificate_not_registered",
+        )
     if not await replay.first_use(f"{client_id}:{assertion.jti}", assertion.expires - now + LEEWAY):
-        raise InvalidClient("this assertion (jti) has been used before; make a new one per request")
+        raise InvalidClient(
+            "this assertion (jti) has been used before; make a new one per request", reason="jti_replayed"
+        )
     return assertion, party
+
+
+def _check_form(form: Mapping[str, str]) -> None:
+    """RFC 6749 §4.4 and RFC 7523 §2.2: the parameters, before the assertion is read."""
+    for name in _FIELDS:
+        if not form.get(name):
+            raise InvalidRequest(f"the {name} parameter is missing", reason="parameter_missing")
+    if form["grant_type"] != "client_credentials":
+        raise UnsupportedGrantType(
+            f"grant_type {form['grant_type']!r} is not supported; use client_credentials"
+        )
+    if DEFAULT_SCOPE not in form.get("scope", DEFAULT_SCOPE).split():
+        raise InvalidScope("scope must include iSHARE")
+    if form["client_assertion_type"] != ASSERTION_TYPE:
+        raise InvalidRequest(f"client_assertion_type must be {ASSERTION_TYPE}", reason="assertion_type_wrong")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from joserfc.jwk import RSAKey
 
-from gateway.errors import Unauthorized
+from gateway.errors import Unauthorized, refusal
 from gateway.identity import jwt
 from gateway.identity.pki import Identity
 from gateway.policy.model import Caller
@@ -67,28 +67,34 @@ class TokenIssuer:
                 self._verified.popitem(last=False)
         if verified.expires <= now:
             self._verified.pop(token, None)
-            raise Unauthorized("the access token has expired; request a new one at /connect/token")
+            raise Unauthorized(
+                "the access token has expired; request a new one at /connect/token", reason="expired"
+            )
         return verified.caller
 
     def _verify(self, token: str, now: float) -> _Verified:
-        jwt.peek_header(token, Unauthorized)
+        jwt.peek_header(token, _malformed)
         claims = jwt.verify(token, self._public, _foreign)
         me = self.identity.party_id
         if claims.get("iss") != me or claims.get("aud") != me:
-            raise Unauthorized("the access token was not issued by this node")
+            raise _foreign("token_foreign", "iss or aud is not this node")
         sub, exp, jti = claims.get("sub"), claims.get("exp"), claims.get("jti")
         if not isinstance(sub, str) or not sub or not isinstance(jti, str):
-            raise Unauthorized("the access token has no subject")
+            raise Unauthorized("the access token has no subject", reason="claim_missing")
         if isinstance(exp, bool) or not isinstance(exp, int | float):
-            raise Unauthorized("the access token has no valid exp")
+            raise Unauthorized("the access token has no valid exp", reason="claim_type")
         nbf = claims.get("nbf", 0)
         if isinstance(nbf, int | float) and nbf > now + _LEEWAY:
-            raise Unauthorized("the access token is not valid yet")
+            raise Unauthorized("the access token is not valid yet", reason="not_yet_valid")
         roles = claims.get("roles", [])
         if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
-            raise Unauthorized("the access token's roles are malformed")
+            raise Unauthorized("the access token's roles are malformed", reason="claim_type")
         return _Verified(Caller(sub, frozenset(roles)), float(exp))
 
 
-def _foreign(reason: str) -> Unauthorized:
-    return Unauthorized(f"the access token was not issued by this node ({reason})")
+_malformed = refusal(Unauthorized)
+
+
+def _foreign(reason: str, detail: str) -> Unauthorized:
+    """A token this node's key does not verify, or that names another issuer."""
+    return Unauthorized(f"the access token was not issued by this node ({detail})", reason=reason)

@@ -23,13 +23,15 @@ from typing import Any
 import orjson
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from gateway.errors import InvalidSignature
+from gateway.errors import InvalidSignature, refusal
 from gateway.identity.detached import header_of, verify_body
-from gateway.identity.pki import fingerprint, party_id_of
+from gateway.identity.pki import fingerprint
 from gateway.identity.token_endpoint import TrustSource
 from gateway.identity.trust import check_chain, parse_x5c
 
 __all__ = ["Inbox", "Received", "verify_notification"]
+
+_fail = refusal(InvalidSignature)
 
 
 async def verify_notification(
@@ -39,18 +41,19 @@ async def verify_notification(
     if not signature:
         raise InvalidSignature("no x-jws-signature header: notifications must be signed (detached JWS)")
     header = header_of(signature, InvalidSignature)
-    chain = parse_x5c(header.get("x5c"), InvalidSignature)
+    chain = parse_x5c(header.get("x5c"), _fail)
     trusted = [ca.fingerprint for ca in await trust.trusted() if ca.usable]
-    check_chain(chain, trusted, dt.datetime.fromtimestamp(now, dt.UTC), InvalidSignature)
+    names = check_chain(chain, trusted, dt.datetime.fromtimestamp(now, dt.UTC), _fail)
     key = chain[0].public_key()
     if not isinstance(key, rsa.RSAPublicKey):
         raise InvalidSignature("the signing certificate does not hold an RSA key")
     verify_body(signature, body, key, InvalidSignature)
     data = _notification(body)
-    signer = party_id_of(chain[0]) or ""
-    if data["provider_id"] != signer:
+    signer = data["provider_id"]
+    if signer not in names:
         raise InvalidSignature(
-            f"signed by {signer}, but the notification says it is from {data['provider_id']}"
+            f"signed by {', '.join(sorted(names))}, but the notification says it is from {signer}",
+            reason="signer_not_provider",
         )
     if data["consumer_id"] != me:
         raise InvalidSignature(f"the notification is for {data['consumer_id']}, not for this party ({me})")
