@@ -37,6 +37,7 @@
     url = "http://127.0.0.1:8000"
     party_id = "EU.EORI.NL000000000"
     ca = ["../keys/ca/root.cert.pem"]      # CA(s) the registry's own certificate must chain to
+    certificates = []                      # optional: the registry's own certificate(s), pinned
     refresh = 60                           # seconds before a registry answer is asked again
     lifetime = 600                         # seconds a cached answer may serve while it is down
     timeout = 2                            # seconds one look-up may take (a hung registry has failed)
@@ -122,6 +123,8 @@ class NodeSettings:
     registry_url: str | None = None
     registry_id: str | None = None
     registry_ca: tuple[Path, ...] = ()
+    #: the registry's own certificates: when given, its answers must be signed with one
+    registry_certificates: tuple[Path, ...] = ()
     registry_refresh: float = 60.0
     registry_lifetime: float = 600.0
     registry_timeout: float = 2.0
@@ -310,7 +313,7 @@ _ENV_TABLES: dict[str, set[str]] = {
         "cors_origins",
     },
     "keys": {"dir"},
-    "registry": {"url", "party_id", "ca", "refresh", "lifetime", "timeout"},
+    "registry": {"url", "party_id", "ca", "certificates", "refresh", "lifetime", "timeout"},
     "policies": {"dir", "authorization_registries"},
     "federation": {
         "clients",
@@ -390,6 +393,9 @@ def load_node_settings(file: Path | str, environ: Mapping[str, str] | None = Non
         registry_url=registry.get("url", _url, "an http(s) URL"),
         registry_id=registry.get("party_id", _matching(PARTY_ID), "the registry's iSHARE party id"),
         registry_ca=registry.get("ca", _paths_under(base), "a list of CA certificate files", ()),
+        registry_certificates=registry.get(
+            "certificates", _paths_under(base), "a list of the registry's certificate files", ()
+        ),
         registry_refresh=registry.get("refresh", _positive, "a positive number of seconds", 60.0),
         registry_lifetime=registry.get("lifetime", _positive, "a positive number of seconds", 600.0),
         registry_timeout=registry.get("timeout", _positive, "a positive number of seconds", 2.0),

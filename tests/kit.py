@@ -207,6 +207,7 @@ async def federation(
                 toml.read_text()
                 + f'\n[keys]\ndir = "{pki.keys(party)}"\n[registry]\nurl = "{REGISTRY_URL}"\n'
                 f'party_id = "{REGISTRY}"\nca = ["{pki.ca / "root.cert.pem"}"]\n'
+                f'certificates = ["{pki.keys(REGISTRY) / "cert.pem"}"]\n'
                 '[policies]\ndir = "policies"\n'
                 f"authorization_registries = {list(authorities)!r}\n".replace("'", '"')
             )

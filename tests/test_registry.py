@@ -14,7 +14,7 @@ import pytest
 from gateway.errors import ConfigError
 from gateway.identity.assertions import ASSERTION_TYPE, make_assertion
 from gateway.identity.parties import parse_party
-from gateway.identity.pki import fingerprint
+from gateway.identity.pki import fingerprint, make_party
 from gateway.registry import load_registry_settings
 from tests.kit import (
     CORP,
@@ -192,6 +192,29 @@ async def test_node_refuses_registry_answers_not_signed_by_the_registry(tmp_path
         impostor = create_registry_app(load_registry_settings(tmp_path / "impostor.toml"), clock=fed.clock)
         fed.router.mount(REGISTRY_URL, impostor)
         async with impostor.router.lifespan_context(impostor), fed.client(CORP) as client:
+            answer = await client.post("/connect/token", data=token_form(pki, MUNI, CORP, fed.clock()))
+    assert answer.status_code == 503
+    assert answer.json()["code"] == "temporarily_unavailable"
+
+
+async def test_node_refuses_registry_answers_from_a_certificate_it_does_not_pin(
+    tmp_path: Path, pki: Pki
+) -> None:
+    # the registry's id on a second certificate from the trusted CA: chain and serialNumber
+    # are right, but it is not the registry certificate the node pins
+    make_party(REGISTRY, tmp_path / "registry-second", pki.ca)
+    async with federation(tmp_path, pki, nodes=(CORP,)) as fed:
+        from gateway.registry import create_registry_app
+
+        text = (
+            write_registry(tmp_path, pki)
+            .read_text()
+            .replace(str(pki.keys(REGISTRY)), str(tmp_path / "registry-second"))
+        )
+        (tmp_path / "rekeyed.toml").write_text(text)
+        rekeyed = create_registry_app(load_registry_settings(tmp_path / "rekeyed.toml"), clock=fed.clock)
+        fed.router.mount(REGISTRY_URL, rekeyed)
+        async with rekeyed.router.lifespan_context(rekeyed), fed.client(CORP) as client:
             answer = await client.post("/connect/token", data=token_form(pki, MUNI, CORP, fed.clock()))
     assert answer.status_code == 503
     assert answer.json()["code"] == "temporarily_unavailable"

@@ -78,6 +78,7 @@ def make_auth(settings: NodeSettings, http: httpx.AsyncClient, clock: Callable[[
             f"the certificate there is {identity.party_id}'s, not {settings.party_id}'s",
         )
     anchors = [fingerprint(cert) for path in settings.registry_ca for cert in load_chain(path)]
+    pins = [fingerprint(load_chain(path)[0]) for path in settings.registry_certificates]
     tokens = TokenClient(identity, http, clock)
     registry = RegistryClient(
         settings.registry_url,
@@ -88,6 +89,7 @@ def make_auth(settings: NodeSettings, http: httpx.AsyncClient, clock: Callable[[
         lifetime=settings.registry_lifetime,
         timeout=settings.registry_timeout,
         clock=clock,
+        pins=pins,
     )
     replay = replay_cache(settings.redis_url, settings.party_id)
     return Auth(identity, TokenIssuer(identity), registry, replay, clock)
