@@ -24,7 +24,8 @@ from typing import Any
 import pyoxigraph as ox
 
 from gateway.errors import PolicyError
-from gateway.policy.decide import Decision, FieldReason, Lookup, decide, explain, grant_for, grant_span
+from gateway.policy.decide import Decision, Lookup, decide, grant_for, grant_span
+from gateway.policy.explain import FieldReason, explain
 from gateway.policy.load import load_policies, policy_files
 from gateway.policy.model import Caller, Grant, PolicySet, Rule
 from gateway.store.local import RDF_TYPE, Store

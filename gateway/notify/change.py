@@ -27,7 +27,8 @@ from typing import Any
 import pyoxigraph as ox
 
 from gateway.notify.subscription import Topic
-from gateway.policy.decide import RDF_TYPE, Decision, Lookup, decide, matches
+from gateway.policy.conditions import matches
+from gateway.policy.decide import RDF_TYPE, Decision, Lookup, decide
 from gateway.policy.model import Grant
 
 __all__ = ["After", "Changed", "Visible", "describe_in", "source_diff", "view_of", "visible_change"]

@@ -225,7 +225,7 @@ def _topic_validator() -> jsonschema.Draft202012Validator:
 
 
 def topic_of(raw: Any, watched: Any, vocab: Vocab) -> Topic:
-    """The topic compiled into a permit rule's selector (so ``gateway.policy.decide.matches``
+    """The topic compiled into a permit rule's selector (so ``gateway.policy.conditions.matches``
     decides it), and the watched fields expanded; names as in policy files."""
     if not isinstance(raw, dict):
         raise InvalidSubscription("topic must be an object with classes, iris and/or where")
