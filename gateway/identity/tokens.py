@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 from joserfc.jwk import RSAKey
 
@@ -78,18 +79,27 @@ class TokenIssuer:
         me = self.identity.party_id
         if claims.get("iss") != me or claims.get("aud") != me:
             raise _foreign("token_foreign", "iss or aud is not this node")
-        sub, exp, jti = claims.get("sub"), claims.get("exp"), claims.get("jti")
-        if not isinstance(sub, str) or not sub or not isinstance(jti, str):
-            raise Unauthorized("the access token has no subject", reason="claim_missing")
-        if isinstance(exp, bool) or not isinstance(exp, int | float):
-            raise Unauthorized("the access token has no valid exp", reason="claim_type")
-        nbf = claims.get("nbf", 0)
-        if isinstance(nbf, int | float) and nbf > now + _LEEWAY:
-            raise Unauthorized("the access token is not valid yet", reason="not_yet_valid")
-        roles = claims.get("roles", [])
-        if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
-            raise Unauthorized("the access token's roles are malformed", reason="claim_type")
-        return _Verified(Caller(sub, frozenset(roles)), float(exp))
+        return _verified(claims, now)
+
+
+def _verified(claims: dict[str, Any], now: float) -> _Verified:
+    """The caller and expiry an access token's claims (this node's own) stand for."""
+    sub, exp, jti = claims.get("sub"), claims.get("exp"), claims.get("jti")
+    if not isinstance(sub, str) or not sub or not isinstance(jti, str):
+        raise Unauthorized("the access token has no subject", reason="claim_missing")
+    if isinstance(exp, bool) or not isinstance(exp, int | float):
+        raise Unauthorized("the access token has no valid exp", reason="claim_type")
+    nbf = claims.get("nbf", 0)
+    if isinstance(nbf, int | float) and nbf > now + _LEEWAY:
+        raise Unauthorized("the access token is not valid yet", reason="not_yet_valid")
+    return _Verified(Caller(sub, _roles(claims)), float(exp))
+
+
+def _roles(claims: dict[str, Any]) -> frozenset[str]:
+    roles = claims.get("roles", [])
+    if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+        raise Unauthorized("the access token's roles are malformed", reason="claim_type")
+    return frozenset(roles)
 
 
 _malformed = refusal(Unauthorized)
