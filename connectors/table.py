@@ -232,8 +232,28 @@ class _Reader:
 
 
 def _read_mapping(path: Path, env: SourceEnv) -> _Spec:
+    top = _Reader(
+        path,
+        "",
+        _load_toml(path),
+        {"delimiter", "encoding", "decimal_separator", "on_error", "prefixes", "subject", "columns", "link"},
+        {"subject", "columns"},
+    )
+    delimiter, encoding, separator, on_error = _options(top)
+    names = _Names(_prefixes(top, env))
+    subject = _Reader(path, "subject", top.data["subject"], {"iri", "types"}, {"iri"})
+    template = _Template(subject.get("iri", str, "an IRI template"), "subject.iri", path, env.base_iri)
+    types = subject.get("types", list, "a list of classes, e.g. ['bot:Building']", [])
+    type_nodes = tuple(names.iri(subject, f"types[{i}]", t) for i, t in enumerate(types))
+    columns = top.get("columns", dict, "a table of [columns.NAME] tables")
+    specs = tuple(_column(path, name, value, names.iri) for name, value in columns.items())
+    links = _links(top, names, env)
+    return _Spec(path, delimiter, encoding, separator, on_error, template, type_nodes, specs, links)
+
+
+def _load_toml(path: Path) -> dict[str, Any]:
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise SourceError(path, "mapping file not found (name it with mapping = in the [[source]])") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -241,13 +261,10 @@ def _read_mapping(path: Path, env: SourceEnv) -> _Spec:
     except tomllib.TOMLDecodeError as exc:
         line = re.search(r"at line (\d+)", str(exc))
         raise SourceError(path, f"not valid TOML ({exc})", int(line.group(1)) if line else None) from None
-    top = _Reader(
-        path,
-        "",
-        raw,
-        {"delimiter", "encoding", "decimal_separator", "on_error", "prefixes", "subject", "columns", "link"},
-        {"subject", "columns"},
-    )
+
+
+def _options(top: _Reader) -> tuple[str, str, str, str]:
+    """The mapping's delimiter, encoding, decimal separator and on_error, each checked."""
     delimiter = top.get("delimiter", str, "one character, e.g. ';'", ",")
     if len(delimiter) != 1 or delimiter in '\r\n"':
         raise top.fail(
@@ -264,47 +281,53 @@ def _read_mapping(path: Path, env: SourceEnv) -> _Spec:
     on_error = top.get("on_error", str, "'skip' or 'reject'", "reject")
     if on_error not in ("skip", "reject"):
         raise top.fail("on_error", f"expected 'skip' or 'reject', got {on_error!r}")
+    return delimiter, encoding, separator, on_error
 
+
+def _prefixes(top: _Reader, env: SourceEnv) -> dict[str, str]:
     prefixes = dict(env.prefixes)
     extra = top.get("prefixes", dict, "a table of prefix = namespace IRI", {})
     for prefix, ns in extra.items():
         if not isinstance(ns, str) or not re.match(r"(https?|urn):\S+$", ns):
             raise top.fail(f"prefixes.{prefix}", f"expected a namespace IRI, got {ns!r}")
         prefixes[prefix] = ns
+    return prefixes
 
-    def iri(reader: _Reader, key: str, name: Any) -> ox.NamedNode:
+
+@dataclass(frozen=True, slots=True)
+class _Names:
+    """Prefixed names (``bot:Building``) or IRIs of a mapping, resolved to IRIs."""
+
+    prefixes: dict[str, str]
+
+    def iri(self, reader: _Reader, key: str, name: Any) -> ox.NamedNode:
         if not isinstance(name, str) or not name:
             raise reader.fail(key, f"expected a prefixed name (bot:Building) or an IRI, got {name!r}")
-        if re.match(r"(https?|urn):", name):
-            full = name
-        else:
-            prefix, colon, local = name.partition(":")
-            if not colon:
-                raise reader.fail(key, f"expected a prefixed name (bot:Building) or an IRI, got {name!r}")
-            if prefix not in prefixes:
-                known = ", ".join(sorted(prefixes)) or "none"
-                raise reader.fail(key, f"unknown prefix {prefix!r} in {name!r} (known: {known})")
-            full = prefixes[prefix] + local
+        full = name if re.match(r"(https?|urn):", name) else self._expand(reader, key, name)
         try:
             return ox.NamedNode(full)
         except ValueError as exc:
             raise reader.fail(key, f"{name!r} is not an IRI ({exc})") from None
 
-    subject = _Reader(path, "subject", top.data["subject"], {"iri", "types"}, {"iri"})
-    template = _Template(subject.get("iri", str, "an IRI template"), "subject.iri", path, env.base_iri)
-    types = subject.get("types", list, "a list of classes, e.g. ['bot:Building']", [])
-    type_nodes = tuple(iri(subject, f"types[{i}]", t) for i, t in enumerate(types))
+    def _expand(self, reader: _Reader, key: str, name: str) -> str:
+        prefix, colon, local = name.partition(":")
+        if not colon:
+            raise reader.fail(key, f"expected a prefixed name (bot:Building) or an IRI, got {name!r}")
+        if prefix not in self.prefixes:
+            known = ", ".join(sorted(self.prefixes)) or "none"
+            raise reader.fail(key, f"unknown prefix {prefix!r} in {name!r} (known: {known})")
+        return self.prefixes[prefix] + local
 
-    columns = top.get("columns", dict, "a table of [columns.NAME] tables")
-    specs = tuple(_column(path, name, value, iri) for name, value in columns.items())
+
+def _links(top: _Reader, names: _Names, env: SourceEnv) -> tuple[tuple[ox.NamedNode, _Template], ...]:
     links: list[tuple[ox.NamedNode, _Template]] = []
     for i, value in enumerate(top.get("link", list, "[[link]] tables", [])):
-        link = _Reader(path, f"link[{i}]", value, {"property", "iri"}, {"property", "iri"})
-        link_template = _Template(
-            link.get("iri", str, "an IRI template"), link.key("iri"), path, env.base_iri
+        link = _Reader(top.where, f"link[{i}]", value, {"property", "iri"}, {"property", "iri"})
+        template = _Template(
+            link.get("iri", str, "an IRI template"), link.key("iri"), top.where, env.base_iri
         )
-        links.append((iri(link, "property", link.data["property"]), link_template))
-    return _Spec(path, delimiter, encoding, separator, on_error, template, type_nodes, specs, tuple(links))
+        links.append((names.iri(link, "property", link.data["property"]), template))
+    return tuple(links)
 
 
 def _column(
@@ -315,37 +338,50 @@ def _column(
     datatype = col.get("datatype", str, "one of " + ", ".join(DATATYPES), "string")
     if datatype not in DATATYPES:
         raise col.fail("datatype", f"expected one of {', '.join(DATATYPES)}, got {datatype!r}")
-    pattern = col.get("pattern", str, "a regular expression")
-    try:
-        compiled = re.compile(pattern) if pattern is not None else None
-    except re.error as exc:
-        raise col.fail("pattern", f"not a regular expression ({exc})") from None
-    bounds: list[Decimal | None] = []
-    for key in ("min", "max"):
-        bound = col.get(key, (int, float), "a number")
-        if bound is not None and datatype not in ("integer", "decimal", "double"):
-            raise col.fail(key, f"bounds apply to numbers, not to {datatype}")
-        bounds.append(Decimal(str(bound)) if bound is not None else None)
+    pattern = _pattern(col)
+    low, high = _bound(col, "min", datatype), _bound(col, "max", datatype)
     fmt = col.get("format", str, "a strptime format such as '%d-%m-%Y'")
     if fmt is not None and datatype != "date":
         raise col.fail("format", "format applies to dates only")
-    lang = col.get("lang", str, "a language tag such as 'nl'")
-    if lang is not None and (
-        datatype != "string" or not re.fullmatch(r"[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*", lang)
-    ):
-        raise col.fail("lang", f"expected a language tag on a string column, got {lang!r}")
+    lang = _lang(col, datatype)
     return _ColumnSpec(
         name=name,
         key=col.prefix,
         property=iri(col, "property", col.data["property"]),
         datatype=datatype,
         required=col.get("required", bool, "true or false", False),
-        pattern=compiled,
-        low=bounds[0],
-        high=bounds[1],
+        pattern=pattern,
+        low=low,
+        high=high,
         format=fmt,
         lang=lang,
     )
+
+
+def _pattern(col: _Reader) -> re.Pattern[str] | None:
+    pattern = col.get("pattern", str, "a regular expression")
+    try:
+        return re.compile(pattern) if pattern is not None else None
+    except re.error as exc:
+        raise col.fail("pattern", f"not a regular expression ({exc})") from None
+
+
+def _bound(col: _Reader, key: str, datatype: str) -> Decimal | None:
+    bound = col.get(key, (int, float), "a number")
+    if bound is None:
+        return None
+    if datatype not in ("integer", "decimal", "double"):
+        raise col.fail(key, f"bounds apply to numbers, not to {datatype}")
+    return Decimal(str(bound))
+
+
+def _lang(col: _Reader, datatype: str) -> str | None:
+    lang: str | None = col.get("lang", str, "a language tag such as 'nl'")
+    if lang is not None and (
+        datatype != "string" or not re.fullmatch(r"[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*", lang)
+    ):
+        raise col.fail("lang", f"expected a language tag on a string column, got {lang!r}")
+    return lang
 
 
 # -- the table --------------------------------------------------------------------------
@@ -451,10 +487,10 @@ def _render(template: _Template, cells: list[str], key: str) -> str:
 
 
 def _header(path: Path, reader: Any, spec: _Spec) -> dict[str, int]:
-    for row in reader:
-        if row:
-            break
-    else:
+    """The column index of each header name; ``SourceError`` for an empty file, a name
+    that appears twice, or a column the mapping names that is not there."""
+    row = next((r for r in reader if r), None)
+    if row is None:
         raise SourceError(path, "empty: no header row", 1)
     names = [c.strip() for c in row]
     index: dict[str, int] = {}
@@ -462,27 +498,120 @@ def _header(path: Path, reader: Any, spec: _Spec) -> dict[str, int]:
         if name in index:
             raise SourceError(path, f"column {name!r} appears twice in the header", reader.line_num)
         index[name] = i
+    missing = _missing(spec, index)
+    if missing:
+        raise SourceError(path, _missing_columns(missing, names, spec), reader.line_num)
+    return index
+
+
+def _missing(spec: _Spec, index: Mapping[str, int]) -> dict[str, str]:
+    """The columns the mapping names that the header lacks, each with the first mapping
+    key naming it."""
     wanted = [(c.name, c.key) for c in spec.columns]
     wanted += [(f, t.key) for t in (spec.subject, *(t for _, t in spec.links)) for f in t.fields]
-    missing: dict[str, str] = {}  # column -> the first mapping key naming it
+    missing: dict[str, str] = {}
     for name, key in wanted:
         if name not in index:
             missing.setdefault(name, key)
-    if missing:
-        name, key = next(iter(missing.items()))
-        found = ", ".join(repr(n) for n in names[:8]) + (", ..." if len(names) > 8 else "")
-        hint = ""
-        others = [d for d in ",;\t|" if d != spec.delimiter and any(d in n for n in names)]
-        if others:
-            hint = f"; the header looks {others[0]!r}-separated: set delimiter in the mapping"
-        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
-        raise SourceError(
-            path,
-            f"the header has no column {name!r}{more}, named by {key} in {spec.path.name} "
-            f"(found {found} with delimiter {spec.delimiter!r}{hint})",
-            reader.line_num,
+    return missing
+
+
+def _missing_columns(missing: dict[str, str], names: list[str], spec: _Spec) -> str:
+    """What to say of the columns the mapping names but the header lacks: the first, how
+    many more, what the header holds, and a hint when another delimiter would fit."""
+    name, key = next(iter(missing.items()))
+    found = ", ".join(repr(n) for n in names[:8]) + (", ..." if len(names) > 8 else "")
+    others = [d for d in ",;\t|" if d != spec.delimiter and any(d in n for n in names)]
+    hint = f"; the header looks {others[0]!r}-separated: set delimiter in the mapping" if others else ""
+    more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+    return (
+        f"the header has no column {name!r}{more}, named by {key} in {spec.path.name} "
+        f"(found {found} with delimiter {spec.delimiter!r}{hint})"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Step:
+    """One mapped column: where it is in a row, and how its cells become terms (each
+    distinct cell converted once, up to ``_CACHE_SIZE`` per column)."""
+
+    at: int
+    name: str
+    predicate: ox.NamedNode
+    required: bool
+    convert: _Convert
+    cache: dict[str, _Term] = field(default_factory=dict)
+
+    def term(self, cell: str) -> _Term:
+        term = self.cache.get(cell)
+        if term is None:
+            try:
+                term = self.convert(cell)
+            except _BadRow as exc:
+                raise _BadRow(f"column {self.name!r}: {exc}") from None
+            if len(self.cache) < _CACHE_SIZE:
+                self.cache[cell] = term
+        return term
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """How each row of one table becomes triples, from its header and its mapping."""
+
+    spec: _Spec
+    width: int
+    steps: tuple[_Step, ...]
+    subject_at: tuple[int, ...]
+    links: tuple[tuple[ox.NamedNode, _Template, tuple[int, ...]], ...]
+
+    @classmethod
+    def of(cls, spec: _Spec, index: dict[str, int]) -> _Plan:
+        steps = tuple(
+            _Step(index[c.name], c.name, c.property, c.required, _converter(c, spec.decimal_separator))
+            for c in spec.columns
         )
-    return index
+        links = tuple((p, t, tuple(index[f] for f in t.fields)) for p, t in spec.links)
+        return cls(spec, len(index), steps, tuple(index[f] for f in spec.subject.fields), links)
+
+    def row(self, row: list[str], seen: Mapping[str, int]) -> tuple[str, list[ox.Triple]]:
+        """The subject IRI of a row and its triples; ``_BadRow`` (or ``ValueError`` for an
+        invalid IRI) saying what is wrong with it."""
+        if len(row) != self.width:
+            raise _BadRow(
+                f"expected {self.width} fields, found {len(row)} (delimiter {self.spec.delimiter!r})"
+            )
+        cells = [c.strip() for c in row]
+        iri = _render(self.spec.subject, [cells[i] for i in self.subject_at], "the subject")
+        if iri in seen:
+            raise _BadRow(f"subject <{iri}> was already made by line {seen[iri]}")
+        subject = ox.NamedNode(iri)
+        triples = [ox.Triple(subject, RDF_TYPE, t) for t in self.spec.types]
+        self._values(subject, cells, triples)
+        for predicate, template, at in self.links:
+            values = [cells[i] for i in at]
+            if all(values):
+                triples.append(ox.Triple(subject, predicate, ox.NamedNode(_render(template, values, ""))))
+        return iri, triples
+
+    def _values(self, subject: ox.NamedNode, cells: list[str], triples: list[ox.Triple]) -> None:
+        for step in self.steps:
+            cell = cells[step.at]
+            if cell:
+                triples.append(ox.Triple(subject, step.predicate, step.term(cell)))
+            elif step.required:
+                raise _BadRow(f"column {step.name!r} is empty but required")
+
+
+def _made(
+    path: Path, plan: _Plan, row: list[str], seen: Mapping[str, int], line: int
+) -> tuple[str, list[ox.Triple]] | SourceError:
+    """A row's subject and triples, or the problem with the row (at ``line``)."""
+    try:
+        return plan.row(row, seen)
+    except _BadRow as exc:
+        return SourceError(path, str(exc), line)
+    except ValueError as exc:  # an IRI made from cells is not valid
+        return SourceError(path, f"no valid IRI from this row ({exc})", line)
 
 
 def _convert(
@@ -493,60 +622,20 @@ def _convert(
     problems: list[SourceError] = []
     total = text.count("\n")
     try:
-        index = _header(path, reader, spec)
-        width = len(index)
-        steps: list[tuple[int, str, ox.NamedNode, bool, _Convert, dict[str, _Term]]] = [
-            (index[c.name], c.name, c.property, c.required, _converter(c, spec.decimal_separator), {})
-            for c in spec.columns
-        ]
-        subject_at = [index[f] for f in spec.subject.fields]
-        links = [(p, t, [index[f] for f in t.fields]) for p, t in spec.links]
-        types = spec.types
+        plan = _Plan.of(spec, _header(path, reader, spec))
         seen: dict[str, int] = {}
         line = reader.line_num
         for row in reader:
             first, line = line + 1, reader.line_num
             if not row or (len(row) == 1 and not row[0].strip()):
                 continue
-            try:
-                if len(row) != width:
-                    raise _BadRow(f"expected {width} fields, found {len(row)} (delimiter {spec.delimiter!r})")
-                cells = [c.strip() for c in row]
-                iri = _render(spec.subject, [cells[i] for i in subject_at], "the subject")
-                earlier = seen.get(iri)
-                if earlier is not None:
-                    raise _BadRow(f"subject <{iri}> was already made by line {earlier}")
-                subject = ox.NamedNode(iri)
-                row_triples = [ox.Triple(subject, RDF_TYPE, t) for t in types]
-                for at, name, predicate, required, convert, cache in steps:
-                    cell = cells[at]
-                    if not cell:
-                        if required:
-                            raise _BadRow(f"column {name!r} is empty but required")
-                        continue
-                    term = cache.get(cell)
-                    if term is None:
-                        try:
-                            term = convert(cell)
-                        except _BadRow as exc:
-                            raise _BadRow(f"column {name!r}: {exc}") from None
-                        if len(cache) < _CACHE_SIZE:
-                            cache[cell] = term
-                    row_triples.append(ox.Triple(subject, predicate, term))
-                for predicate, template, at_cells in links:
-                    values = [cells[i] for i in at_cells]
-                    if all(values):
-                        row_triples.append(
-                            ox.Triple(subject, predicate, ox.NamedNode(_render(template, values, "")))
-                        )
-            except _BadRow as exc:
-                problems.append(SourceError(path, str(exc), first))
+            made = _made(path, plan, row, seen, first)
+            if isinstance(made, SourceError):
+                problems.append(made)
                 continue
-            except ValueError as exc:  # an IRI made from cells is not valid
-                problems.append(SourceError(path, f"no valid IRI from this row ({exc})", first))
-                continue
+            iri, triples = made
             seen[iri] = first
-            out += row_triples
+            out += triples
             if progress and len(seen) % 4096 == 0:
                 progress("converting rows", line, total)
     except csv.Error as exc:
