@@ -121,7 +121,7 @@ class Node:
         if live is None:
             self.store = Store(settings.store_path)
         else:
-            self.store = self.remote = RemoteStore.from_settings(live)
+            self.store = self.remote = RemoteStore.from_settings(live, clock)
         try:
             # Access reads describe/members/objects/subjects/generation, which RemoteStore
             # offers alike (named_subjects, for SPARQL views, it refuses)

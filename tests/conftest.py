@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import textwrap
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -93,10 +94,10 @@ def node_toml(tmp_path: Path) -> Path:
 
 @contextlib.asynccontextmanager
 async def serving(
-    settings: NodeSettings, watch: bool = False
+    settings: NodeSettings, watch: bool = False, clock: Callable[[], float] = time.time
 ) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
     """Run a node's app in process (with its lifespan) and a client for it."""
-    app = create_app(settings, watch=watch)
+    app = create_app(settings, watch=watch, clock=clock)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://node.test") as client:

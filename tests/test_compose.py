@@ -79,7 +79,16 @@ def port_of(name: str) -> int:
 
 def test_compose_file_is_valid_against_the_compose_specification() -> None:
     compose_spec = pytest.importorskip("compose_spec")
-    compose_spec.PyCompose.from_yaml(COMPOSE.read_text()).validate()
+    parsed = compose_spec.PyCompose.from_yaml(COMPOSE.read_text())
+    parsed.validate()  # raises ValueError naming the first fault
+    assert sorted(parsed.service_names()) == sorted(services())
+
+
+def test_the_specification_check_refuses_a_key_compose_does_not_know() -> None:
+    compose_spec = pytest.importorskip("compose_spec")
+    broken = COMPOSE.read_text().replace("services:\n", "services:\n  odd:\n    colour: red\n", 1)
+    with pytest.raises(ValueError, match="colour"):
+        compose_spec.PyCompose.from_yaml(broken).validate()
 
 
 def test_services_are_the_registry_the_three_nodes_and_the_keys() -> None:

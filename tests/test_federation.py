@@ -115,8 +115,7 @@ async def test_answer_holds_exactly_what_each_owner_grants(fed: Federation) -> N
 async def test_a_party_cannot_borrow_another_nodes_rights(fed: Federation) -> None:
     # the municipality may not ask the corporation's node to walk links for it
     answer = await ask(fed, MUNI, {"query": QUESTION, "start": START}, at=CORP)
-    assert answer.status_code == 403
-    assert "ask your own node" in answer.json()["detail"]
+    assert answer.status_code == 403 and answer.json()["code"] == "forbidden"
 
 
 async def test_what_an_owner_withholds_stays_withheld_through_another_node(fed: Federation) -> None:
@@ -163,26 +162,40 @@ async def test_ask_and_construct(fed: Federation) -> None:
 
 
 async def test_a_node_that_is_down_gives_a_partial_answer_that_says_so(fed: Federation) -> None:
-    del fed.router.apps["p001.test"]  # the firm's node is gone
+    del fed.router.apps["p001.test"]  # the firm's node is gone before it was ever asked
     answer = await ask(fed, MUNI, {"query": QUESTION, "start": START})
     report = answer.json()["report"]
     assert answer.status_code == 200
     assert [row["label"] for row in values(answer)] == ["F", "E"]
     assert all("rcRoof" not in row for row in values(answer))
     assert report["complete"] is False
-    assert report["nodes"][FIRM]["failures"][0]["reason"] in ("down", "no token")
+    assert [f["reason"] for f in report["nodes"][FIRM]["failures"]] == ["no token"]
 
 
-async def test_a_node_that_hangs_is_cut_off_in_time(fed: Federation) -> None:
+async def test_a_node_that_goes_down_after_issuing_a_token_is_reported_down(fed: Federation) -> None:
+    await fed.nodes[MUNI].state.dsgo.auth.trust.tokens.token(FIRM, endpoint(FIRM))
+    del fed.router.apps["p001.test"]  # gone now, with the municipality's token still valid
+    answer = await ask(fed, MUNI, {"query": QUESTION, "start": START})
+    report = answer.json()["report"]
+    assert answer.status_code == 200 and report["complete"] is False
+    assert [row["label"] for row in values(answer)] == ["F", "E"]
+    assert {f["reason"] for f in report["nodes"][FIRM]["failures"]} == {"down"}
+
+
+async def test_a_node_that_hangs_is_cut_off_at_the_timeout(fed: Federation) -> None:
+    cut_off = asyncio.Event()
+
     async def hang(scope: Any, receive: Any, send: Any) -> None:
-        await asyncio.sleep(30)
+        try:
+            await asyncio.Event().wait()  # never answers
+        except asyncio.CancelledError:
+            cut_off.set()
+            raise
 
     fed.router.apps["p001.test"] = httpx.ASGITransport(app=_Wrapped(fed.nodes[FIRM], hang, "/resources"))
-    started = asyncio.get_running_loop().time()
     answer = await ask(fed, MUNI, {"query": QUESTION, "start": START, "timeout": 2})
-    elapsed = asyncio.get_running_loop().time() - started
     report = answer.json()["report"]
-    assert elapsed < 4
+    assert cut_off.is_set()  # the request to the hanging node was abandoned, not waited out
     assert report["complete"] is False
     assert any(f["reason"] == "timeout" for f in report["nodes"][FIRM]["failures"])
     assert [row["label"] for row in values(answer)] == ["F", "E"]

@@ -17,8 +17,9 @@ import json
 import re
 import socket
 import threading
+import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +35,7 @@ from gateway.http.app import create_app
 from gateway.store.local import Store
 from gateway.store.remote import SPARQL_NOT_OFFERED, RemoteStore
 from tests.conftest import free_port, serving, write_node
-from tests.kit import CORP, FIRM, MUNI, Federation, Pki, federation
+from tests.kit import CORP, FIRM, MUNI, Clock, Federation, Pki, federation
 from tests.servers import Virtuoso, virtuoso_server
 from tests.test_policy_paths import B1, B2, DATA, EXPECTED, NS, POLICY, S1, fields_of
 
@@ -270,10 +271,10 @@ async def test_capabilities_say_sparql_is_not_offered_and_why(pair: Pair) -> Non
 
 
 def open_node(
-    tmp_path: Path, source: str
+    tmp_path: Path, source: str, clock: Callable[[], float] = time.time
 ) -> contextlib.AbstractAsyncContextManager[tuple[FastAPI, httpx.AsyncClient]]:
     """An open node (no tokens, no policy) on ``source``, in process."""
-    return serving(load_node_settings(write_node(tmp_path, sources=source), {}))
+    return serving(load_node_settings(write_node(tmp_path, sources=source), {}), clock=clock)
 
 
 def relabel(virtuoso: Virtuoso, graph: str, old: str, new: str) -> None:
@@ -287,12 +288,15 @@ async def test_a_change_in_the_store_shows_once_cache_ttl_has_passed(
     tmp_path: Path, virtuoso: Virtuoso
 ) -> None:
     graph = load(virtuoso, '<id/building/7> <http://www.w3.org/2000/01/rdf-schema#label> "before" .')
-    async with open_node(tmp_path, sparql_source(virtuoso.endpoint, graph, cache_ttl=0.5)) as (_, client):
+    clock = Clock()
+    source = sparql_source(virtuoso.endpoint, graph, cache_ttl=60)
+    async with open_node(tmp_path, source, clock) as (_, client):
         before = await client.get("/id/building/7", headers={"accept": NT})
         relabel(virtuoso, graph, "before", "after")
-        await asyncio.sleep(0.5)
+        still = await client.get("/id/building/7", headers={"accept": NT})
+        clock.now += 60
         after = await client.get("/id/building/7", headers={"accept": NT})
-    assert '"before"' in before.text
+    assert '"before"' in before.text and still.content == before.content
     assert '"after"' in after.text and '"before"' not in after.text
 
 

@@ -44,7 +44,7 @@ import hashlib
 import itertools
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,8 +114,10 @@ class RemoteStore:
         timeout: float = DEFAULT_TIMEOUT,
         cache_ttl: float = DEFAULT_CACHE_TTL,
         transport: httpx.BaseTransport | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.endpoint, self.graph, self.timeout, self.cache_ttl = endpoint, graph, timeout, cache_ttl
+        self.clock = clock  # what cache_ttl's time buckets are counted in
         dataset = sparql_iri(graph) if graph is not None else ""
         if dataset is None:
             raise ValueError(f"graph {graph!r} is not an absolute IRI")
@@ -135,13 +137,16 @@ class RemoteStore:
         self.empty: bool | None = None
 
     @classmethod
-    def from_settings(cls, source: SourceSettings) -> RemoteStore:
+    def from_settings(
+        cls, source: SourceSettings, clock: Callable[[], float] = time.monotonic
+    ) -> RemoteStore:
         options = source.options
         return cls(
             str(options["endpoint"]),
             options.get("graph"),
             timeout=float(options.get("timeout", DEFAULT_TIMEOUT)),
             cache_ttl=float(options.get("cache_ttl", DEFAULT_CACHE_TTL)),
+            clock=clock,
         )
 
     @property
@@ -149,7 +154,7 @@ class RemoteStore:
         """Changes every ``cache_ttl`` seconds (at every read when it is 0): the node's
         caches key on it, so nothing derived from the store outlives ``cache_ttl``."""
         if self.cache_ttl > 0:
-            return int(time.monotonic() // self.cache_ttl)
+            return int(self.clock() // self.cache_ttl)
         return next(self._ticks)
 
     # -- reads (the Store API that Access uses) ---------------------------------------
