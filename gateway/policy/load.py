@@ -81,6 +81,16 @@ def _read(path: Path) -> str:
 
 
 def _rules(path: Path, text: str, vocab: Vocab) -> list[Rule]:
+    node, data = _parse(path, text)
+    lines = _rule_lines(node)
+    errors = sorted(_validator().iter_errors(_jsonable(data)), key=lambda e: list(e.absolute_path))
+    if errors:
+        raise _schema_error(path, data, lines, errors[0])
+    return [_rule(path, lines.get(i, 0), raw, vocab) for i, raw in enumerate(data.get("rules", []))]
+
+
+def _parse(path: Path, text: str) -> tuple[Any, Any]:
+    """The YAML's node tree (for line numbers) and its data ({} for an empty file)."""
     try:
         node = yaml.compose(text, Loader=_Loader)
         data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader
@@ -90,21 +100,19 @@ def _rules(path: Path, text: str, vocab: Vocab) -> list[Rule]:
         raise PolicyError(
             path, line, None, f"not valid YAML ({getattr(exc, 'problem', None) or exc})"
         ) from None
-    if data is None:
-        data = {}
-    lines = _rule_lines(node)
-    errors = sorted(_validator().iter_errors(_jsonable(data)), key=lambda e: list(e.absolute_path))
-    if errors:
-        error = errors[0]
-        where = list(error.absolute_path)
-        line, rule_id = None, None
-        if len(where) >= 2 and where[0] == "rules" and isinstance(where[1], int):
-            line = lines.get(where[1])
-            raw = data["rules"][where[1]]
-            rule_id = raw.get("id") if isinstance(raw, dict) else None
-        at = "/".join(map(str, where[2:] if len(where) > 2 else where))
-        raise PolicyError(path, line, rule_id, f"{at or 'file'}: {error.message}")
-    return [_rule(path, lines.get(i, 0), raw, vocab) for i, raw in enumerate(data.get("rules", []))]
+    return node, {} if data is None else data
+
+
+def _schema_error(path: Path, data: Any, lines: dict[int, int], error: Any) -> PolicyError:
+    """The first schema violation, named by file, line and rule where it is in a rule."""
+    where = list(error.absolute_path)
+    line, rule_id = None, None
+    if len(where) >= 2 and where[0] == "rules" and isinstance(where[1], int):
+        line = lines.get(where[1])
+        raw = data["rules"][where[1]]
+        rule_id = raw.get("id") if isinstance(raw, dict) else None
+    at = "/".join(map(str, where[2:] if len(where) > 2 else where))
+    return PolicyError(path, line, rule_id, f"{at or 'file'}: {error.message}")
 
 
 def _jsonable(value: Any) -> Any:
@@ -146,26 +154,9 @@ def _rule(path: Path, line: int, raw: dict[str, Any], vocab: Vocab) -> Rule:
         return expanded
 
     to = raw["to"]
-    resources = raw["resources"]
-    classes: set[str] = set()
-    iris: list[re.Pattern[str]] = []
-    where: list[Condition] = []
-    if resources != "all":
-        classes = {iri(c, "class") for c in resources.get("classes", [])}
-        iris = [_pattern(p) for p in resources.get("iris", [])]
-        for cond in resources.get("where", []):
-            where.append(_condition(cond, iri, fail))
-    fields = raw["fields"]
-    if fields == "all":
-        granted, exclude = None, frozenset[str]()
-    elif isinstance(fields, dict):
-        granted, exclude = None, frozenset(iri(f, "property") for f in fields["all_except"])
-    else:
-        granted, exclude = frozenset(iri(f, "property") for f in fields), frozenset()
-    valid = raw.get("valid", {})
-    start, until = _date(valid.get("from")), _date(valid.get("until"))
-    if start and until and until <= start:
-        raise fail("valid.until must be after valid.from")
+    classes, iris, where = _selectors(raw["resources"], iri, fail)
+    granted, exclude = _fields(raw["fields"], iri)
+    start, until = _validity(raw.get("valid", {}), fail)
     return Rule(
         id=rule_id,
         file=str(path),
@@ -183,6 +174,34 @@ def _rule(path: Path, line: int, raw: dict[str, Any], vocab: Vocab) -> Rule:
         valid_until=until,
         purpose=str(raw.get("purpose", "")),
     )
+
+
+def _selectors(
+    resources: Any, iri: Any, fail: Any
+) -> tuple[set[str], list[re.Pattern[str]], list[Condition]]:
+    """A rule's ``resources``: its classes, IRI patterns and conditions (none: ``all``)."""
+    if resources == "all":
+        return set(), [], []
+    classes = {iri(c, "class") for c in resources.get("classes", [])}
+    iris = [_pattern(p) for p in resources.get("iris", [])]
+    where = [_condition(cond, iri, fail) for cond in resources.get("where", [])]
+    return classes, iris, where
+
+
+def _fields(fields: Any, iri: Any) -> tuple[frozenset[str] | None, frozenset[str]]:
+    """A rule's ``fields``: (the fields granted, None = all; the fields excluded)."""
+    if fields == "all":
+        return None, frozenset()
+    if isinstance(fields, dict):
+        return None, frozenset(iri(f, "property") for f in fields["all_except"])
+    return frozenset(iri(f, "property") for f in fields), frozenset()
+
+
+def _validity(valid: dict[str, Any], fail: Any) -> tuple[dt.datetime | None, dt.datetime | None]:
+    start, until = _date(valid.get("from")), _date(valid.get("until"))
+    if start and until and until <= start:
+        raise fail("valid.until must be after valid.from")
+    return start, until
 
 
 def _condition(cond: dict[str, Any], iri: Any, fail: Any) -> Condition:

@@ -22,20 +22,24 @@ def _fields(rule: Rule, vocab: Vocab) -> str:
     return ", ".join(sorted(vocab.curie(f) for f in rule.fields))
 
 
+def _notes(rule: Rule, vocab: Vocab) -> str:
+    """The rule's id (marked when a deny), its IRI patterns, conditions and validity."""
+    notes = [rule.id if rule.effect == "permit" else f"{rule.id} (DENY)"]
+    if rule.iris:
+        notes.append(f"{len(rule.iris)} IRI pattern(s)")
+    notes += [f"{vocab.curie(c.property)} {c.op} {c.value!r}" for c in rule.where]
+    if rule.valid_from or rule.valid_until:
+        start = f"{rule.valid_from:%Y-%m-%d}" if rule.valid_from else ""
+        end = f"{rule.valid_until:%Y-%m-%d}" if rule.valid_until else ""
+        notes.append(f"valid {start}..{end}")
+    return "; ".join(notes)
+
+
 def grant_table(policies: PolicySet, vocab: Vocab) -> list[tuple[str, str, str, str]]:
     """(party, class, fields, rule and its conditions) rows, permits then denies."""
     rows = []
     for rule in sorted(policies.rules, key=lambda r: (r.effect != "permit", r.id)):
         classes = sorted(vocab.curie(c) for c in rule.classes) or ["any class"]
-        notes = [rule.id if rule.effect == "permit" else f"{rule.id} (DENY)"]
-        if rule.iris:
-            notes.append(f"{len(rule.iris)} IRI pattern(s)")
-        notes += [f"{vocab.curie(c.property)} {c.op} {c.value!r}" for c in rule.where]
-        if rule.valid_from or rule.valid_until:
-            start = f"{rule.valid_from:%Y-%m-%d}" if rule.valid_from else ""
-            end = f"{rule.valid_until:%Y-%m-%d}" if rule.valid_until else ""
-            notes.append(f"valid {start}..{end}")
-        for who in _who(rule):
-            for cls in classes:
-                rows.append((who, cls, _fields(rule, vocab), "; ".join(notes)))
+        fields, notes = _fields(rule, vocab), _notes(rule, vocab)
+        rows += [(who, cls, fields, notes) for who in _who(rule) for cls in classes]
     return rows
