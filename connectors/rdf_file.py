@@ -143,17 +143,20 @@ def _context(value: Any, contexts: Mapping[str, Any]) -> Any:
             raise LookupError(value)
         return _context(contexts[value], contexts)
     if isinstance(value, dict):
-        if "@context" in value and len(value) == 1:  # a context document
-            return _context(value["@context"], contexts)
-        resolved = dict(value)
-        if "@import" in resolved:
-            imported = _context(resolved.pop("@import"), contexts)
-            resolved = {**imported, **resolved}
-        for term, definition in resolved.items():
-            if isinstance(definition, dict) and "@context" in definition:  # scoped contexts
-                resolved[term] = {
-                    **definition,
-                    "@context": _context(definition["@context"], contexts),
-                }
-        return resolved
+        return _context_object(value, contexts)
     return value
+
+
+def _context_object(value: dict[str, Any], contexts: Mapping[str, Any]) -> Any:
+    """A context given as an object: a context document, ``@import`` (JSON-LD 1.1 §4.1.10)
+    and the scoped contexts of its term definitions resolved from ``contexts``."""
+    if "@context" in value and len(value) == 1:  # a context document
+        return _context(value["@context"], contexts)
+    resolved = dict(value)
+    if "@import" in resolved:
+        imported = _context(resolved.pop("@import"), contexts)
+        resolved = {**imported, **resolved}
+    for term, definition in resolved.items():
+        if isinstance(definition, dict) and "@context" in definition:  # scoped contexts
+            resolved[term] = {**definition, "@context": _context(definition["@context"], contexts)}
+    return resolved

@@ -77,15 +77,22 @@ def load_vocab(folder: Path | None = None) -> Vocab:
     terms: set[str] = set()
     closed: set[str] = set()
     for ttl in sorted(folder.glob("*.ttl")):
-        if ttl.name == "shapes.ttl":
-            continue
-        for quad in ox.parse(path=str(ttl)):
-            if quad.predicate.value == _RDF_TYPE and quad.object.value in _DECLARATIONS:
-                terms.add(quad.subject.value)
-            elif quad.predicate.value == _RDF_TYPE and quad.object.value == _OWL + "Ontology":
-                ns = quad.subject.value
-                closed.add(ns if ns.endswith(("#", "/")) else ns + "#")
+        if ttl.name != "shapes.ttl":
+            _declarations(ttl, terms, closed)
     return Vocab(prefixes, context, {CONTEXT_IRI: context}, frozenset(terms), tuple(sorted(closed)))
+
+
+def _declarations(ttl: Path, terms: set[str], closed: set[str]) -> None:
+    """Add the classes and properties ``ttl`` declares to ``terms``, and the namespaces
+    of the ontologies it holds (defined in full there) to ``closed``."""
+    for quad in ox.parse(path=str(ttl)):
+        if quad.predicate.value != _RDF_TYPE:
+            continue
+        if quad.object.value in _DECLARATIONS:
+            terms.add(quad.subject.value)
+        elif quad.object.value == _OWL + "Ontology":
+            ns = quad.subject.value
+            closed.add(ns if ns.endswith(("#", "/")) else ns + "#")
 
 
 _RDF_TYPE = "http://www.w3.org/1999/02/22-rdf-syntax-ns#type"

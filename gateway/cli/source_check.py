@@ -83,23 +83,8 @@ def check(
     if not file.is_file():
         raise SourceError(file, "not found")
     progress = _Progress(err, file.name)
-    triples: Sequence[ox.Triple]
-    problems: Sequence[SourceError]
-    suffix = file.suffix.lower()
     try:
-        if suffix == ".ifc":
-            if bag_pand is not None and not ifc.OPTIONS["bag_pand"][0](bag_pand):
-                raise ConfigError("--bag-pand", "", f"{ifc.OPTIONS['bag_pand'][1]}, got {bag_pand!r}")
-            model = ifc.IfcModel.make(file, {"bag_pand": bag_pand} if bag_pand else {}, env)
-            kind, triples, problems = "IFC model", model.load(progress), model.problems
-        elif suffix in _CSV:
-            csv = table.CsvTable.make(file, {"mapping": str(mapping)} if mapping else {}, env)
-            triples = csv.load(progress)
-            kind, problems = f"CSV table, mapping {csv.mapping}", csv.problems
-        elif suffix.lstrip(".") in rdf_file.FORMATS:
-            kind, triples, problems = "RDF file", rdf_file.RdfFile.make(file, {}, env).load(), []
-        else:
-            raise SourceError(file, "unknown kind of source; expected .ifc, .csv, .tsv, .txt or an RDF file")
+        kind, triples, problems = _read(file, mapping, bag_pand, env, progress)
     finally:
         progress.close()
     if emit is not None:
@@ -110,6 +95,25 @@ def check(
         out = err
     _summary(out, file, kind, triples, problems, vocab)
     return 1 if problems else 0
+
+
+def _read(
+    file: Path, mapping: Path | None, bag_pand: str | None, env: SourceEnv, progress: _Progress
+) -> tuple[str, Sequence[ox.Triple], Sequence[SourceError]]:
+    """What kind of source ``file`` is, the triples it publishes and its problems."""
+    suffix = file.suffix.lower()
+    if suffix == ".ifc":
+        if bag_pand is not None and not ifc.OPTIONS["bag_pand"][0](bag_pand):
+            raise ConfigError("--bag-pand", "", f"{ifc.OPTIONS['bag_pand'][1]}, got {bag_pand!r}")
+        model = ifc.IfcModel.make(file, {"bag_pand": bag_pand} if bag_pand else {}, env)
+        return "IFC model", model.load(progress), model.problems
+    if suffix in _CSV:
+        csv = table.CsvTable.make(file, {"mapping": str(mapping)} if mapping else {}, env)
+        triples = csv.load(progress)
+        return f"CSV table, mapping {csv.mapping}", triples, csv.problems
+    if suffix.lstrip(".") in rdf_file.FORMATS:
+        return "RDF file", rdf_file.RdfFile.make(file, {}, env).load(), []
+    raise SourceError(file, "unknown kind of source; expected .ifc, .csv, .tsv, .txt or an RDF file")
 
 
 def _summary(
