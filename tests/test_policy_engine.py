@@ -149,7 +149,7 @@ def test_the_grant_holds_the_rules_for_the_caller_in_force_now() -> None:
 # -- the steps of a decision ---------------------------------------------------------------
 
 
-def test_matching_sorts_rules_into_permits_and_denies_with_their_masks() -> None:
+def test_matching_sorts_rules_into_permits_and_denies_with_their_mask() -> None:
     unknown = Condition((), CODE, "equals", "0363")  # no value: unknown
     grant = Grant.of(
         (
@@ -164,7 +164,7 @@ def test_matching_sorts_rules_into_permits_and_denies_with_their_masks() -> None
     found = matching(grant, B1, {BOT + "Building"}, NoData())
     assert [r.id for r in found.permits] == ["p-yes"]
     assert [r.id for r in found.denies] == ["d-unknown"]
-    assert found.key == (0b00001, 0b00100)
+    assert found.key == 0b00101  # the matching rules among the grant's
 
 
 def test_a_deny_wins_over_a_permit_for_the_field_it_covers() -> None:
@@ -178,7 +178,7 @@ def test_the_field_table_is_kept_on_the_grant_per_combination_of_rules() -> None
     grant = Grant.of((rule("a"), rule("b")), "v")
     first = matching(grant, B1, set(), NoData())
     table = field_table(grant, first)
-    assert field_table(grant, first) is table and grant.fields == {(0b11, 0): table}
+    assert field_table(grant, first) is table and grant.fields == {0b11: table}
     other = Grant.of((rule("a"), rule("b")), "v")
     assert field_table(other, first) is not table  # no cache outside the grant
 
@@ -186,10 +186,10 @@ def test_the_field_table_is_kept_on_the_grant_per_combination_of_rules() -> None
 def test_the_field_tables_of_a_grant_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(engine, "MAX_FIELD_TABLES", 2)
     grant = Grant.of((rule("a"),), "v")
-    for key in ((1, 0), (2, 0)):
-        field_table(grant, engine.Matching((), (), key))
-    field_table(grant, engine.Matching((), (), (3, 0)))
-    assert list(grant.fields) == [(3, 0)]
+    for key in (1, 2):
+        field_table(grant, engine.Matching([], [], key))
+    field_table(grant, engine.Matching([], [], 3))
+    assert list(grant.fields) == [3]
 
 
 def test_release_keeps_the_fields_granted_and_names_the_permits_used() -> None:
@@ -199,17 +199,18 @@ def test_release_keeps_the_fields_granted_and_names_the_permits_used() -> None:
         triple(B1, YEAR, ox.Literal("1965")),
         triple(B1, ENERGY, ox.Literal("B")),
     ]
-    found = engine.Matching((label, year), (rule("d", effect="deny", fields=frozenset({YEAR})),), (3, 4))
+    found = engine.Matching([label, year], [rule("d", effect="deny", fields=frozenset({YEAR}))], 7)
     table: dict[str, Any] = {}
-    visible, used = release(direct, table, found)
-    assert visible == direct[:1] and [r.id for r in used] == ["label"]
+    out = release(direct, table, found)
+    assert out.visible == direct[:1] and list(out.used) == ["label"]
+    assert (out.released, out.withheld) == ({LABEL}, 2)
     assert table == {LABEL: (label,), YEAR: None, ENERGY: ()}
 
 
 def test_release_answers_from_the_table_once_a_field_is_decided() -> None:
     direct = [triple(B1, LABEL, ox.Literal("x"))]
-    visible, used = release(direct, {LABEL: None}, engine.Matching((rule("p"),), (), (1, 0)))
-    assert visible == [] and used == []
+    out = release(direct, {LABEL: None}, engine.Matching([rule("p")], [], 1))
+    assert out.visible == [] and out.used == {} and out.withheld == 1
 
 
 def test_an_rdf_type_is_released_by_the_permits_naming_its_class() -> None:
@@ -218,8 +219,27 @@ def test_an_rdf_type_is_released_by_the_permits_naming_its_class() -> None:
         triple(B1, RDF_TYPE, ox.NamedNode(BOT + "Building")),
         triple(B1, RDF_TYPE, ox.NamedNode(BOT + "Zone")),
     ]
-    visible, used = release(direct, {}, engine.Matching((building,), (), (1, 0)))
-    assert visible == direct[:1] and [r.id for r in used] == ["b"]
+    out = release(direct, {}, engine.Matching([building], [], 1))
+    assert out.visible == direct[:1] and list(out.used) == ["b"]
+
+
+def test_an_rdf_type_a_deny_covers_is_not_released_by_its_class() -> None:
+    building = rule("b", classes=frozenset({BOT + "Building"}), fields=frozenset({LABEL}))
+    deny = rule("d", effect="deny", fields=frozenset({RDF_TYPE}))
+    direct = [triple(B1, RDF_TYPE, ox.NamedNode(BOT + "Building"))]
+    assert release(direct, {}, engine.Matching([building], [deny], 3)).visible == []
+
+
+def test_an_rdf_type_that_is_not_an_iri_names_no_class() -> None:
+    building = rule("b", classes=frozenset({BOT + "Building"}), fields=frozenset({LABEL}))
+    direct = [triple(B1, RDF_TYPE, ox.Literal(BOT + "Building"))]
+    assert release(direct, {}, engine.Matching([building], [], 1)).visible == []
+
+
+def test_a_field_no_permit_covers_is_withheld_even_when_named_like_a_class() -> None:
+    building = rule("b", classes=frozenset({BOT + "Building"}), fields=frozenset({LABEL}))
+    direct = [triple(B1, YEAR, ox.NamedNode(BOT + "Building"))]
+    assert release(direct, {}, engine.Matching([building], [], 1)).visible == []
 
 
 def test_blank_nodes_come_with_the_field_that_reaches_them_transitively() -> None:

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 import pyoxigraph as ox
 
-from gateway.policy.compare import compare
+from gateway.policy.compare import comparator_for
 from gateway.policy.model import Condition, Rule
 
 __all__ = ["ACCEPTED", "MAX_NODES", "Lookup", "holds", "matches", "one_of"]
@@ -63,7 +63,8 @@ def matches(rule: Rule, subject: str, types: set[str], lookup: Lookup) -> bool |
 
 def holds(cond: Condition, subject: str, lookup: Lookup) -> bool | None:
     """The condition on ``subject``: True, False, or None (unknown)."""
-    values = _values(_reached(cond.via, subject, lookup), cond.property, lookup)
+    nodes = _reached(cond.via, subject, lookup) if cond.via else [subject]
+    values = [v for node in nodes[:MAX_NODES] for v in lookup.objects(node, cond.property)]
     if cond.op == "exists":
         return bool(values) == bool(cond.value)
     if not values:
@@ -80,8 +81,13 @@ def one_of(values: Iterable[Any], wanted: Sequence[Any], accepted: frozenset[int
     as one does; else None if some pair was incomparable; else False."""
     found: bool | None = False
     for value in values:
+        comparator = comparator_for(value)
+        if comparator is None:  # a blank node: compares with nothing
+            found = None
+            continue
+        lexical = value.value
         for want in wanted:
-            outcome = compare(value, want)
+            outcome = comparator(lexical, want)
             if outcome is None:
                 found = None
             elif outcome in accepted:
@@ -101,7 +107,3 @@ def _reached(via: tuple[tuple[str, bool], ...], subject: str, lookup: Lookup) ->
                 step.extend(o.value for o in lookup.objects(node, predicate) if isinstance(o, ox.NamedNode))
         nodes = step
     return nodes
-
-
-def _values(nodes: list[str], predicate: str, lookup: Lookup) -> list[Any]:
-    return [v for node in nodes[:MAX_NODES] for v in lookup.objects(node, predicate)]

@@ -29,6 +29,7 @@ __all__ = [
     "Decision",
     "Lookup",
     "Matching",
+    "Released",
     "decide",
     "field_table",
     "grant_for",
@@ -57,15 +58,15 @@ class Decision:
     purposes: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Matching:
     """The rules of a grant that match one resource: permits whose selector is true,
-    denies whose selector is not false (unknown counts: fail closed); and the bit masks
-    of both among the grant's rules."""
+    denies whose selector is not false (unknown counts: fail closed); and ``key``, the bit
+    mask of both among the grant's rules."""
 
-    permits: tuple[Rule, ...]
-    denies: tuple[Rule, ...]
-    key: tuple[int, int]
+    permits: list[Rule]
+    denies: list[Rule]
+    key: int
 
 
 def grant_for(policies: PolicySet | None, caller: Caller, now: dt.datetime, open_node: bool) -> Grant:
@@ -103,23 +104,18 @@ def decide(
     """The caller's view of one resource, given its concise bounded description."""
     direct = [t for t in cbd if t.subject == subject]
     if grant.everything:
-        return Decision(list(cbd), _fields(direct), 0, (), ())
+        return Decision(list(cbd), frozenset(t.predicate.value for t in direct), 0, (), ())
     if not direct or not grant.rules or not isinstance(subject, ox.NamedNode):
-        return Decision([], frozenset(), len(_fields(direct)), (), ())
+        return Decision([], frozenset(), len({t.predicate.value for t in direct}), (), ())
     found = matching(grant, subject.value, types_of(direct), lookup)
-    visible, used = release(direct, field_table(grant, found), found)
-    released = _fields(visible)
+    out = release(direct, field_table(grant, found), found)
     return Decision(
-        with_blank_nodes(visible, cbd),
-        released,
-        len(_fields(direct) - released),
-        tuple(sorted(r.id for r in used)),
-        tuple(sorted({r.purpose for r in used if r.purpose})),
+        with_blank_nodes(out.visible, cbd),
+        frozenset(out.released),
+        out.withheld,
+        tuple(sorted(out.used)),
+        tuple(sorted({r.purpose for r in out.used.values() if r.purpose})),
     )
-
-
-def _fields(triples: Sequence[ox.Triple]) -> frozenset[str]:
-    return frozenset(t.predicate.value for t in triples)
 
 
 def types_of(direct: Sequence[ox.Triple]) -> set[str]:
@@ -132,16 +128,18 @@ def types_of(direct: Sequence[ox.Triple]) -> set[str]:
 def matching(grant: Grant, subject: str, types: set[str], lookup: Lookup) -> Matching:
     permits: list[Rule] = []
     denies: list[Rule] = []
-    permit_mask = deny_mask = 0
-    for i, rule in enumerate(grant.rules):
+    key, bit = 0, 1
+    for rule in grant.rules:
         outcome = matches(rule, subject, types, lookup)
-        if rule.effect == "permit" and outcome is True:
-            permits.append(rule)
-            permit_mask |= 1 << i
-        elif rule.effect != "permit" and outcome is not False:
+        if rule.effect == "permit":
+            if outcome is True:
+                permits.append(rule)
+                key |= bit
+        elif outcome is not False:
             denies.append(rule)
-            deny_mask |= 1 << i
-    return Matching(tuple(permits), tuple(denies), (permit_mask, deny_mask))
+            key |= bit
+        bit <<= 1
+    return Matching(permits, denies, key)
 
 
 def field_table(grant: Grant, found: Matching) -> dict[str, Granting]:
@@ -162,32 +160,47 @@ def granting(field: str, permits: Sequence[Rule], denies: Sequence[Rule]) -> Gra
     return tuple(r for r in permits if r.covers(field))
 
 
-def release(
-    direct: Sequence[ox.Triple], table: dict[str, Granting], found: Matching
-) -> tuple[list[ox.Triple], list[Rule]]:
-    """The resource's own triples the caller may see, and the permits that released them.
-    ``table`` holds each field's ``granting`` (filled in here when missing); an
-    ``rdf:type`` no permit's fields cover is released by the permits naming its class."""
+@dataclass(slots=True)
+class Released:
+    """What ``release`` finds: the visible triples, their fields, how many distinct fields
+    it withheld, and the permits (by id) that released something."""
+
+    visible: list[ox.Triple]
+    released: set[str]
+    withheld: int
+    used: dict[str, Rule]
+
+
+def release(direct: Sequence[ox.Triple], table: dict[str, Granting], found: Matching) -> Released:
+    """The resource's own triples the caller may see. ``table`` holds each field's
+    ``granting`` (filled in here when missing); an ``rdf:type`` no permit's fields cover
+    is released by the permits naming its class."""
     visible: list[ox.Triple] = []
+    fields: set[str] = set()
+    released: set[str] = set()
     used: dict[str, Rule] = {}
     for t in direct:
         p = t.predicate.value
+        fields.add(p)
         rules = table.get(p, _UNDECIDED)
         if rules is _UNDECIDED:
             rules = table[p] = granting(p, found.permits, found.denies)
-        if rules is None:
-            continue
         if not rules:
+            if rules is None or p != RDF_TYPE:
+                continue
             rules = _by_class(t, found.permits)
-        if rules:
-            visible.append(t)
-            used.update((r.id, r) for r in rules)
-    return visible, list(used.values())
+            if not rules:
+                continue
+        visible.append(t)
+        released.add(p)
+        for r in rules:
+            used[r.id] = r
+    return Released(visible, released, len(fields) - len(released), used)
 
 
 def _by_class(t: ox.Triple, permits: Sequence[Rule]) -> tuple[Rule, ...]:
-    """The permits naming the class an ``rdf:type`` triple states (none for another field)."""
-    if t.predicate.value != RDF_TYPE or not isinstance(t.object, ox.NamedNode):
+    """The permits naming the class an ``rdf:type`` triple states."""
+    if not isinstance(t.object, ox.NamedNode):
         return ()
     return tuple(r for r in permits if t.object.value in r.classes)
 

@@ -85,10 +85,10 @@ class Grant:
     everything: bool = False  # an open node without policies
     key: tuple[str, ...] = field(default=())
     #: what each field comes to under one combination of matching rules (keyed by the
-    #: bit masks of the matching permits and denies among ``rules``): the same for every
+    #: bit mask of the matching rules among ``rules``): the same for every
     #: resource those rules match, so the engine decides each field once per combination
     #: and grant. None = denied, () = not granted. Not part of the grant's value.
-    fields: dict[tuple[int, int], dict[str, tuple[Rule, ...] | None]] = field(
+    fields: dict[int, dict[str, tuple[Rule, ...] | None]] = field(
         default_factory=dict, compare=False, repr=False
     )
 
