@@ -19,11 +19,11 @@ reference authorization registry.
 
 *Accepting evidence*: delegation evidence issued by a trusted authorization registry
 (``trust.verify_signed``: its ``x5c`` chain ends in a CA on the trusted list; its leaf
-is an AR the node is configured to trust and is registered for that party) for this node's policies and
-the caller becomes extra permit ``Rule`` objects, which the engine treats exactly like
-file rules (so the files' deny rules still win). Only policies whose rules are all
-``Permit`` and whose actions include read count. Evidence that fails any check is
-refused with ``Forbidden`` saying why.
+is an AR the node is configured to trust and is registered for that party) for this
+node's policies and the caller becomes extra permit ``Rule`` objects, which the engine
+treats exactly like file rules (so the files' deny rules still win). Only policies
+whose rules are all ``Permit`` and whose actions include read count. Evidence that
+fails any check is refused with ``Forbidden`` saying why (a stable ``reason``).
 """
 
 from __future__ import annotations
