@@ -90,9 +90,6 @@ class _HeldGrant:
     since: float
     until: float
 
-    def holds(self, now: float, version: str) -> bool:
-        return self.since <= now < self.until and self.grant.version == version
-
 
 @dataclass(frozen=True, slots=True)
 class _PolicyFailure:
@@ -193,8 +190,9 @@ class Access:
         key = (caller.party_id, caller.roles)
         policies = self.policies
         held = self._grants.get(key)
-        if held is not None and held.holds(now, policies.version if policies else "none"):
-            return held.grant
+        if held is not None and held.since <= now < held.until:  # inline: every read asks
+            if held.grant.version == (policies.version if policies else "none"):
+                return held.grant
         at = dt.datetime.fromtimestamp(now, dt.UTC)
         grant = grant_for(policies, caller, at, self.open)
         since, until = grant_span(policies, caller, at)
