@@ -190,9 +190,12 @@ class Access:
         key = (caller.party_id, caller.roles)
         policies = self.policies
         held = self._grants.get(key)
-        if held is not None and held.since <= now < held.until:  # inline: every read asks
-            if held.grant.version == (policies.version if policies else "none"):
-                return held.grant
+        if (  # checked inline: every read asks
+            held is not None
+            and held.since <= now < held.until
+            and held.grant.version == (policies.version if policies else "none")
+        ):
+            return held.grant
         at = dt.datetime.fromtimestamp(now, dt.UTC)
         grant = grant_for(policies, caller, at, self.open)
         since, until = grant_span(policies, caller, at)
