@@ -240,17 +240,29 @@ def test_a_condition_follows_links_backwards() -> None:
     assert holds(cond("equals", "0363", via=((LINK, True),)), storey, data) is True
 
 
-def test_a_condition_reads_at_most_so_many_resources_per_step() -> None:
-    targets = [f"https://data.test.example/id/t/{i:03d}" for i in range(MAX_NODES + 1)]
+def test_a_condition_reads_at_most_100_resources_per_step() -> None:
+    assert MAX_NODES == 100
+    targets = [f"https://data.test.example/id/t/{i:03d}" for i in range(101)]
     triples: list[tuple[str, str, Any]] = [(S, LINK, ox.NamedNode(t)) for t in targets]
-    triples.append((targets[-1], P, ox.Literal("hit")))  # only the one past the bound has it
+    triples.append((targets[100], P, ox.Literal("hit")))  # only the one past the bound has it
     assert holds(cond("equals", "hit", via=((LINK, False),)), S, Data(triples)) is None
-    triples.append((targets[MAX_NODES - 1], P, ox.Literal("hit")))  # the last one within it
+    triples.append((targets[99], P, ox.Literal("hit")))  # the last one within it
     assert holds(cond("equals", "hit", via=((LINK, False),)), S, Data(triples)) is True
 
 
+def test_a_blank_node_value_makes_a_condition_unknown() -> None:
+    data = with_values(ox.BlankNode("b"))
+    assert holds(cond("equals", "b"), S, data) is None
+    assert matches(rule(where=(cond("equals", "b"),)), S, set(), data) is None
+
+
+def test_a_matching_value_after_a_blank_node_still_wins() -> None:
+    data = with_values(ox.BlankNode("b"), ox.Literal("hit"))
+    assert holds(cond("equals", "hit"), S, data) is True
+
+
 def test_a_condition_reads_at_most_so_many_resources_at_each_step_of_the_walk() -> None:
-    mids = [f"https://data.test.example/id/m/{i:03d}" for i in range(MAX_NODES + 1)]
+    mids = [f"https://data.test.example/id/m/{i:03d}" for i in range(101)]
     end = "https://data.test.example/id/end"
     triples: list[tuple[str, str, Any]] = [(S, LINK, ox.NamedNode(m)) for m in mids]
     triples += [(mids[-1], LINK, ox.NamedNode(end)), (end, P, ox.Literal("hit"))]
