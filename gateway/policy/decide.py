@@ -58,7 +58,7 @@ class Decision:
     purposes: tuple[str, ...]
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class Matching:
     """The rules of a grant that match one resource: permits whose selector is true,
     denies whose selector is not false (unknown counts: fail closed); and ``key``, the bit
@@ -160,7 +160,7 @@ def granting(field: str, permits: Sequence[Rule], denies: Sequence[Rule]) -> Gra
     return tuple(r for r in permits if r.covers(field))
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class Released:
     """What ``release`` finds: the visible triples, their fields, how many distinct fields
     it withheld, and the permits (by id) that released something."""
