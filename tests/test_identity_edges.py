@@ -14,10 +14,11 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
-from gateway.errors import InvalidClient, Unauthorized
+from gateway.errors import InvalidClient, Unauthorized, UpstreamError
 from gateway.identity import jwt
 from gateway.identity.assertions import LEEWAY, LIFETIME, MAX_JTI, make_assertion, verify_assertion
 from gateway.identity.pki import Identity, fingerprint
+from gateway.identity.registry_client import verify_answer
 from gateway.identity.tokens import ACCESS_TOKEN_LIFETIME, TokenIssuer
 from gateway.policy.model import Caller
 from tests.kit import CORP, FIRM, Pki
@@ -56,15 +57,33 @@ def _sized(length: int) -> str:
     return f"{head}.{'a' * (length - len(head) - 3)}.a"
 
 
-def test_a_token_of_exactly_the_maximum_size_is_read() -> None:
-    assert jwt.peek_header(_sized(jwt.MAX_TOKEN), Refused) == {"alg": "RS256"}
+def test_a_token_of_exactly_16_kib_is_read() -> None:
+    assert jwt.peek_header(_sized(16 * 1024), Refused) == {"alg": "RS256"}
 
 
-def test_a_token_one_byte_over_the_maximum_size_is_refused() -> None:
-    assert _reason(lambda: jwt.peek_header(_sized(jwt.MAX_TOKEN + 1), Refused)) == "token_too_large"
+def test_a_token_one_byte_over_16_kib_is_refused() -> None:
+    assert _reason(lambda: jwt.peek_header(_sized(16 * 1024 + 1), Refused)) == "token_too_large"
 
 
-@pytest.mark.parametrize("token", ["", None, 12, "a.b", "a.b.c.d", ".b.c", "e30..c", "e30.b."])
+def _registry_answer(length: int) -> None:
+    verify_answer(_sized(length), "/parties", registry=CORP, me=FIRM, anchors=(), pins=(), now=NOW)
+
+
+def test_a_registry_answer_of_exactly_1_mib_is_read() -> None:
+    with pytest.raises(UpstreamError) as refused:
+        _registry_answer(1024 * 1024)
+    assert refused.value.reason == "x5c_missing"  # read past the size check
+
+
+def test_a_registry_answer_one_byte_over_1_mib_is_refused_unread() -> None:
+    with pytest.raises(UpstreamError) as refused:
+        _registry_answer(1024 * 1024 + 1)
+    assert (refused.value.code, refused.value.reason) == ("upstream_error", "token_too_large")
+
+
+@pytest.mark.parametrize(
+    "token", ["", None, 12, "a.b", "a.b.c.d", "e30.b", "e30.b.c.d", ".b.c", "e30..c", "e30.b."]
+)
 def test_a_token_that_is_not_a_compact_jws_is_refused(token: Any) -> None:
     header = b64(b'{"alg":"RS256"}')
     token = token.replace("e30", header) if isinstance(token, str) else token

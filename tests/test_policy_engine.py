@@ -167,6 +167,24 @@ def test_matching_sorts_rules_into_permits_and_denies_with_their_mask() -> None:
     assert found.key == 0b00101  # the matching rules among the grant's
 
 
+def test_a_link_to_a_class_iri_gives_a_resource_no_class() -> None:
+    direct = [
+        triple(B1, LABEL, ox.NamedNode(BOT + "Building")),
+        triple(B1, RDF_TYPE, ox.Literal(BOT + "Space")),
+        triple(B1, RDF_TYPE, ox.NamedNode(BOT + "Zone")),
+    ]
+    assert engine.types_of(direct) == {BOT + "Zone"}
+
+
+def test_a_resource_no_rule_matches_sees_nothing_after_one_a_rule_matched() -> None:
+    grant = Grant.of((rule("b", classes=frozenset({BOT + "Building"})),), "v")
+    building = [triple(B1, RDF_TYPE, ox.NamedNode(BOT + "Building")), triple(B1, LABEL, ox.Literal("x"))]
+    assert decide(grant, ox.NamedNode(B1), building, NoData()).released == {RDF_TYPE, LABEL}
+    other = [triple(B2, LABEL, ox.Literal("y"))]
+    decision = decide(grant, ox.NamedNode(B2), other, NoData())
+    assert (decision.triples, decision.withheld) == ([], 1)
+
+
 def test_a_deny_wins_over_a_permit_for_the_field_it_covers() -> None:
     permit, deny = rule("p"), rule("d", effect="deny", fields=frozenset({YEAR}))
     assert granting(YEAR, [permit], [deny]) is None
@@ -253,6 +271,23 @@ def test_blank_nodes_come_with_the_field_that_reaches_them_transitively() -> Non
         ox.Triple(b2, ox.NamedNode(YEAR), ox.Literal("hidden")),
     ]
     assert set(engine.with_blank_nodes(visible, cbd)) == set(cbd[:4])
+
+
+def test_a_blank_node_reached_twice_does_not_hide_the_others() -> None:
+    b0, b2 = ox.BlankNode("b0"), ox.BlankNode("b2")
+    visible = [triple(B1, LABEL, b2), triple(B1, YEAR, b0), triple(B1, ENERGY, b0)]
+    cbd = [
+        *visible,
+        ox.Triple(b0, ox.NamedNode(LABEL), ox.Literal("a")),
+        ox.Triple(b2, ox.NamedNode(LABEL), ox.Literal("b")),
+    ]
+    assert set(engine.with_blank_nodes(visible, cbd)) == set(cbd)
+
+
+def test_an_rdf_type_no_permit_names_does_not_stop_the_fields_after_it() -> None:
+    building = rule("b", classes=frozenset({BOT + "Building"}), fields=frozenset({LABEL}))
+    direct = [triple(B1, RDF_TYPE, ox.NamedNode(BOT + "Zone")), triple(B1, LABEL, ox.Literal("x"))]
+    assert release(direct, {}, engine.Matching([building], [], 1)).visible == direct[1:]
 
 
 def test_a_decision_without_blank_nodes_is_its_visible_triples() -> None:
