@@ -104,6 +104,49 @@ async def test_a_change_only_in_withheld_fields_sends_nothing(tmp_path: Path, pk
         assert inbox(fed) == []
 
 
+LINKED_POLICY = """
+rules:
+  - id: labels-of-open-buildings
+    effect: permit
+    to: {parties: [EU.EORI.NL000000003]}
+    resources:
+      classes: [bot:Building]
+      where: [{via: [bot:hasStorey], property: rdfs:label, equals: "open"}]
+    fields: [rdfs:label, dsgo:energyLabel]
+"""
+B2_WITH_STOREY = (
+    '<id/building/2> a bot:Building ; rdfs:label "Kerkstraat 2" ; dsgo:energyLabel "A" ;'
+    " bot:hasStorey <id/building/2/storey/0> .\n"
+    '<id/building/2/storey/0> a bot:Storey ; rdfs:label "open" .'
+)
+
+
+async def test_a_linked_change_that_opens_a_resource_to_the_subscriber_is_notified_for_it(
+    tmp_path: Path, pki: Pki
+) -> None:
+    """Building 1's own description does not change, but its storey's label, which the
+    policy's condition reads, does: building 1 enters the subscriber's view. Were it not
+    notified, a subscriber would hear of it only when a withheld field of building 1
+    changed at the same time: what it hears would depend on what it may not see."""
+    async with pair(tmp_path, pki, LINKED_POLICY) as fed:
+        await change(
+            fed, tmp_path, '<id/building/2> a bot:Building ; rdfs:label "Kerkstraat 2" .', B2_WITH_STOREY
+        )
+        assert (await subscribe(fed)).status_code == 201
+        await change(fed, tmp_path, "<id/building/1/storey/0> a bot:Storey .", STOREY_OPEN)
+        assert await deliver(fed) == 1
+        [note] = inbox(fed)
+        assert note["event"][0]["event_type"] == "created"
+        assert note["event"][0]["event_data"]["object"] == {
+            "id": B1,
+            "changed": [LABEL],
+            "values": {LABEL: ["C"]},
+        }
+
+
+STOREY_OPEN = '<id/building/1/storey/0> a bot:Storey ; rdfs:label "open" .'
+
+
 async def test_a_policy_revoked_after_subscribing_sends_nothing(tmp_path: Path, pki: Pki) -> None:
     async with pair(tmp_path, pki) as fed:
         assert (await subscribe(fed)).status_code == 201

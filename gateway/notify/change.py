@@ -13,9 +13,12 @@ nothing a subscriber receives depends on data outside its view (non-interference
 DESIGN.md). Events are relative to that view: ``created`` when the resource entered it,
 ``deleted`` when it left it, ``updated`` when visible watched fields changed.
 
-One limit: a resource is looked at only when its own description changed. One whose view
-changes because a *linked* resource changed (a policy condition ``via`` a link) is not
-notified; its next own change is.
+A resource's view may also change when its own description did not: a policy condition
+``via`` a link reads a linked resource's values. ``linked`` finds those resources (the
+ones from which a subscriber's conditions reach a changed resource, in the old or the
+new data), so they are decided too; without it, whether a subscriber hears of such a
+change would depend on whether a withheld field of the resource changed at the same
+time, which is exactly the leak non-interference forbids.
 """
 
 from __future__ import annotations
@@ -31,7 +34,16 @@ from gateway.policy.conditions import matches
 from gateway.policy.decide import RDF_TYPE, Decision, Lookup, decide
 from gateway.policy.model import Grant
 
-__all__ = ["After", "Changed", "Visible", "describe_in", "source_diff", "view_of", "visible_change"]
+__all__ = [
+    "After",
+    "Changed",
+    "Visible",
+    "describe_in",
+    "linked",
+    "source_diff",
+    "view_of",
+    "visible_change",
+]
 
 _MAX_DEPTH = 8
 
@@ -111,11 +123,38 @@ def source_diff(old: Sequence[ox.Triple], new: Sequence[ox.Triple], others: Any 
     out = []
     for subject in sorted(subjects, key=lambda s: s.value):
         was, now = describe_in(before, subject), describe_in(after, subject)
-        if _fields(subject, was) == _fields(subject, now):
-            continue
+        if set(was) == set(now) or _fields(subject, was) == _fields(subject, now):
+            continue  # the same triples (the quick test), or the same up to blank node labels
         extra = tuple(others(subject.value)) if others is not None else ()
         out.append(Changed(subject.value, (*extra, *was), (*extra, *now)))
     return out
+
+
+Path = tuple[tuple[str, bool], ...]
+
+
+def linked(subjects: Iterable[str], paths: Iterable[Path], lookups: Sequence[Lookup]) -> set[str]:
+    """The resources from which one of ``paths`` (a condition's ``via`` hops: predicate,
+    backwards?) reaches one of ``subjects`` after some of its hops, in any of ``lookups``
+    (the old and the new data): every resource whose view a change of ``subjects`` may
+    change through a link. A superset: each is decided, most come out unchanged."""
+    found: set[str] = set()
+    starts = set(subjects)
+    for path in set(paths):
+        for hops in (path[:j] for j in range(1, len(path) + 1)):
+            nodes = starts
+            for predicate, backwards in reversed(hops):
+                nodes = {x for n in nodes for look in lookups for x in _back(look, n, predicate, backwards)}
+            found |= nodes
+    return found - starts
+
+
+def _back(lookup: Lookup, node: str, predicate: str, backwards: bool) -> list[str]:
+    """The resources one hop reaches ``node`` from: ``x p node``, or for a backwards hop
+    ``node p x``."""
+    if not backwards:
+        return lookup.subjects(predicate, node)
+    return [o.value for o in lookup.objects(node, predicate) if isinstance(o, ox.NamedNode)]
 
 
 class After:

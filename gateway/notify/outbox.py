@@ -158,6 +158,9 @@ class Outbox:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA busy_timeout=10000")  # other worker processes of the node
         self._lock = threading.Lock()
+        #: subscriptions as parsed, by id, with the row they were parsed from: a change
+        #: is matched against every subscription, and a topic compiles regular expressions
+        self._parsed: dict[str, tuple[tuple[Any, ...], Subscription]] = {}
         for statement in _SCHEMA:
             self._db.execute(statement)
 
@@ -195,14 +198,25 @@ class Outbox:
             "topic": sub.topic.raw,
             "watched": None if sub.topic.watched is None else sorted(sub.topic.watched),
         }
+        text = orjson.dumps(document)
         self._write(
             lambda db: db.execute(
                 "INSERT INTO subscriptions (id, consumer, document, roles) VALUES (?, ?, ?, ?)",
-                (sub.id, sub.consumer_id, orjson.dumps(document), orjson.dumps(list(roles))),
+                (sub.id, sub.consumer_id, text, orjson.dumps(list(roles))),
             )
         )
+        self._parsed[sub.id] = ((sub.consumer_id, text, "active", ""), sub)
 
     def _subscription(self, row: Sequence[Any]) -> Subscription:
+        key = (row[1], row[2], row[4], row[5])
+        known = self._parsed.get(row[0])
+        if known is not None and known[0] == key:
+            return known[1]
+        sub = self._parse(row)
+        self._parsed[row[0]] = (key, sub)
+        return sub
+
+    def _parse(self, row: Sequence[Any]) -> Subscription:
         doc = orjson.loads(row[2])
         status, reason = row[4], row[5]
         try:
@@ -261,6 +275,7 @@ class Outbox:
             db.execute("DELETE FROM subscriptions WHERE id = ?", (sub_id,))
 
         self._write(run)
+        self._parsed.pop(sub_id, None)
 
     def deactivate(self, sub_id: str, reason: str) -> None:
         self._write(
