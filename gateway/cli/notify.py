@@ -69,7 +69,10 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--catch-up", action="store_true", help="first read the replay feeds of its subscriptions")
     p.add_argument("--json", action="store_true", help="print the notifications as JSON")
     p.add_argument(
-        "--wait", type=float, metavar="SECONDS", help="first wait (at most this long) for one to arrive"
+        "--wait",
+        type=float,
+        metavar="SECONDS",
+        help="first wait (at most this long) for one to arrive after the last dsgo subscribe",
     )
     p.set_defaults(run=run_inbox)
 
@@ -193,7 +196,7 @@ def run_inbox(args: argparse.Namespace) -> int:
     settings = _settings(args.config)
     with _inbox(settings) as inbox:
         if args.wait:
-            wait_for_new(inbox, len(inbox.received()), args.wait)
+            wait_for_new(inbox, args.wait)
 
         async def work(registry: Any, http: httpx.AsyncClient) -> list[tuple[Received, str]]:
             if args.catch_up:
@@ -212,10 +215,12 @@ def run_inbox(args: argparse.Namespace) -> int:
     return 1 if any(v != "verified" for _, v in checked) else 0
 
 
-def wait_for_new(inbox: Inbox, held: int, seconds: float) -> bool:
-    """Wait (polling the inbox file) until it holds more than ``held``; False at the bound."""
+def wait_for_new(inbox: Inbox, seconds: float) -> bool:
+    """Wait (polling the inbox file, at most ``seconds``) until a notification arrived
+    since the newest subscription ``dsgo subscribe`` made; False at the bound."""
+    since = inbox.subscribed_last()
     deadline = time.monotonic() + seconds
-    while len(inbox.received()) <= held:
+    while inbox.last_received() < since:
         if time.monotonic() > deadline:
             return False
         time.sleep(0.2)

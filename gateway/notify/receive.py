@@ -161,6 +161,18 @@ class Inbox:
             ).fetchall()
         return [Received(r[0], r[1], r[2], r[3], bytes(r[4]), r[5], r[6], r[7]) for r in rows]
 
+    def last_received(self) -> float:
+        """When the newest notification arrived (0: none has)."""
+        with self._lock:
+            row = self._db.execute("SELECT MAX(received) FROM received").fetchone()
+        return float(row[0] or 0)
+
+    def subscribed_last(self) -> float:
+        """When the newest subscription remembered here was made (0: none was)."""
+        with self._lock:
+            rows = self._db.execute("SELECT document FROM subscriptions").fetchall()
+        return max((float(orjson.loads(r[0]).get("created_date", 0)) for r in rows), default=0.0)
+
     def duplicates(self) -> int:
         with self._lock:
             return int(self._db.execute("SELECT COALESCE(SUM(duplicates), 0) FROM received").fetchone()[0])
