@@ -371,16 +371,15 @@ class Notifier:
 
     def _settle(self, outcomes: Sequence[tuple[Pending, Subscription, str]]) -> int:
         """Record each attempt: delivered (and audited), or failed and retried later."""
-        delivered = 0
+        now = self.clock()
         for pending, sub, error in outcomes:
-            now = self.clock()
             if error:
                 self._failed(pending, sub, error, now)
-                continue
-            self.outbox.delivered(pending, now)
+        delivered = [(p, sub) for p, sub, error in outcomes if not error]
+        self.outbox.delivered([p for p, _ in delivered], now)
+        for pending, sub in delivered:
             self._audit(pending, sub, f"notification {sub.id}#{pending.position}", now)
-            delivered += 1
-        return delivered
+        return len(delivered)
 
     def _failed(self, pending: Pending, sub: Subscription, error: str, now: float) -> None:
         retry_at = now + self.retry.delay(pending.attempts)

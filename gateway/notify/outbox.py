@@ -328,16 +328,22 @@ class Outbox:
         )
         return rows[0][0] if rows and rows[0][0] is not None else None
 
-    def delivered(self, pending: Pending, now: float) -> None:
+    def delivered(self, pendings: Sequence[Pending], now: float) -> None:
+        """Mark notifications delivered, in one transaction (one sync to disk a batch)."""
+
         def run(db: sqlite3.Connection) -> None:
-            db.execute(
+            db.executemany(
                 "UPDATE notifications SET state = 'delivered', delivered = ?, attempts = attempts + 1"
                 " WHERE id = ?",
-                (now, pending.id),
+                [(now, p.id) for p in pendings],
             )
-            db.execute("UPDATE subscriptions SET failing_since = NULL WHERE id = ?", (pending.subscription,))
+            db.executemany(
+                "UPDATE subscriptions SET failing_since = NULL WHERE id = ?",
+                [(s,) for s in sorted({p.subscription for p in pendings})],
+            )
 
-        self._write(run)
+        if pendings:
+            self._write(run)
 
     def failed(self, pending: Pending, now: float, retry_at: float, error: str) -> float:
         """Record a failed attempt; returns since when the subscription's deliveries fail."""
