@@ -194,6 +194,22 @@ def test_members_are_those_whose_class_the_caller_may_see(tmp_path: Path) -> Non
     assert access.members(access.grant(Caller(CORP)), BOT + "Building", NS) == []  # labels, no types
 
 
+def test_a_member_is_one_whose_visible_type_is_that_class_not_any_type(tmp_path: Path) -> None:
+    data = f'<{B1}> a <{BOT}Building>, <{BOT}Zone> ; <{LABEL}> "x" .'
+    policy = f"""
+rules:
+  - id: buildings
+    effect: permit
+    to: {{parties: [{MUNI}]}}
+    resources: {{classes: [bot:Building]}}
+    fields: [rdfs:label]
+"""
+    access = access_of(tmp_path, policy, store=store_of(data))
+    grant = access.grant(Caller(MUNI))
+    assert access.members(grant, BOT + "Building", NS) == [B1]
+    assert access.members(grant, BOT + "Zone", NS) == []  # its Zone type is not released
+
+
 def test_members_of_an_open_node_are_all_of_the_class(tmp_path: Path) -> None:
     access = access_of(tmp_path, None, open_node=True)
     assert sorted(access.members(access.grant(Caller(None)), BOT + "Building", NS)) == [B1, B2]

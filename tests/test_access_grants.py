@@ -188,7 +188,7 @@ def test_delegation_rules_for_another_party_are_left_out(tmp_path: Path) -> None
 def test_delegation_rules_are_not_added_where_the_grant_is_everything(tmp_path: Path) -> None:
     store = Store(None)
     access = Access(store, VOCAB, None, open_node=True, clock=Clock(EDGE))
-    grant = access.grant(Caller(None), (_evidence(MUNI, EDGE + 10),))
+    grant = access.grant(Caller(MUNI), (_evidence(MUNI, EDGE + 10),))  # evidence that applies
     assert grant.everything and grant.rules == ()
 
 
