@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import random
 import socket
 import textwrap
 import time
@@ -49,11 +50,27 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+#: the ports free_port handed out in this run: a port released after the check is free
+#: again for the kernel, and two calls before the servers bind could otherwise get one port
+_GIVEN: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
+    """A free loopback port below the kernel's ephemeral range (32768-60999 here, so no
+    outgoing connection takes it before the test's server binds it), and not one this run
+    handed out before."""
+    for _ in range(1000):
+        port = random.randrange(20_000, 32_000)
+        if port in _GIVEN:
+            continue
+        try:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        _GIVEN.add(port)
         return port
+    raise RuntimeError("no free loopback port between 20000 and 32000")
 
 
 def write_node(folder: Path, extra: str = "", sources: str | None = None, **node: object) -> Path:
