@@ -4,8 +4,8 @@ After the objects, relations and properties are converted, this phase finds each
 element's material definition (its own, else its type's) and building, decides which
 volumes the model states and which must come from its geometry (``ifc_geometry``: only
 construction elements whose material parts need a volume, or whose building states no
-height), and writes the parts (``ifc_materials``), the elements' volumes and load-bearing,
-the storeys' elevations and the buildings' form (``ifc_structure``).
+height or footprint), and writes the parts (``ifc_materials``), the elements' volumes and
+load-bearing, the storeys' elevations and the buildings' form (``ifc_structure``).
 """
 
 from __future__ import annotations
@@ -60,14 +60,18 @@ def triples(model: Converted, table: ifc_materials.MaterialTable, geometry: bool
     volumes = {e.id(): _quantity(model, e, ifc_materials.VOLUME_NAMES) for e in elements}
     shapes: dict[int, ifc_geometry.Shape] = {}
     if geometry:
-        heights = {b.id(): _quantity(model, b, ("Height",)) for b in buildings}
+        unstated = {  # buildings whose height or footprint must come from their elements
+            b.id()
+            for b in buildings
+            if _quantity(model, b, ("Height",)) is None or _quantity(model, b, ("FootprintArea",)) is None
+        }
         wanted = [
             e
             for e in elements
             if any(e.is_a(c) for c in ifc_geometry.GEOMETRY_CLASSES)
             and (
                 (definitions[e.id()] is not None and volumes[e.id()] is None)
-                or (e.id() in building_of and heights.get(building_of[e.id()]) is None)
+                or building_of.get(e.id()) in unstated
             )
         ]
         net = {
@@ -124,7 +128,8 @@ def _building(
     base = 0.0
     if building.ObjectPlacement is not None:
         base = float(ifcopenshell.util.placement.get_local_placement(building.ObjectPlacement)[2][3]) * length
-    tops = [shapes[e.id()].top for e in mine if e.id() in shapes]
+    meshed = [shapes[e.id()] for e in mine if e.id() in shapes]
+    tops = [shape.top for shape in meshed]
     roofs = [e for e in mine if e.is_a("IfcRoof")]
     loose = [e for e in mine if e.is_a("IfcSlab") and getattr(e, "PredefinedType", None) == "ROOF"]
     return ifc_structure.building_triples(
@@ -133,5 +138,6 @@ def _building(
         model.si,
         storeys,
         max(tops) - base if tops else None,
+        ifc_geometry.footprint(meshed) if _quantity(model, building, ("FootprintArea",)) is None else None,
         ifc_structure.roof_types(roofs, loose, model.props),
     )

@@ -7,8 +7,9 @@ On each ``bot:Building``:
 - ``dsgo:buildingHeight`` (m): ``Height`` of its quantity set (Qto_BuildingBaseQuantities),
   else, where the geometry was meshed, the highest point of its construction elements
   above the building's own placement;
-- ``dsgo:footprintArea`` (m²): ``FootprintArea`` of its quantity set (a model that states
-  none has none: the union of the elements' outlines is not computed);
+- ``dsgo:footprintArea`` (m²): ``FootprintArea`` of its quantity set, else, where the
+  geometry was meshed, the area of the union of its construction elements' outlines seen
+  from above (``ifc_geometry.footprint``: overhangs included, as the BAG draws a pand);
 - ``dsgo:roofType``: the ``PredefinedType`` (IFC4) or ``ShapeType`` (IFC2X3) of its
   IfcRoof, as IFC spells it (``FLAT_ROOF``, ``GABLE_ROOF``, ``HIP_ROOF``, ...); where that
   is NOTDEFINED or USERDEFINED, the slopes of the roof's slabs (the IfcSlab the roof
@@ -79,6 +80,7 @@ def building_triples(
     si: Si,
     storeys: int,
     top: float | None,
+    outline: float | None,
     roofs: Iterable[str],
 ) -> list[ox.Triple]:
     out: list[ox.Triple] = []
@@ -91,6 +93,8 @@ def building_triples(
     if height is not None:
         out += terms.quantity(iri, _HEIGHT, height, "M")
     footprint = quantity_named(props, ("FootprintArea",), si)
+    if footprint is None:
+        footprint = outline
     if footprint is not None:
         out += terms.quantity(iri, _FOOTPRINT, footprint, "M2")
     out += [ox.Triple(iri, _ROOF_TYPE, ox.Literal(kind)) for kind in sorted(set(roofs))]

@@ -86,10 +86,10 @@ def _opening(run: Any, f: Any, body: Any, wall: Any) -> None:
     run("feature.add_feature", f, feature=opening, element=wall)
 
 
-def write_house(path: Path, *, geometry: bool = False) -> dict[str, str]:
+def write_house(path: Path, *, geometry: bool = False, footprint: bool = True) -> dict[str, str]:
     """A two-storey house in mm: a timber-frame wall, a concrete floor, a flat roof and a
     window; with ``geometry`` the wall has a 5 x 2.8 m body with a 1 x 1 m opening and no
-    quantities instead."""
+    quantities instead; without ``footprint`` the building states no FootprintArea."""
     run = ifcopenshell.api.run
     f = run("project.create_file", version="IFC4")
     project = run("root.create_entity", f, ifc_class="IfcProject", name="Woning")
@@ -103,7 +103,8 @@ def write_house(path: Path, *, geometry: bool = False) -> dict[str, str]:
     run("aggregate.assign_object", f, products=[site], relating_object=project)
     run("aggregate.assign_object", f, products=[building], relating_object=site)
     run("aggregate.assign_object", f, products=[ground, first], relating_object=building)
-    _quantities(run, f, building, "Qto_BuildingBaseQuantities", {"Height": 6200.0, "FootprintArea": 48.0})
+    stated = {"Height": 6200.0, "FootprintArea": 48.0} if footprint else {"Height": 6200.0}
+    _quantities(run, f, building, "Qto_BuildingBaseQuantities", stated)
 
     wall = run("root.create_entity", f, ifc_class="IfcWall", name="Voorgevel")
     run("material.assign_material", f, products=[wall], type="IfcMaterialLayerSet",
@@ -317,6 +318,20 @@ def test_volume_the_model_does_not_state_is_computed_from_its_geometry(tmp_path:
     assert house.number(insulation, DSGO + "volume", "M3") == "2.08"  # 4.4135 x 0.16 / 0.3395
 
 
+def test_footprint_the_model_does_not_state_is_its_elements_outline_seen_from_above(tmp_path: Path) -> None:
+    path = tmp_path / "woning.ifc"
+    iris = write_house(path, geometry=True, footprint=False)
+    house = House(Graph(IfcModel.make(path, {}, ENV).load()), iris)
+    assert house.number(iris["building"], DSGO + "footprintArea", "M2") == "1.6975"  # 5 x 0.3395 m
+
+
+def test_footprint_the_model_states_wins_over_its_geometry(tmp_path: Path) -> None:
+    path = tmp_path / "woning.ifc"
+    iris = write_house(path, geometry=True)
+    house = House(Graph(IfcModel.make(path, {}, ENV).load()), iris)
+    assert house.number(iris["building"], DSGO + "footprintArea", "M2") == "48"
+
+
 def test_a_holed_element_no_part_needs_the_volume_of_gets_none_rather_than_a_wrong_one(
     tmp_path: Path,
 ) -> None:
@@ -487,6 +502,14 @@ def test_two_walls_ifc2x3_in_metres_has_load_bearing_walls_with_volumes() -> Non
     assert volumes == [pytest.approx(1.946, abs=0.001), pytest.approx(2.754, abs=0.001)]
 
 
+def test_two_walls_footprint_is_the_two_wall_profiles_side_by_side() -> None:
+    graph = Graph(IfcModel.make(FIXTURES / "TWO_WALLS.ifc", {}, ENV).load())
+    [building] = graph.of_type("https://w3id.org/bot#Building")
+    area, _, unit = graph.quantity(building, DSGO + "footprintArea")
+    assert unit == UNIT + "M2"
+    assert float(area) == pytest.approx(4.1016 * 0.2032 + 2.8984 * 0.2032, abs=1e-6)  # the walls' profiles
+
+
 @pytest.fixture(scope="module")
 def duplex() -> Graph:
     if not DUPLEX.is_file():
@@ -535,6 +558,8 @@ def test_duplex_form_flat_roof_four_storeys_and_its_height(duplex: Graph) -> Non
     assert duplex.value(building, DSGO + "roofType").value == "FLAT_ROOF"
     assert duplex.value(building, DSGO + "storeyCount").value == "4"  # Pset_BuildingCommon says so
     assert duplex.quantity(building, DSGO + "buildingHeight") == ("6.609", XSD + "decimal", UNIT + "M")
+    area, _, unit = duplex.quantity(building, DSGO + "footprintArea")  # none stated: from its outlines
+    assert unit == UNIT + "M2" and float(area) == pytest.approx(217.76, abs=0.01)
 
 
 def test_duplex_conforms_to_the_shapes(duplex: Graph) -> None:
