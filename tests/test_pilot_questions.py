@@ -1,9 +1,9 @@
 """The pilot's questions asked across real nodes: a registry and the four nodes of
 examples/pilot/ run as `dsgo` processes on loopback, each question is asked at the node
 of the party that asks it, through its federated query route, as ``dsgo demo`` asks it;
-every answer is checked row by row. Then the construction firm's node stops, and each
-question gets the honest partial answer: what the others know, marked incomplete, with
-the firm named as the node that failed."""
+every answer is checked row by row. Then RVO's node stops (and starts again), and then the
+construction firm's, and each question gets the honest partial answer: what the others
+know, marked incomplete, with the node that failed named."""
 
 from __future__ import annotations
 
@@ -39,6 +39,7 @@ ADDRESS_4 = "Linnaeusparkweg 4, 1098 CT Amsterdam"
 class Pilot:
     folder: Path
     env: dict[str, dict[str, str]]  # node -> its DSGO_* overrides
+    ports: dict[str, int]
     stops: dict[str, contextlib.ExitStack] = field(default_factory=dict)
 
     def settings(self, node: str) -> NodeSettings:
@@ -49,6 +50,12 @@ class Pilot:
         text = (self.folder / "queries" / question.file).read_text(encoding="utf-8")
         answer, _ = ask(self.settings(question.asker), text)
         return answer
+
+    def start(self, node: str) -> None:
+        own = contextlib.ExitStack()
+        argv = [DSGO, "serve", str(self.folder / node / "node.toml"), "--port", str(self.ports[node])]
+        own.enter_context(process(argv, f"http://127.0.0.1:{self.ports[node]}", env=self.env[node]))
+        self.stops[node] = own
 
     def stop(self, node: str) -> None:
         self.stops.pop(node).close()
@@ -73,16 +80,17 @@ def pilot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pilot]:
     registry_url = f"http://127.0.0.1:{ports['registry']}"
     endpoints = ",".join(f"{IDS[n]}=http://127.0.0.1:{ports[n]}" for n in IDS)
     env = {n: {"DSGO_NODE_PORT": str(ports[n]), "DSGO_REGISTRY_URL": registry_url} for n in IDS}
-    pilot = Pilot(folder, env)
+    pilot = Pilot(folder, env, ports)
     with contextlib.ExitStack() as stack:
         registry = [DSGO, "registry", str(folder / "registry.toml"), "--port", str(ports["registry"])]
         stack.enter_context(process(registry, registry_url, env={"DSGO_PARTY_ENDPOINTS": endpoints}))
-        for node in IDS:
-            own = stack.enter_context(contextlib.ExitStack())
-            argv = [DSGO, "serve", str(folder / node / "node.toml"), "--port", str(ports[node])]
-            own.enter_context(process(argv, f"http://127.0.0.1:{ports[node]}", env=env[node]))
-            pilot.stops[node] = own
-        yield pilot
+        try:
+            for node in IDS:
+                pilot.start(node)
+            yield pilot
+        finally:
+            for own in pilot.stops.values():
+                own.close()
 
 
 # -- every party up: the complete answers -------------------------------------------------
@@ -152,6 +160,32 @@ def test_optoppen_question_finds_two_candidates_and_says_why_the_others_are_not(
     assert answer["report"]["complete"] is True
 
 
+# -- RVO's node down, then up again: the standard is not there to check against ------------
+
+
+@pytest.fixture
+def rvo_down(pilot: Pilot) -> Iterator[Pilot]:
+    pilot.stop("rvo")
+    try:
+        yield pilot
+    finally:
+        pilot.start("rvo")
+
+
+def test_with_rvo_down_the_insulation_check_has_no_standard_to_check_against_and_says_so(
+    rvo_down: Pilot,
+) -> None:
+    answer = rvo_down.ask("insulation")
+    assert rows(answer) == []  # no home is called short, or fine, of a standard no one could read
+    _failed(answer, IDS["rvo"])
+
+
+def test_with_rvo_down_the_other_questions_are_answered_in_full(rvo_down: Pilot) -> None:
+    answers = {name: rvo_down.ask(name) for name in ("labels", "materials", "optoppen")}
+    assert {name: a["report"]["complete"] for name, a in answers.items()} == dict.fromkeys(answers, True)
+    assert [len(rows(a)) for a in answers.values()] == [3, 5, 8]
+
+
 # -- the firm's node down: honest partial answers -------------------------------------------
 
 
@@ -161,11 +195,15 @@ def firm_down(pilot: Pilot) -> Pilot:
     return pilot
 
 
-def _firm_failed(answer: dict[str, Any]) -> None:
+def _failed(answer: dict[str, Any], party: str) -> None:
     report = answer["report"]
     assert report["complete"] is False
-    assert {f["reason"] for f in report["nodes"][FIRM]["failures"]} == {"down"}
-    assert report["nodes"][FIRM]["documents"] == 0
+    assert {f["reason"] for f in report["nodes"][party]["failures"]} == {"down"}
+    assert report["nodes"][party]["documents"] == 0
+
+
+def _firm_failed(answer: dict[str, Any]) -> None:
+    _failed(answer, FIRM)
 
 
 def test_with_the_firm_down_the_labels_rows_stay_without_the_builders_values(firm_down: Pilot) -> None:
