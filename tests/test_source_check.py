@@ -24,7 +24,7 @@ def test_summary_of_an_ifc_model_counts_triples_resources_and_classes(
 ) -> None:
     assert main(["source", "check", str(SMALLHOUSE)]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == f"{SMALLHOUSE}: 1549 triples about 54 resources (IFC model)"
+    assert out[0] == f"{SMALLHOUSE}: 1552 triples about 54 resources (IFC model)"
     assert out[1:6] == [
         "resources per class:",
         "        27  dsgo:MaterialPart",
