@@ -2,10 +2,12 @@
 
 ``Access`` joins the store (what there is) with the policy (who may see what). Every
 read path asks it: a resource (any format, HTML included), a collection, the counts of
-the self-description, SPARQL (over a view materialised per distinct grant) and batch
-reads. Callers with equal grants share cached views; any change of data or policy
-makes new ones. Policy files are re-read when they change; a broken file keeps the
-previous policy in force and shows in the health report.
+the self-description, SPARQL and batch reads. On the embedded store a caller's whole
+view (for SPARQL and counts) is the set of label graphs its grant sees
+(``gateway.views``): no copy per caller. A grant the labels do not cover (permits from
+delegation evidence) gets its view materialised, once per data version. Policy files
+are re-read when they change; a broken file keeps the previous policy in force and
+shows in the health report.
 """
 
 from __future__ import annotations
@@ -24,11 +26,13 @@ from typing import Any
 import pyoxigraph as ox
 
 from gateway.errors import PolicyError
+from gateway.labels import Labeller
 from gateway.policy.decide import Decision, Lookup, decide, grant_for, grant_span
 from gateway.policy.explain import FieldReason, explain
 from gateway.policy.load import load_policies, policy_files
 from gateway.policy.model import Caller, Grant, PolicySet, Rule
 from gateway.store.local import RDF_TYPE, Store
+from gateway.views import View, Views
 from gateway.vocab import Vocab
 
 __all__ = ["REMOTE_COUNT_BUDGET", "Access", "StoreLookup"]
@@ -125,6 +129,8 @@ class Access:
         self._views: OrderedDict[tuple[Any, ...], ox.Store] = OrderedDict()
         self._views_lock = threading.Lock()
         self._max_views = max_views
+        #: the label graphs of the embedded store; a remote store has none
+        self.views = Views(store, self._labeller(self.policies)) if isinstance(store, Store) else None
 
     # -- policy files ----------------------------------------------------------------
 
@@ -152,10 +158,28 @@ class Access:
             self.failure = _PolicyFailure(exc, self.clock(), fingerprint)
             log.error("policy not reloaded, the previous one stays in force: %s", exc.detail)
             return False
-        self.policies, self._fingerprint, self.failure = policies, fingerprint, None
-        self._grants.clear()
+
+        def commit() -> None:
+            self.policies, self._fingerprint, self.failure = policies, fingerprint, None
+            self._grants.clear()
+
+        if self.views is not None:  # labelled first: the previous policy is in force until then
+            self.views.sync(self._labeller(policies), commit)
+        else:
+            commit()
         log.info("policy reloaded: %d rules", len(policies.rules))
         return True
+
+    def _labeller(self, policies: PolicySet | None) -> Labeller:
+        """Labels for the rules of ``policies`` that can still come into force."""
+        now = dt.datetime.fromtimestamp(self.clock(), dt.UTC)
+        rules = policies.rules if policies else ()
+        return Labeller(r for r in rules if r.valid_until is None or now < r.valid_until)
+
+    def sync_labels(self) -> None:
+        """Bring the label graphs in line with the policy in force (at start-up)."""
+        if self.views is not None:
+            self.views.sync()
 
     def health(self) -> dict[str, Any]:
         report: dict[str, Any] = {
@@ -234,7 +258,8 @@ class Access:
 
     def view(self, grant: Grant) -> ox.Store:
         """The caller's whole view as a store of its own (default graph only), built once
-        per distinct grant and data version; SPARQL runs over it and nothing else."""
+        per distinct grant and data version: for grants the labels do not cover, and as
+        the reference the label graphs are tested against."""
         key = (self.store.generation, grant.key)
         with self._views_lock:
             cached = self._views.get(key)
@@ -278,6 +303,9 @@ class Access:
         ``REMOTE_COUNT_BUDGET`` resources, beyond which classes are left out with a note."""
         store = self.store
         if isinstance(store, Store):
+            labelled = self.labelled(grant)
+            if labelled is not None:
+                return labelled.classes(), None
             rows = self.view(grant).query(
                 "SELECT ?c (COUNT(DISTINCT ?s) AS ?n) WHERE { ?s a ?c FILTER isIRI(?c) } GROUP BY ?c"
             )
@@ -294,6 +322,16 @@ class Access:
             )
         counts = {cls: len(self.members(grant, cls, namespace)) for cls in totals}
         return {cls: n for cls, n in counts.items() if n}, None
+
+    def labelled(self, grant: Grant) -> View | None:
+        """The label graphs ``grant`` sees on the embedded store; ``None`` on a remote
+        store, or for a grant the labels do not cover (use ``view`` then)."""
+        return self.views.view(grant) if self.views is not None else None
+
+    def triple_count(self, grant: Grant) -> int:
+        """How many triples the caller's whole view holds (embedded store only)."""
+        labelled = self.labelled(grant)
+        return labelled.triples() if labelled is not None else len(self.view(grant))
 
     def explain(self, caller: Caller, iri: str) -> list[FieldReason]:
         cbd = self.store.describe(iri)

@@ -228,6 +228,7 @@ def create_app(
             node.audit.start()
         if not (watch and _serves_stored(node)):  # else changed sources are re-read while serving
             await asyncio.to_thread(node.sources.refresh_all)
+        await asyncio.to_thread(node.access.sync_labels)
         state.started = True
         task = asyncio.create_task(_watch(node, settings.poll_interval)) if watch else None
         sender = asyncio.create_task(state.notifier.run()) if watch and state.notifier else None

@@ -70,7 +70,7 @@ def describe_node(node: Node, grant: Grant) -> Built:
         T(dataset, _n(_VOID, "uriSpace"), ox.Literal(ns)),
     ]
     if node.remote is None:
-        out.append(T(dataset, _n(_VOID, "triples"), _int(len(node.access.view(grant)))))
+        out.append(T(dataset, _n(_VOID, "triples"), _int(node.access.triple_count(grant))))
     for fmt in FORMATS:
         dist = ox.NamedNode(f"{doc}#distribution-{fmt.name}")
         out += [

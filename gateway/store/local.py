@@ -5,28 +5,54 @@ graph, then one transaction on the ``urn:dsgo:meta`` graph points the source at 
 then the old graph is dropped. Readers only ever see whole versions. On disk, the meta
 graph also remembers each source's fingerprint, so a restarted node serves at once and
 re-reads only the sources that changed. The store knows nothing of HTTP or policies.
+
+Beside the source graphs the store keeps *label graphs* (``urn:dsgo:label:...``): every
+distinct triple of a named subject's concise bounded description once, in the graph
+of its label, so that a query over a union of label graphs sees each triple once. What
+a label means (who may see its triples) is the access layer's business: the store keeps
+its text, counts the triples and classes of each label graph, and asks ``on_change``
+(set by the access layer) for the new labels whenever a source changes, before the new
+version is switched in. A label graph changes by inserting the new quads before
+removing the old ones, so a reader never misses a triple that stays.
 """
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import orjson
 import pyoxigraph as ox
 
-__all__ = ["RDF_TYPE", "SourceState", "Store"]
+__all__ = [
+    "LABEL_PREFIX",
+    "RDF_TYPE",
+    "LabelChunk",
+    "LabelGraph",
+    "Labels",
+    "Reader",
+    "SourceChange",
+    "SourceState",
+    "Store",
+]
 
 RDF_TYPE = ox.NamedNode("http://www.w3.org/1999/02/22-rdf-syntax-ns#type")
+LABEL_PREFIX = "urn:dsgo:label:"
 _META = ox.NamedNode("urn:dsgo:meta")
 _SOURCE = "urn:dsgo:source:"
 _M = "urn:dsgo:meta#"
 _M_GRAPH, _M_FINGERPRINT = ox.NamedNode(_M + "graph"), ox.NamedNode(_M + "fingerprint")
 _M_LOADED, _M_TRIPLES = ox.NamedNode(_M + "loadedAt"), ox.NamedNode(_M + "triples")
 _SLICE = 5_000  # quads per bulk_extend call
+_LABELS, _M_STATE = ox.NamedNode("urn:dsgo:labels"), ox.NamedNode(_M + "state")
+Term = ox.NamedNode | ox.BlankNode | ox.Literal | ox.Triple
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +66,159 @@ class SourceState:
     triples: int
 
 
+@dataclass(frozen=True, slots=True)
+class LabelGraph:
+    """One label graph: what its label says (opaque here) and what it holds."""
+
+    means: str
+    triples: int
+    classes: Mapping[str, int]  # rdf:type triples per class IRI (each a distinct subject)
+
+
+@dataclass(frozen=True, slots=True, eq=False)  # identity: caches key on a version
+class Labels:
+    """The label graphs at one version. ``state`` is the labeller's record of what they
+    reflect ("" when they reflect nothing yet, or a change was not labelled)."""
+
+    version: int
+    graphs: Mapping[ox.NamedNode, LabelGraph]
+    state: str
+
+
+@dataclass(slots=True)
+class LabelChunk:
+    """Part of a relabelling: quads to add to label graphs and quads to take out, with
+    the meaning of every label graph the inserts name."""
+
+    inserts: list[ox.Quad] = field(default_factory=list)
+    removes: list[ox.Quad] = field(default_factory=list)
+    means: dict[ox.NamedNode, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SourceChange:
+    """A source about to change: ``reader`` sees the data as it will be, ``before`` as it
+    was; ``changed`` are the triples only one of the two versions holds."""
+
+    name: str
+    reader: Reader
+    before: Reader
+    changed: Callable[[], Iterator[ox.Triple]]
+
+
+class Reader:
+    """Reads over a fixed set of graphs: the served sources, the label graphs, or the
+    data as it will be once a change is switched in."""
+
+    def __init__(self, store: ox.Store, graphs: frozenset[ox.NamedNode]) -> None:
+        self.ox, self.graphs = store, graphs
+
+    def describe(self, iri: str) -> list[ox.Triple]:
+        """The concise bounded description of ``iri``: its triples and the blank nodes
+        reached from them (subject-based CBD), without duplicates."""
+        return self.description(ox.NamedNode(iri))
+
+    def description(self, subject: ox.NamedNode) -> list[ox.Triple]:
+        graphs = self.graphs
+        direct = [
+            q.triple for q in self.ox.quads_for_pattern(subject, None, None, None) if q.graph_name in graphs
+        ]
+        if len(graphs) > 1:
+            direct = list(dict.fromkeys(direct))  # a triple two sources hold, once
+        return self._closed(direct)
+
+    def _closed(self, direct: list[ox.Triple]) -> list[ox.Triple]:
+        """``direct`` and the triples of the blank nodes it reaches."""
+        todo = [t.object for t in direct if isinstance(t.object, ox.BlankNode)]
+        if not todo:
+            return direct
+        graphs = self.graphs
+        out, seen, visited = list(direct), set(direct), set()
+        while todo:
+            node = todo.pop()
+            if node in visited:
+                continue
+            visited.add(node)
+            for quad in self.ox.quads_for_pattern(node, None, None, None):
+                triple = quad.triple
+                if quad.graph_name in graphs and triple not in seen:
+                    seen.add(triple)
+                    out.append(triple)
+                    if isinstance(triple.object, ox.BlankNode):
+                        todo.append(triple.object)
+        return out
+
+    def quads_of(self, subject: ox.NamedNode) -> list[ox.Quad]:
+        """The quads of ``subject``'s description as these graphs hold them."""
+        graphs = self.graphs
+        out = [q for q in self.ox.quads_for_pattern(subject, None, None, None) if q.graph_name in graphs]
+        todo = [q.object for q in out if isinstance(q.object, ox.BlankNode)]
+        visited: set[ox.BlankNode] = set()
+        while todo:
+            node = todo.pop()
+            if node in visited:
+                continue
+            visited.add(node)
+            for quad in self.ox.quads_for_pattern(node, None, None, None):
+                if quad.graph_name in graphs:
+                    out.append(quad)
+                    if isinstance(quad.object, ox.BlankNode):
+                        todo.append(quad.object)
+        return out
+
+    def roots(self, node: ox.BlankNode) -> set[ox.NamedNode]:
+        """The named subjects whose descriptions reach blank node ``node``."""
+        found: set[ox.NamedNode] = set()
+        todo, visited = [node], set()
+        while todo:
+            current = todo.pop()
+            if current in visited:
+                continue
+            visited.add(current)
+            for quad in self.ox.quads_for_pattern(None, None, current, None):
+                if quad.graph_name not in self.graphs:
+                    continue
+                if isinstance(quad.subject, ox.NamedNode):
+                    found.add(quad.subject)
+                elif isinstance(quad.subject, ox.BlankNode):
+                    todo.append(quad.subject)
+        return found
+
+    def objects(self, subject: str, predicate: str) -> list[Term]:
+        graphs = self.graphs
+        return [
+            q.object
+            for q in self.ox.quads_for_pattern(ox.NamedNode(subject), ox.NamedNode(predicate), None, None)
+            if q.graph_name in graphs
+        ]
+
+    def subjects(self, predicate: str, obj: str) -> list[str]:
+        graphs = self.graphs
+        return [
+            q.subject.value
+            for q in self.ox.quads_for_pattern(None, ox.NamedNode(predicate), ox.NamedNode(obj), None)
+            if q.graph_name in graphs and isinstance(q.subject, ox.NamedNode)
+        ]
+
+    def named_subjects(self) -> list[ox.NamedNode]:
+        """Every IRI that is the subject of a triple in these graphs, each once."""
+        seen: set[ox.NamedNode] = set()
+        for graph in self.graphs:
+            for q in self.ox.quads_for_pattern(None, None, None, graph):
+                if isinstance(q.subject, ox.NamedNode):
+                    seen.add(q.subject)
+        return sorted(seen, key=lambda n: n.value)
+
+    def typed(self, classes: Iterable[str]) -> set[ox.NamedNode]:
+        """The named subjects typed with any of ``classes``."""
+        out: set[ox.NamedNode] = set()
+        for cls in classes:
+            for q in self.ox.quads_for_pattern(None, RDF_TYPE, ox.NamedNode(cls), None):
+                if q.graph_name in self.graphs and isinstance(q.subject, ox.NamedNode):
+                    out.add(q.subject)
+        return out
+
+
 class Store:
     """One node's triples. Thread-safe: one writer at a time, readers never block."""
 
@@ -51,8 +230,12 @@ class Store:
         self._write = threading.Lock()
         self._states: dict[str, SourceState] = self._read_meta()
         self._graphs: frozenset[ox.NamedNode] = frozenset(s.graph for s in self._states.values())
+        self._reader = Reader(self._ox, self._graphs)
         #: increases with every change; caches of derived data key on it
         self.generation = 0
+        #: asked for the label changes a source change brings, before it is switched in
+        self.on_change: Callable[[SourceChange], Iterable[LabelChunk]] | None = None
+        self._labels = self._read_labels()
         self._drop_orphans()
 
     # -- writing -------------------------------------------------------------------
@@ -69,12 +252,17 @@ class Store:
                 self._ox.bulk_extend(quads[i : i + _SLICE])
             count = sum(1 for _ in self._ox.quads_for_pattern(None, None, None, graph))
             state = SourceState(name, graph, fingerprint, time.time(), count)
+            self._label_change(name, graph)
             self._swap(name, state)
+            self._labels_follow()
             return state
 
     def remove_source(self, name: str) -> None:
         with self._write:
+            if name in self._states:
+                self._label_change(name, None)
             self._swap(name, None)
+            self._labels_follow()
 
     def touch_source(self, name: str, fingerprint: str) -> None:
         """Record that the source changed on disk but its triples did not."""
@@ -101,6 +289,7 @@ class Store:
             states[name] = state
         self._states = states
         self._graphs = frozenset(s.graph for s in states.values())
+        self._reader = Reader(self._ox, self._graphs)
         self.generation += 1
         if old is not None and (state is None or old.graph != state.graph):
             self._ox.remove_graph(old.graph)
@@ -124,13 +313,154 @@ class Store:
     def _drop_orphans(self) -> None:
         """Graphs left by a crash between loading and switching are not served; drop them."""
         for graph in list(self._ox.named_graphs()):
-            if graph != _META and graph not in self._graphs:
+            if graph != _META and graph not in self._graphs and not _is_label(graph):
                 self._ox.remove_graph(graph)
 
     def close(self) -> None:
         if self.path is not None:
             self._ox.flush()
+        self._reader = Reader(ox.Store(), frozenset())  # readers hold the store open
         del self._ox
+
+    # -- labels --------------------------------------------------------------------
+
+    def labels(self) -> Labels:
+        return self._labels
+
+    def relabel(
+        self,
+        chunks: Callable[[Reader], Iterable[LabelChunk]],
+        state: str,
+        clear: bool = False,
+        commit: Callable[[], None] | None = None,
+    ) -> None:
+        """Apply the chunks ``chunks`` yields (reading the served data), record ``state``
+        as what the labels now reflect and run ``commit``, all before any source can
+        change. ``clear`` starts from no labels at all. Until it is done the labels keep
+        their previous state in memory (a partial relabelling only adds what the new state
+        needs); on disk they say "unlabelled", so a crash half-way relabels in full."""
+        with self._write:
+            self._persist_labels(dict(self._labels.graphs), "", memory=False)
+            if clear:
+                for graph in self._labels.graphs:
+                    self._ox.remove_graph(graph)
+                self._labels = Labels(self._labels.version + 1, {}, "")
+            for chunk in chunks(self._reader):
+                self._apply(chunk)
+            self._persist_labels(dict(self._labels.graphs), state)
+            if commit is not None:
+                commit()
+            self.generation += 1
+
+    def label_reader(self) -> Reader:
+        """Reads over the label graphs (each distinct triple once)."""
+        return Reader(self._ox, frozenset(self._labels.graphs))
+
+    def snapshot(self, folder: Path) -> Labels:
+        """A consistent copy of the store in ``folder`` for readers in other processes: a
+        checkpoint of an on-disk store (hard links, cheap), else the label graphs as
+        N-Quads in ``folder/labels.nq``. Returns the labels it holds."""
+        with self._write:
+            if self.path is not None:
+                self._ox.backup(str(folder))
+            else:
+                folder.mkdir(parents=True)
+                quads = (
+                    q for g in self._labels.graphs for q in self._ox.quads_for_pattern(None, None, None, g)
+                )
+                with (folder / "labels.nq").open("wb") as out:
+                    ox.serialize(quads, out, ox.RdfFormat.N_QUADS)
+            return self._labels
+
+    def _label_change(self, name: str, graph: ox.NamedNode | None) -> None:
+        """Ask ``on_change`` for the labels source ``name`` needs once ``graph`` replaces
+        its version; without a labeller the labels no longer reflect the data."""
+        old = self._states.get(name)
+        if self.on_change is None or not self._labels.state:
+            if self._labels.state:
+                self._persist_labels(dict(self._labels.graphs), "")
+            return
+        after = (self._graphs - {old.graph} if old else self._graphs) | ({graph} if graph else set())
+        change = SourceChange(
+            name,
+            Reader(self._ox, frozenset(after)),
+            Reader(self._ox, self._graphs | ({graph} if graph else set())),
+            lambda: self._changed(old.graph if old else None, graph),
+        )
+        dirty = False
+        for chunk in self.on_change(change):
+            if not dirty and (chunk.inserts or chunk.removes):
+                self._persist_labels(dict(self._labels.graphs), "", memory=False)
+                dirty = True
+            self._apply(chunk)
+
+    def _labels_follow(self) -> None:
+        """After a switch: the labels (if they reflect the data) now reflect these sources."""
+        if self._labels.state:
+            self._persist_labels(dict(self._labels.graphs), self._labels.state)
+
+    def _changed(self, old: ox.NamedNode | None, new: ox.NamedNode | None) -> Iterator[ox.Triple]:
+        """The triples only one of graphs ``old`` and ``new`` holds (each looked up in the
+        other, so nothing is held in memory); blank-node triples always count as changed."""
+        for graph, other in ((old, new), (new, old)):
+            if graph is None:
+                continue
+            for q in self._ox.quads_for_pattern(None, None, None, graph):
+                blank = isinstance(q.subject, ox.BlankNode) or isinstance(q.object, ox.BlankNode)
+                if blank or other is None or ox.Quad(q.subject, q.predicate, q.object, other) not in self._ox:
+                    yield q.triple
+
+    def _apply(self, chunk: LabelChunk) -> None:
+        if not chunk.inserts and not chunk.removes:
+            return
+        graphs = dict(self._labels.graphs)
+        tally: dict[ox.NamedNode, tuple[int, Counter[str]]] = {}
+        self._ox.extend(chunk.inserts)
+        for quad in chunk.inserts:
+            _count(tally, quad, 1)
+        for quad in chunk.removes:
+            self._ox.remove(quad)
+            _count(tally, quad, -1)
+        for graph, (triples, classes) in tally.items():
+            old = graphs.get(graph)
+            means = chunk.means.get(graph) or (old.means if old else "")
+            total = Counter(old.classes if old else {})
+            total.update(classes)
+            n = (old.triples if old else 0) + triples
+            if n > 0:
+                graphs[graph] = LabelGraph(means, n, {c: k for c, k in total.items() if k > 0})
+            else:
+                graphs.pop(graph, None)
+        self._labels = Labels(self._labels.version + 1, graphs, self._labels.state)
+
+    def _persist_labels(
+        self, graphs: dict[ox.NamedNode, LabelGraph], state: str, memory: bool = True
+    ) -> None:
+        """Record the label graphs and ``state`` in the meta graph (one transaction), and
+        in memory unless ``memory`` is false."""
+        if memory:
+            self._labels = Labels(self._labels.version + 1, graphs, state)
+        record = {
+            "state": state,
+            "sources": {name: s.graph.value for name, s in self._states.items()},
+            "graphs": {g.value: [lg.means, lg.triples, dict(lg.classes)] for g, lg in graphs.items()},
+        }
+        text = orjson.dumps(record).decode()
+        self._ox.update(
+            f"DELETE WHERE {{ GRAPH {_META} {{ {_LABELS} ?p ?o }} }}; "
+            f"INSERT DATA {{ GRAPH {_META} {{ {_LABELS} {_M_STATE} {ox.Literal(text)} }} }}"
+        )
+
+    def _read_labels(self) -> Labels:
+        """The labels recorded with the data; unlabelled if they reflect other sources."""
+        found = list(self._ox.quads_for_pattern(_LABELS, _M_STATE, None, _META))
+        if not found or not isinstance(found[0].object, ox.Literal):
+            return Labels(0, {}, "")
+        record = orjson.loads(found[0].object.value)
+        graphs = {ox.NamedNode(g): LabelGraph(m, n, c) for g, (m, n, c) in record["graphs"].items()}
+        served = {name: s.graph.value for name, s in self._states.items()}
+        state = record["state"] if record["sources"] == served else ""
+        return Labels(0, graphs, state)
 
     # -- reading -------------------------------------------------------------------
 
@@ -147,94 +477,31 @@ class Store:
     def graphs(self) -> frozenset[ox.NamedNode]:
         return self._graphs
 
+    def reader(self) -> Reader:
+        """Reads over the served sources as they are now."""
+        return self._reader
+
     def describe(self, iri: str) -> list[ox.Triple]:
         """The concise bounded description of ``iri``: its triples and the blank nodes
         reached from them (subject-based CBD), without duplicates."""
-        graphs = self._graphs
-        seen: set[ox.Triple] = set()
-        out: list[ox.Triple] = []
-        todo: list[ox.NamedNode | ox.BlankNode] = [ox.NamedNode(iri)]
-        visited: set[ox.NamedNode | ox.BlankNode] = set()
-        while todo:
-            node = todo.pop()
-            if node in visited:
-                continue
-            visited.add(node)
-            for quad in self._ox.quads_for_pattern(node, None, None, None):
-                if quad.graph_name not in graphs:
-                    continue
-                triple = quad.triple
-                if triple in seen:
-                    continue
-                seen.add(triple)
-                out.append(triple)
-                if isinstance(triple.object, ox.BlankNode):
-                    todo.append(triple.object)
-        return out
+        return self._reader.description(ox.NamedNode(iri))
 
-    def objects(
-        self, subject: str, predicate: str
-    ) -> list[ox.NamedNode | ox.BlankNode | ox.Literal | ox.Triple]:
-        graphs = self._graphs
-        return [
-            q.object
-            for q in self._ox.quads_for_pattern(ox.NamedNode(subject), ox.NamedNode(predicate), None, None)
-            if q.graph_name in graphs
-        ]
+    def objects(self, subject: str, predicate: str) -> list[Term]:
+        return self._reader.objects(subject, predicate)
 
     def subjects(self, predicate: str, obj: str) -> list[str]:
-        graphs = self._graphs
-        return [
-            q.subject.value
-            for q in self._ox.quads_for_pattern(None, ox.NamedNode(predicate), ox.NamedNode(obj), None)
-            if q.graph_name in graphs and isinstance(q.subject, ox.NamedNode)
-        ]
+        return self._reader.subjects(predicate, obj)
 
     def named_subjects(self) -> list[ox.NamedNode]:
         """Every IRI that is the subject of a served triple, each once."""
-        seen: set[ox.NamedNode] = set()
-        graphs = self._graphs
-        for graph in graphs:
-            for q in self._ox.quads_for_pattern(None, None, None, graph):
-                if isinstance(q.subject, ox.NamedNode):
-                    seen.add(q.subject)
-        return sorted(seen, key=lambda n: n.value)
+        return self._reader.named_subjects()
 
     def descriptions(self) -> Iterator[tuple[ox.NamedNode, list[ox.Triple]]]:
         """Every named subject with its concise bounded description, as ``describe`` gives
-        it, read leanly for whole-view builds: one index lookup per subject, duplicates
-        removed only when there is more than one source graph, blank nodes followed only
-        when there are any."""
-        graphs = self._graphs
-        for subject in self.named_subjects():
-            direct = [
-                q.triple
-                for q in self._ox.quads_for_pattern(subject, None, None, None)
-                if q.graph_name in graphs
-            ]
-            if len(graphs) > 1:
-                direct = list(dict.fromkeys(direct))  # a triple two sources hold, once
-            yield subject, self._closed(graphs, direct)
-
-    def _closed(self, graphs: frozenset[ox.NamedNode], direct: list[ox.Triple]) -> list[ox.Triple]:
-        """``direct`` and the triples of the blank nodes it reaches."""
-        todo = [t.object for t in direct if isinstance(t.object, ox.BlankNode)]
-        if not todo:
-            return direct
-        out, seen, visited = list(direct), set(direct), set()
-        while todo:
-            node = todo.pop()
-            if node in visited:
-                continue
-            visited.add(node)
-            for quad in self._ox.quads_for_pattern(node, None, None, None):
-                triple = quad.triple
-                if quad.graph_name in graphs and triple not in seen:
-                    seen.add(triple)
-                    out.append(triple)
-                    if isinstance(triple.object, ox.BlankNode):
-                        todo.append(triple.object)
-        return out
+        it: one index lookup per subject, blank nodes followed only when there are any."""
+        reader = self._reader
+        for subject in reader.named_subjects():
+            yield subject, reader.description(subject)
 
     def members(self, class_iri: str, namespace: str) -> list[str]:
         """Sorted IRIs of the resources in ``namespace`` typed ``class_iri``."""
@@ -250,3 +517,28 @@ class Store:
         """Every served triple with its source graph (exports, tests)."""
         graphs = self._graphs
         return [q for q in self._ox.quads_for_pattern(None, None, None, None) if q.graph_name in graphs]
+
+    def query(
+        self, query: str, graphs: Sequence[ox.NamedNode], **options: Any
+    ) -> ox.QuerySolutions | ox.QueryBoolean | ox.QueryTriples:
+        """``query`` over the union of ``graphs`` as its default graph and no named graphs:
+        ``FROM``, ``FROM NAMED`` and ``GRAPH`` in the query reach nothing else."""
+        return self._ox.query(query, default_graph=list(graphs), named_graphs=[], **options)
+
+
+def _is_label(graph: ox.NamedNode | ox.BlankNode) -> bool:
+    return isinstance(graph, ox.NamedNode) and graph.value.startswith(LABEL_PREFIX)
+
+
+def _count(tally: dict[ox.NamedNode, tuple[int, Counter[str]]], quad: ox.Quad, sign: int) -> None:
+    graph = quad.graph_name
+    assert isinstance(graph, ox.NamedNode)
+    triples, classes = tally.get(graph) or (0, Counter())
+    if quad.predicate == RDF_TYPE and isinstance(quad.object, ox.NamedNode):
+        classes[quad.object.value] += sign
+    tally[graph] = (triples + sign, classes)
+
+
+def remove_folder(folder: Path) -> None:
+    """Remove a snapshot folder, whatever is left of it."""
+    shutil.rmtree(folder, ignore_errors=True)

@@ -1,0 +1,121 @@
+"""Each caller's view as a set of label graphs of the one store: no copy per caller.
+
+``Views`` keeps the store's label graphs (``gateway.labels``) in line with the policy
+in force: labelled in full when there are none (a new store, or one whose labels a
+crash or an unlabelled change left behind), per changed source as the store switches
+it in, and for the subjects a new rule can select when the policy changes (the
+previous policy stays in force until they are labelled, then both switch together).
+A grant's view is the label graphs it sees; its counts are their counts added up.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+
+import orjson
+import pyoxigraph as ox
+
+from gateway.labels import Labeller, changed_subjects, chunks, rule_key, visible_graphs
+from gateway.policy.model import Grant, Rule
+from gateway.store.local import LabelChunk, Labels, Reader, SourceChange, Store
+
+__all__ = ["View", "Views", "grant_keys"]
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """A grant's view: the label graphs it sees, at one version of the labels."""
+
+    labels: Labels
+    graphs: tuple[ox.NamedNode, ...]
+
+    def triples(self) -> int:
+        return sum(self.labels.graphs[g].triples for g in self.graphs)
+
+    def classes(self) -> dict[str, int]:
+        counts: Counter[str] = Counter()
+        for g in self.graphs:
+            counts.update(self.labels.graphs[g].classes)
+        return dict(counts)
+
+
+def grant_keys(grant: Grant) -> frozenset[str] | None:
+    """The label keys of a grant's rules; ``None`` for a grant of everything."""
+    return None if grant.everything else frozenset(rule_key(r) for r in grant.rules)
+
+
+def _state(keys: frozenset[str]) -> str:
+    return orjson.dumps(sorted(keys)).decode()
+
+
+@lru_cache(maxsize=64)
+def _keys(state: str) -> frozenset[str]:
+    return frozenset(orjson.loads(state)) if state else frozenset()
+
+
+class Views:
+    def __init__(self, store: Store, labeller: Labeller) -> None:
+        self.store = store
+        self.labeller = labeller
+        self._lock = threading.Lock()  # one relabelling at a time
+        store.on_change = self._on_change
+
+    def _on_change(self, change: SourceChange) -> Iterable[LabelChunk]:
+        """Called by the store, under its write lock, before a changed source is served."""
+        labeller = self.labeller
+        return chunks(labeller, change.reader, self.store.label_reader, changed_subjects(labeller, change))
+
+    def sync(self, labeller: Labeller | None = None, commit: Callable[[], None] | None = None) -> None:
+        """Label what ``labeller`` (by default the one in force) needs, then run ``commit``
+        (which puts a new labeller in force) before any source can change again."""
+        labeller = labeller or self.labeller
+        with self._lock:
+            stored = self.store.labels().state
+            target = _state(labeller.keys)
+            if stored == target and commit is None:
+                return
+            have = _keys(stored)
+            added = [rule for key, rule in labeller.rules if key not in have]
+
+            def chunks_of(reader: Reader) -> Iterable[LabelChunk]:
+                subjects = reader.named_subjects() if not stored else _selected(reader, added)
+                return chunks(labeller, reader, self.store.label_reader, subjects)
+
+            def switch() -> None:
+                self.labeller = labeller
+                if commit is not None:
+                    commit()
+
+            self.store.relabel(chunks_of, target, clear=not stored, commit=switch)
+
+    def view(self, grant: Grant) -> View | None:
+        """The label graphs ``grant`` sees; ``None`` when its rules are not all labelled
+        (permits from delegation evidence): such a grant's view is materialised instead."""
+        keys = grant_keys(grant)
+        labels = self.store.labels()
+        if not labels.state or (keys is not None and not keys <= _keys(labels.state)):
+            self.sync()
+            labels = self.store.labels()
+            if keys is not None and not keys <= _keys(labels.state):
+                return None
+        return View(labels, _graphs(labels, keys))
+
+
+@lru_cache(maxsize=1024)
+def _graphs(labels: Labels, keys: frozenset[str] | None) -> tuple[ox.NamedNode, ...]:
+    """Remembered per labels version (a ``Labels`` compares by identity) and grant."""
+    return visible_graphs(labels, keys)
+
+
+def _selected(reader: Reader, rules: list[Rule]) -> list[ox.NamedNode]:
+    """The subjects ``rules`` can select: of their classes, or all for a rule without."""
+    if not rules:
+        return []
+    if any(not rule.classes for rule in rules):
+        return reader.named_subjects()
+    classes = {cls for rule in rules for cls in rule.classes}
+    return sorted(reader.typed(classes), key=lambda n: n.value)
