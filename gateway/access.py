@@ -31,7 +31,7 @@ from gateway.policy.decide import Decision, Lookup, decide, grant_for, grant_spa
 from gateway.policy.explain import FieldReason, explain
 from gateway.policy.load import load_policies, policy_files
 from gateway.policy.model import Caller, Grant, PolicySet, Rule
-from gateway.store.local import RDF_TYPE, Store
+from gateway.store.local import RDF_TYPE, Labels, Store
 from gateway.views import View, Views
 from gateway.vocab import Vocab
 
@@ -327,6 +327,11 @@ class Access:
         """The label graphs ``grant`` sees on the embedded store; ``None`` on a remote
         store, or for a grant the labels do not cover (use ``view`` then)."""
         return self.views.view(grant) if self.views is not None else None
+
+    def labelled_at(self, labels: Labels, grant: Grant) -> View | None:
+        """The label graphs ``grant`` sees among ``labels`` (a snapshot's); ``None`` for a
+        grant the labels do not cover."""
+        return self.views.view_at(labels, grant) if self.views is not None else None
 
     def triple_count(self, grant: Grant) -> int:
         """How many triples the caller's whole view holds (embedded store only)."""

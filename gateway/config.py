@@ -15,6 +15,7 @@
                                            # reads (503), or "serve" them and record the gap
     sparql_timeout = 10                    # seconds a /sparql query may run
     sparql_max_results = 10000             # rows (or triples) a /sparql answer may hold
+    sparql_workers = 2                     # processes /sparql queries run in (killed on timeout)
 
     [[source]]                             # one per data source, its own named graph
     name = "buildings"
@@ -137,6 +138,8 @@ class NodeSettings:
     audit_on_failure: str = "refuse"
     sparql_timeout: float = 10.0
     sparql_max_results: int = 10_000
+    #: worker processes for /sparql; a party may use all but one of them at once
+    sparql_workers: int = 2
     #: authorization registries whose delegation evidence may widen a caller's grant
     authorization_registries: tuple[str, ...] = ()
     #: parties besides the node's own that may ask it federated questions
@@ -311,6 +314,7 @@ _ENV_TABLES: dict[str, set[str]] = {
         "sparql_timeout",
         "sparql_max_results",
         "cors_origins",
+        "sparql_workers",
     },
     "keys": {"dir"},
     "registry": {"url", "party_id", "ca", "certificates", "refresh", "lifetime", "timeout"},
@@ -410,6 +414,7 @@ def load_node_settings(file: Path | str, environ: Mapping[str, str] | None = Non
         ),
         sparql_timeout=node.get("sparql_timeout", _positive, "a positive number of seconds", 10.0),
         sparql_max_results=node.get("sparql_max_results", _count, "a positive whole number", 10_000),
+        sparql_workers=node.get("sparql_workers", _count, "a positive whole number", 2),
         federation_clients=federation.get("clients", _party_list, "a list of party ids", ()),
         authorization_registries=policies.get(
             "authorization_registries", _party_list, "a list of party ids", ()

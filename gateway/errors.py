@@ -29,6 +29,9 @@ and tests act on a code, never on the text.
         │   └── WebhookOutsideEndpoint 400 webhook_outside_endpoint: not the subscriber's own node
         ├── SubscriptionRefused    403 subscription_refused: nothing watched that the caller may read
         ├── InvalidSignature       401 invalid_signature: a notification's JWS does not hold
+        ├── QueryLimit             400 query_limit: a query ran out of time or results
+        ├── TooManyQueries         429 too_many_queries: the caller's own queries fill its share
+        ├── Busy                   503 busy: the node cannot take more work now (or is stopping)
         └── OAuthError             RFC 6749 §5.2, at the token endpoints
             ├── InvalidRequest         400 invalid_request
             ├── InvalidClient          401 invalid_client
@@ -47,6 +50,7 @@ from pathlib import Path
 __all__ = [
     "AuditUnavailable",
     "BadRequest",
+    "Busy",
     "ConfigError",
     "CsrfRefused",
     "Forbidden",
@@ -64,12 +68,14 @@ __all__ = [
     "OAuthError",
     "PolicyError",
     "RegistryUnavailable",
+    "QueryLimit",
     "RemoteContextError",
     "SourceError",
     "SubscriptionExpired",
     "SubscriptionRefused",
     "TemporarilyUnavailable",
     "TooManyAttempts",
+    "TooManyQueries",
     "Unauthorized",
     "UnsupportedGrantType",
     "UpstreamError",
@@ -209,6 +215,28 @@ class SubscriptionRefused(HttpError):
 
 class InvalidSignature(HttpError):
     code, status, title = "invalid_signature", 401, "Signature does not verify"
+
+
+class QueryLimit(HttpError):
+    code, status, title = "query_limit", 400, "Query limit reached"
+
+
+class TooManyQueries(HttpError):
+    """RFC 6585 §4: the caller has as many queries running and waiting as it may."""
+
+    code, status, title = "too_many_queries", 429, "Too many queries"
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        super().__init__(detail, {"retry-after": str(retry_after)})
+
+
+class Busy(HttpError):
+    """RFC 9110 §15.6.4: the node cannot take the work now; ``Retry-After`` says when."""
+
+    code, status, title = "busy", 503, "Busy"
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        super().__init__(detail, {"retry-after": str(retry_after)})
 
 
 class OAuthError(HttpError):

@@ -84,6 +84,7 @@ def _key_of(ident: int, rule: Rule) -> tuple[str, Rule]:
     return key, rule
 
 
+@lru_cache(maxsize=65_536)
 def encode(label: Label) -> str:
     return orjson.dumps(sorted([sorted(p), sorted(d)] for p, d in label)).decode()
 
@@ -253,12 +254,13 @@ def chunks(
 def _chunk(
     labeller: Labeller, reader: Reader, labelled: Reader, subjects: list[ox.NamedNode], lookup: Lookup
 ) -> LabelChunk:
-    roots = _with_roots(reader, subjects)
+    described = {s: reader.description(s) for s in subjects}
+    _add_roots(reader, described)
     new: dict[ox.Triple, Label] = {}
-    for root in roots:
-        for t, label in labeller.label(root, reader.description(root), lookup).items():
+    for root, cbd in described.items():
+        for t, label in labeller.label(root, cbd, lookup).items():
             new[t] = new.get(t, NOBODY) | label
-    old = {q.triple: q for root in roots for q in labelled.quads_of(root)}
+    old = {q.triple: q for root in described for q in labelled.quads_of(root)}
     chunk = LabelChunk()
     for t, label in new.items():
         text = encode(label)
@@ -274,26 +276,23 @@ def _chunk(
     return chunk
 
 
+def _add_roots(reader: Reader, described: dict[ox.NamedNode, list[ox.Triple]]) -> None:
+    """Add the other subjects that share a blank node with one described, so a shared
+    blank node's label is the union over all the fields that reach it."""
+    blank = {t.object for cbd in described.values() for t in cbd if isinstance(t.object, ox.BlankNode)}
+    more: set[ox.NamedNode] = set()
+    for node in blank:
+        more |= reader.roots(node)
+    for root in sorted(more - described.keys(), key=lambda n: n.value):
+        described[root] = reader.description(root)
+
+
 def _held(labelled: Reader, t: ox.Triple) -> ox.Quad | None:
     """Where a blank node's triple is labelled, if the fields that reached it before were
     another subject's (a blank node that kept its name across versions of its source)."""
     if not isinstance(t.subject, ox.BlankNode):
         return None
-    for q in labelled.ox.quads_for_pattern(t.subject, t.predicate, t.object, None):
-        if q.graph_name in labelled.graphs:
-            return q
-    return None
-
-
-def _with_roots(reader: Reader, subjects: list[ox.NamedNode]) -> list[ox.NamedNode]:
-    """``subjects`` and every other subject that shares a blank node with one of them, so
-    a shared blank node's label is the union over all the fields that reach it."""
-    out = dict.fromkeys(subjects)
-    for subject in subjects:
-        for q in reader.ox.quads_for_pattern(subject, None, None, None):
-            if isinstance(q.object, ox.BlankNode) and q.graph_name in reader.graphs:
-                out.update(dict.fromkeys(sorted(reader.roots(q.object), key=lambda n: n.value)))
-    return list(out)
+    return next(labelled.quads(t.subject, t.predicate, t.object), None)
 
 
 def changed_subjects(labeller: Labeller, change: SourceChange) -> list[ox.NamedNode]:

@@ -10,6 +10,7 @@ A grant's view is the label graphs it sees; its counts are their counts added up
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -21,9 +22,15 @@ import pyoxigraph as ox
 
 from gateway.labels import Labeller, changed_subjects, chunks, rule_key, visible_graphs
 from gateway.policy.model import Grant, Rule
-from gateway.store.local import LabelChunk, Labels, Reader, SourceChange, Store
+from gateway.store.local import RESIDUE_PREFIX, LabelChunk, Labels, Reader, SourceChange, Store
 
-__all__ = ["View", "Views", "grant_keys"]
+__all__ = ["DIRECT", "RESIDUE_SHARE", "View", "Views", "grant_keys"]
+
+
+#: a query reads at most this many label graphs of a view directly...
+DIRECT = 3
+#: ...and the others through one residue graph, while they hold this share of the view
+RESIDUE_SHARE = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +39,24 @@ class View:
 
     labels: Labels
     graphs: tuple[ox.NamedNode, ...]
+
+    def plan(self) -> tuple[tuple[ox.NamedNode, ...], tuple[ox.NamedNode, ...]]:
+        """The graphs a query reads directly, and the (small) ones it reads through a
+        residue: a query pays a lookup per graph of its dataset for every pattern, and a
+        view usually lies in a few large label graphs and many small ones."""
+        sizes = {g: self.labels.graphs[g].triples for g in self.graphs}
+        ordered = sorted(self.graphs, key=lambda g: (-sizes[g], g.value))
+        if len(ordered) <= DIRECT + 1:
+            return tuple(ordered), ()
+        total, cut = sum(sizes.values()), DIRECT
+        while cut < len(ordered) and sum(sizes[g] for g in ordered[cut:]) > RESIDUE_SHARE * total:
+            cut += 1
+        return tuple(ordered[:cut]), tuple(ordered[cut:])
+
+    def residue(self, small: tuple[ox.NamedNode, ...]) -> ox.NamedNode:
+        """The name of the residue of ``small`` at these labels."""
+        text = f"{self.labels.version}|" + "|".join(g.value for g in small)
+        return ox.NamedNode(RESIDUE_PREFIX + hashlib.blake2b(text.encode(), digest_size=10).hexdigest())
 
     def triples(self) -> int:
         return sum(self.labels.graphs[g].triples for g in self.graphs)
@@ -95,13 +120,20 @@ class Views:
     def view(self, grant: Grant) -> View | None:
         """The label graphs ``grant`` sees; ``None`` when its rules are not all labelled
         (permits from delegation evidence): such a grant's view is materialised instead."""
-        keys = grant_keys(grant)
         labels = self.store.labels()
+        seen = self.view_at(labels, grant)
+        if seen is None:
+            self.sync()  # not labelled yet, or for an older policy: label what is missing
+            seen = self.view_at(self.store.labels(), grant)
+        return seen
+
+    @staticmethod
+    def view_at(labels: Labels, grant: Grant) -> View | None:
+        """The label graphs ``grant`` sees among ``labels``; ``None`` when they do not
+        cover all its rules."""
+        keys = grant_keys(grant)
         if not labels.state or (keys is not None and not keys <= _keys(labels.state)):
-            self.sync()
-            labels = self.store.labels()
-            if keys is not None and not keys <= _keys(labels.state):
-                return None
+            return None
         return View(labels, _graphs(labels, keys))
 
 

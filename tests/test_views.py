@@ -9,9 +9,11 @@ blank nodes, validity periods, rules to parties, roles or anyone.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import shutil
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyoxigraph as ox
@@ -20,6 +22,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gateway import views
 from gateway.access import Access
 from gateway.labels import graph_of
 from gateway.policy.model import Caller, Grant
@@ -30,14 +33,22 @@ from tests.test_policy_property import (
     NOW,
     ROLES,
     SUBJECTS,
+    Harness,
+    Sparql,
     World,
     callers,
     datasets,
+    harness,
+    lit,
     policy_files,
+    reference_view,
     to_ox_triple,
     triples_of,
+    union,
     worlds,
 )
+
+__all__ = ["harness"]  # the property suite's node, for the SPARQL test
 
 VOCAB = load_vocab()
 EVERYTHING = Grant.of((), "everything", everything=True)
@@ -283,3 +294,35 @@ def test_a_changed_value_relabels_the_resources_whose_conditions_read_it_through
     store.replace_source("codes", [ox.Triple(b, code, ox.Literal("0363"))], "3")
     assert access.triple_count(grant) == 1
     assert_views_equal(access, grants_of(access, [Caller("EU.EORI.NL000000003")]))
+
+
+@contextlib.contextmanager
+def _residues_for_all() -> Iterator[None]:
+    """Every view read as one label graph and a residue holding all the others."""
+    saved = views.DIRECT, views.RESIDUE_SHARE
+    views.DIRECT, views.RESIDUE_SHARE = 1, 1.0
+    try:
+        yield
+    finally:
+        views.DIRECT, views.RESIDUE_SHARE = saved
+
+
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(world=worlds)
+def test_sparql_through_a_residue_answers_exactly_the_view(harness: Harness, world: World) -> None:
+    harness.load(world)
+    with _residues_for_all():
+        for caller in world.callers:
+            expected = union(reference_view(world, caller))
+            q = Sparql(harness, caller)
+            assert q.graph("CONSTRUCT WHERE { ?s ?p ?o }") == expected
+            assert q.rows("SELECT (COUNT(*) AS ?n) WHERE { ?s ?p ?o }") == [
+                {"n": lit(str(len(expected)), "integer")}
+            ]
+    assert harness.store.residues() or all(
+        len(harness.node.access.labelled(harness.node.access.grant(c)).graphs) <= 2 for c in world.callers
+    )

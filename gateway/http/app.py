@@ -49,6 +49,7 @@ from gateway.identity.registry_client import RegistryClient
 from gateway.identity.replay import replay_cache
 from gateway.identity.tokens import TokenIssuer
 from gateway.node import Node
+from gateway.sparql.pool import QueryPool, on_exit_signals
 from gateway.store.remote import SPARQL_NOT_OFFERED
 from gateway.web.sessions import Sessions, session_key
 from gateway.web.workbench import Workbench, browser_redirect
@@ -217,6 +218,14 @@ def create_app(
             limits=settings.federation_limits,
         ),
         sparql_limits=(settings.sparql_timeout, settings.sparql_max_results),
+        queries=None
+        if node.remote is not None
+        else QueryPool(
+            node.access.store,
+            base_iri=settings.base_iri,
+            prefixes=node.vocab.prefixes,
+            workers=settings.sparql_workers,
+        ),
         clock=clock,
     )
     # change notifications: subscriptions, the outbox and its sender, this party's inbox
@@ -232,8 +241,11 @@ def create_app(
         state.started = True
         task = asyncio.create_task(_watch(node, settings.poll_interval)) if watch else None
         sender = asyncio.create_task(state.notifier.run()) if watch and state.notifier else None
+        queries = state.queries
         try:
-            yield
+            # SIGINT/SIGTERM answer running queries at once, so the server stops at once
+            with on_exit_signals(queries.abort if queries else lambda: None):
+                yield
         finally:
             for running in (task, sender):
                 if running is not None:
@@ -243,6 +255,8 @@ def create_app(
             for db in (state.notifier.outbox if state.notifier else None, state.inbox):
                 if db is not None:
                     db.close()
+            if queries is not None:
+                await queries.close()
             node.close()
             if node.audit is not None:
                 node.audit.close()

@@ -20,6 +20,7 @@ from gateway.http.auth import Auth
 from gateway.node import Node
 from gateway.notify.notifier import Notifier
 from gateway.notify.receive import Inbox
+from gateway.sparql.pool import QueryPool
 
 __all__ = ["NodeState", "node_state"]
 
@@ -38,6 +39,8 @@ class NodeState:
     federation_budget: Budget
     #: (seconds, results) a /sparql query may take and return
     sparql_limits: tuple[float, int]
+    #: the worker processes /sparql queries run in; None on a node reading a remote store
+    queries: QueryPool | None = None
     clock: Callable[[], float] = field(default=time.time)
     #: the sources were read once (or a store on disk serves their last versions)
     started: bool = False

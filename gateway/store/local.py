@@ -31,9 +31,12 @@ from typing import Any
 import orjson
 import pyoxigraph as ox
 
+from gateway.store.reader import RDF_TYPE, Reader, Term
+
 __all__ = [
     "LABEL_PREFIX",
     "RDF_TYPE",
+    "RESIDUE_PREFIX",
     "LabelChunk",
     "LabelGraph",
     "Labels",
@@ -43,8 +46,8 @@ __all__ = [
     "Store",
 ]
 
-RDF_TYPE = ox.NamedNode("http://www.w3.org/1999/02/22-rdf-syntax-ns#type")
 LABEL_PREFIX = "urn:dsgo:label:"
+RESIDUE_PREFIX = "urn:dsgo:residue:"
 _META = ox.NamedNode("urn:dsgo:meta")
 _SOURCE = "urn:dsgo:source:"
 _M = "urn:dsgo:meta#"
@@ -52,7 +55,6 @@ _M_GRAPH, _M_FINGERPRINT = ox.NamedNode(_M + "graph"), ox.NamedNode(_M + "finger
 _M_LOADED, _M_TRIPLES = ox.NamedNode(_M + "loadedAt"), ox.NamedNode(_M + "triples")
 _SLICE = 5_000  # quads per bulk_extend call
 _LABELS, _M_STATE = ox.NamedNode("urn:dsgo:labels"), ox.NamedNode(_M + "state")
-Term = ox.NamedNode | ox.BlankNode | ox.Literal | ox.Triple
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,119 +108,6 @@ class SourceChange:
     changed: Callable[[], Iterator[ox.Triple]]
 
 
-class Reader:
-    """Reads over a fixed set of graphs: the served sources, the label graphs, or the
-    data as it will be once a change is switched in."""
-
-    def __init__(self, store: ox.Store, graphs: frozenset[ox.NamedNode]) -> None:
-        self.ox, self.graphs = store, graphs
-
-    def describe(self, iri: str) -> list[ox.Triple]:
-        """The concise bounded description of ``iri``: its triples and the blank nodes
-        reached from them (subject-based CBD), without duplicates."""
-        return self.description(ox.NamedNode(iri))
-
-    def description(self, subject: ox.NamedNode) -> list[ox.Triple]:
-        graphs = self.graphs
-        direct = [
-            q.triple for q in self.ox.quads_for_pattern(subject, None, None, None) if q.graph_name in graphs
-        ]
-        if len(graphs) > 1:
-            direct = list(dict.fromkeys(direct))  # a triple two sources hold, once
-        return self._closed(direct)
-
-    def _closed(self, direct: list[ox.Triple]) -> list[ox.Triple]:
-        """``direct`` and the triples of the blank nodes it reaches."""
-        todo = [t.object for t in direct if isinstance(t.object, ox.BlankNode)]
-        if not todo:
-            return direct
-        graphs = self.graphs
-        out, seen, visited = list(direct), set(direct), set()
-        while todo:
-            node = todo.pop()
-            if node in visited:
-                continue
-            visited.add(node)
-            for quad in self.ox.quads_for_pattern(node, None, None, None):
-                triple = quad.triple
-                if quad.graph_name in graphs and triple not in seen:
-                    seen.add(triple)
-                    out.append(triple)
-                    if isinstance(triple.object, ox.BlankNode):
-                        todo.append(triple.object)
-        return out
-
-    def quads_of(self, subject: ox.NamedNode) -> list[ox.Quad]:
-        """The quads of ``subject``'s description as these graphs hold them."""
-        graphs = self.graphs
-        out = [q for q in self.ox.quads_for_pattern(subject, None, None, None) if q.graph_name in graphs]
-        todo = [q.object for q in out if isinstance(q.object, ox.BlankNode)]
-        visited: set[ox.BlankNode] = set()
-        while todo:
-            node = todo.pop()
-            if node in visited:
-                continue
-            visited.add(node)
-            for quad in self.ox.quads_for_pattern(node, None, None, None):
-                if quad.graph_name in graphs:
-                    out.append(quad)
-                    if isinstance(quad.object, ox.BlankNode):
-                        todo.append(quad.object)
-        return out
-
-    def roots(self, node: ox.BlankNode) -> set[ox.NamedNode]:
-        """The named subjects whose descriptions reach blank node ``node``."""
-        found: set[ox.NamedNode] = set()
-        todo, visited = [node], set()
-        while todo:
-            current = todo.pop()
-            if current in visited:
-                continue
-            visited.add(current)
-            for quad in self.ox.quads_for_pattern(None, None, current, None):
-                if quad.graph_name not in self.graphs:
-                    continue
-                if isinstance(quad.subject, ox.NamedNode):
-                    found.add(quad.subject)
-                elif isinstance(quad.subject, ox.BlankNode):
-                    todo.append(quad.subject)
-        return found
-
-    def objects(self, subject: str, predicate: str) -> list[Term]:
-        graphs = self.graphs
-        return [
-            q.object
-            for q in self.ox.quads_for_pattern(ox.NamedNode(subject), ox.NamedNode(predicate), None, None)
-            if q.graph_name in graphs
-        ]
-
-    def subjects(self, predicate: str, obj: str) -> list[str]:
-        graphs = self.graphs
-        return [
-            q.subject.value
-            for q in self.ox.quads_for_pattern(None, ox.NamedNode(predicate), ox.NamedNode(obj), None)
-            if q.graph_name in graphs and isinstance(q.subject, ox.NamedNode)
-        ]
-
-    def named_subjects(self) -> list[ox.NamedNode]:
-        """Every IRI that is the subject of a triple in these graphs, each once."""
-        seen: set[ox.NamedNode] = set()
-        for graph in self.graphs:
-            for q in self.ox.quads_for_pattern(None, None, None, graph):
-                if isinstance(q.subject, ox.NamedNode):
-                    seen.add(q.subject)
-        return sorted(seen, key=lambda n: n.value)
-
-    def typed(self, classes: Iterable[str]) -> set[ox.NamedNode]:
-        """The named subjects typed with any of ``classes``."""
-        out: set[ox.NamedNode] = set()
-        for cls in classes:
-            for q in self.ox.quads_for_pattern(None, RDF_TYPE, ox.NamedNode(cls), None):
-                if q.graph_name in self.graphs and isinstance(q.subject, ox.NamedNode):
-                    out.add(q.subject)
-        return out
-
-
 class Store:
     """One node's triples. Thread-safe: one writer at a time, readers never block."""
 
@@ -236,6 +125,8 @@ class Store:
         #: asked for the label changes a source change brings, before it is switched in
         self.on_change: Callable[[SourceChange], Iterable[LabelChunk]] | None = None
         self._labels = self._read_labels()
+        #: copies of small label graphs, by the labels version they were made from
+        self._residues: dict[ox.NamedNode, int] = {}
         self._drop_orphans()
 
     # -- writing -------------------------------------------------------------------
@@ -346,7 +237,7 @@ class Store:
                     self._ox.remove_graph(graph)
                 self._labels = Labels(self._labels.version + 1, {}, "")
             for chunk in chunks(self._reader):
-                self._apply(chunk)
+                self._apply(chunk, bulk=clear)
             self._persist_labels(dict(self._labels.graphs), state)
             if commit is not None:
                 commit()
@@ -356,21 +247,38 @@ class Store:
         """Reads over the label graphs (each distinct triple once)."""
         return Reader(self._ox, frozenset(self._labels.graphs))
 
-    def snapshot(self, folder: Path) -> Labels:
+    def snapshot(self, folder: Path) -> tuple[Labels, frozenset[ox.NamedNode]]:
         """A consistent copy of the store in ``folder`` for readers in other processes: a
-        checkpoint of an on-disk store (hard links, cheap), else the label graphs as
-        N-Quads in ``folder/labels.nq``. Returns the labels it holds."""
+        checkpoint of an on-disk store (hard links, cheap), else the label and residue
+        graphs as N-Quads in ``folder/labels.nq``. Returns the labels and residues it holds."""
         with self._write:
             if self.path is not None:
                 self._ox.backup(str(folder))
             else:
                 folder.mkdir(parents=True)
-                quads = (
-                    q for g in self._labels.graphs for q in self._ox.quads_for_pattern(None, None, None, g)
-                )
+                graphs = [*self._labels.graphs, *self._residues]
+                quads = (q for g in graphs for q in self._ox.quads_for_pattern(None, None, None, g))
                 with (folder / "labels.nq").open("wb") as out:
                     ox.serialize(quads, out, ox.RdfFormat.N_QUADS)
-            return self._labels
+            return self._labels, frozenset(self._residues)
+
+    def residues(self) -> frozenset[ox.NamedNode]:
+        return frozenset(self._residues)
+
+    def residue(self, name: ox.NamedNode, graphs: Sequence[ox.NamedNode], labels: Labels) -> None:
+        """Copy label graphs ``graphs`` into one graph ``name``, if ``labels`` are still the
+        labels: a caller whose view spans many small label graphs then reads one instead
+        (a query pays a lookup per graph of its dataset). Residues of older labels go."""
+        with self._write:
+            if self._labels is not labels or name in self._residues:
+                return
+            for old, version in list(self._residues.items()):
+                if version != labels.version:
+                    self._ox.remove_graph(old)
+                    del self._residues[old]
+            source = f"VALUES ?g {{ {' '.join(str(g) for g in graphs)} }} GRAPH ?g {{ ?s ?p ?o }}"
+            self._ox.update(f"INSERT {{ GRAPH {name} {{ ?s ?p ?o }} }} WHERE {{ {source} }}")
+            self._residues[name] = labels.version
 
     def _label_change(self, name: str, graph: ox.NamedNode | None) -> None:
         """Ask ``on_change`` for the labels source ``name`` needs once ``graph`` replaces
@@ -410,12 +318,14 @@ class Store:
                 if blank or other is None or ox.Quad(q.subject, q.predicate, q.object, other) not in self._ox:
                     yield q.triple
 
-    def _apply(self, chunk: LabelChunk) -> None:
+    def _apply(self, chunk: LabelChunk, bulk: bool = False) -> None:
+        """Add ``chunk``'s inserts (in one transaction, or, when ``bulk``, as fast as the
+        store writes: for labels no reader relies on yet), then take out its removes."""
         if not chunk.inserts and not chunk.removes:
             return
         graphs = dict(self._labels.graphs)
         tally: dict[ox.NamedNode, tuple[int, Counter[str]]] = {}
-        self._ox.extend(chunk.inserts)
+        (self._ox.bulk_extend if bulk else self._ox.extend)(chunk.inserts)
         for quad in chunk.inserts:
             _count(tally, quad, 1)
         for quad in chunk.removes:
@@ -506,17 +416,15 @@ class Store:
     def members(self, class_iri: str, namespace: str) -> list[str]:
         """Sorted IRIs of the resources in ``namespace`` typed ``class_iri``."""
         seen: set[str] = set()
-        graphs = self._graphs
-        for quad in self._ox.quads_for_pattern(None, RDF_TYPE, ox.NamedNode(class_iri), None):
+        for quad in self._reader.quads(None, RDF_TYPE, ox.NamedNode(class_iri)):
             s = quad.subject
-            if quad.graph_name in graphs and isinstance(s, ox.NamedNode) and s.value.startswith(namespace):
+            if isinstance(s, ox.NamedNode) and s.value.startswith(namespace):
                 seen.add(s.value)
         return sorted(seen)
 
     def quads(self) -> Sequence[ox.Quad]:
         """Every served triple with its source graph (exports, tests)."""
-        graphs = self._graphs
-        return [q for q in self._ox.quads_for_pattern(None, None, None, None) if q.graph_name in graphs]
+        return list(self._reader.quads(None, None, None))
 
     def query(
         self, query: str, graphs: Sequence[ox.NamedNode], **options: Any

@@ -1,0 +1,1 @@
+"""Where /sparql queries run: worker processes that can be stopped (pool, worker)."""
