@@ -19,16 +19,12 @@
       each, pinned to the other, cycling through the paths. Throughput is requests per
       second of CPU each server used (all its threads, the audit writer's too).
     Target: policy and audit together cost at most 15 % of warm throughput.
-(b) SPARQL over 1 million triples (buildings -> storeys -> spaces -> elements with
-    properties): a point lookup and a 3-hop join, over a party's warm view against the
-    node's store itself (its source graphs as the default graph). Target: within 1.5x.
-(c) Building that party's view cold from the 1M-triple store: time, and memory (RSS
-    with the store loaded, with the view, and the peak while building, from /proc).
+SPARQL over a party's view of 1 million triples, and what the views cost in memory and
+after a change, is ``bench_views.py``'s (its data is ``big_dataset`` here).
 
 Always exits 0: a report, not a test.
 
-    .venv/bin/python bench/bench_policy.py [--buildings 2000] [--seconds 2] [--rounds 9]
-        [--big 1000000] [--no-wrk] [--only a|bc]
+    .venv/bin/python bench/bench_policy.py [--buildings 2000] [--seconds 2] [--rounds 9] [--no-wrk]
 """
 
 from __future__ import annotations
@@ -36,8 +32,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import ctypes
-import gc
 import os
 import re
 import shutil
@@ -69,7 +63,7 @@ BOT, DSGO, PROPS = "https://w3id.org/bot#", "https://vocab.dsgo.example/def#", "
 RDFS, XSD = "http://www.w3.org/2000/01/rdf-schema#", "http://www.w3.org/2001/XMLSchema#"
 QUDT = "http://qudt.org/schema/qudt/"
 RDF_TYPE = "http://www.w3.org/1999/02/22-rdf-syntax-ns#type"
-WARM_TARGET, SPARQL_TARGET = 0.85, 1.5
+WARM_TARGET = 0.85
 
 #: 20 rules: 9 apply to the municipality (by party, role or anyone; two are not in force),
 #: 11 to others. Conditions reach up to three links back (element -> space -> storey ->
@@ -245,30 +239,6 @@ def big_dataset(target: int) -> list[ox.Triple]:
 
 
 # -- measuring ---------------------------------------------------------------------------
-
-
-def rss_mb() -> tuple[float, float]:
-    """(current, peak) resident set size of this process in MB, from /proc."""
-    status = Path("/proc/self/status").read_text()
-    current, peak = (re.search(rf"{key}:\s+(\d+)", status) for key in ("VmRSS", "VmHWM"))
-    assert current is not None and peak is not None
-    return int(current.group(1)) / 1024, int(peak.group(1)) / 1024
-
-
-def settle_memory() -> None:
-    """Give freed memory back to the system and restart the peak, so what follows is
-    measured alone (glibc's malloc_trim; /proc/self/clear_refs 5 resets VmHWM)."""
-    gc.collect()
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    with contextlib.suppress(OSError):
-        Path("/proc/self/clear_refs").write_text("5")
-
-
-def timed(fn: Any, *args: Any) -> tuple[float, Any]:
-    started = time.perf_counter()
-    result = fn(*args)
-    return time.perf_counter() - started, result
 
 
 def free_port() -> int:
@@ -531,102 +501,25 @@ def _with_wrk(
     )
 
 
-# -- (b, c) SPARQL and the cold view over 1M triples ----------------------------------------
-
-
-def big(tmp: Path, target: int, runs: int) -> None:
-    from gateway.access import Access
-    from gateway.policy.model import Caller
-    from gateway.store.local import Store
-    from gateway.vocab import load_vocab
-
-    folder = tmp / "big-policies"
-    folder.mkdir()
-    (folder / "policy.yaml").write_text(POLICY)
-    seconds, triples = timed(big_dataset, target)
-    store = Store(None)
-    store.replace_source("big", triples, "1")
-    count = len(triples)
-    del triples
-    access = Access(store, load_vocab(), folder, open_node=False)
-    grant = access.grant(Caller(MUNI, frozenset({"Municipality"})))
-    print(f"\n(c) cold view of {count:,} triples for {MUNI} ({len(grant.rules)} of the 20 rules apply)")
-    settle_memory()
-    before = rss_mb()
-    cold, view = timed(access.view, grant)
-    after = rss_mb()
-    print(f"    build: {cold:.1f} s for {len(view):,} visible triples ({len(view) / count:.0%})")
-    settle_memory()
-    kept = rss_mb()[0]
-    print(
-        f"    RSS: {before[0]:.0f} MB with the store loaded, {after[0]:.0f} MB with the view "
-        f"(+{after[0] - before[0]:.0f} MB; +{kept - before[0]:.0f} MB once freed memory is returned), "
-        f"peak while building {after[1]:.0f} MB"
-    )
-    warm, _ = timed(access.view, grant)
-    print(f"    warm (cached) view lookup: {warm * 1e6:.0f} µs")
-
-    b = 42  # in the municipality: visible in the view
-    queries = {
-        "point lookup": f"SELECT ?p ?o WHERE {{ <{NS}id/building/{b}/element/2-3-1> ?p ?o }}",
-        "3-hop join": (
-            f"SELECT ?s ?sp ?e ?u WHERE {{ <{NS}id/building/{b}> <{BOT}hasStorey> ?s . "
-            f"?s <{BOT}hasSpace> ?sp . ?sp <{BOT}containsElement> ?e . ?e <{DSGO}uValue> ?u }}"
-        ),
-    }
-    raw = store._ox  # the node's store itself, every source graph as the default graph
-
-    def over_view(q: str) -> int:
-        rows = access.view(grant).query(q)
-        assert isinstance(rows, ox.QuerySolutions)
-        return len(list(rows))
-
-    def over_store(q: str) -> int:
-        rows = raw.query(q, use_default_graph_as_union=True)
-        assert isinstance(rows, ox.QuerySolutions)
-        return len(list(rows))
-
-    print(f"\n(b) SPARQL over {count:,} triples: {MUNI}'s warm view vs the store, median of {runs}")
-    print(f"    {'query':14} {'rows store/view':>15} {'store':>10} {'view':>10} {'view/store':>11}")
-    for name, q in queries.items():
-        rows = (over_store(q), over_view(q))
-        t_store = statistics.median(timed(over_store, q)[0] for _ in range(runs))
-        t_view = statistics.median(timed(over_view, q)[0] for _ in range(runs))
-        ratio = t_view / t_store
-        verdict = "PASS" if ratio <= SPARQL_TARGET else "FAIL"
-        print(
-            f"    {name:14} {rows[0]:7}/{rows[1]:<7} {t_store * 1e6:7.0f} µs {t_view * 1e6:7.0f} µs "
-            f"{ratio:11.2f}  "
-            f"target <= {SPARQL_TARGET} {verdict}"
-        )
-    print(f"    (generating the data took {seconds:.1f} s)")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--buildings", type=int, default=2000, help="(a): distinct resources")
     parser.add_argument("--seconds", type=float, default=2, help="(a): length of each timed run")
     parser.add_argument("--rounds", type=int, default=9, help="(a): alternations per configuration")
-    parser.add_argument("--big", type=int, default=1_000_000, help="(b, c): triples in the node")
-    parser.add_argument("--runs", type=int, default=50, help="(b): repetitions per query")
     parser.add_argument("--no-wrk", action="store_true", help="(a): in process only")
-    parser.add_argument("--only", choices=["a", "bc"], help="run one part")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     print(f"nproc {os.cpu_count()}, Python {sys.version.split()[0]}, pyoxigraph {ox.__version__}")
     try:
         with tempfile.TemporaryDirectory(prefix="bench-policy-") as name:
             tmp = Path(name)
-            if args.only in (None, "a"):
-                tomls = make_nodes(tmp, args.buildings)
-                token = token_for(tmp)
-                asyncio.run(_in_process(tomls, token, args.buildings, args.seconds, args.rounds))
-                if args.no_wrk or shutil.which("wrk") is None:
-                    print("    (wrk run skipped" + ("" if args.no_wrk else ": install wrk") + ")")
-                else:
-                    _with_wrk(tmp, tomls, token, args.buildings, args.seconds, args.rounds)
-            if args.only in (None, "bc"):
-                big(tmp, args.big, args.runs)
+            tomls = make_nodes(tmp, args.buildings)
+            token = token_for(tmp)
+            asyncio.run(_in_process(tomls, token, args.buildings, args.seconds, args.rounds))
+            if args.no_wrk or shutil.which("wrk") is None:
+                print("    (wrk run skipped" + ("" if args.no_wrk else ": install wrk") + ")")
+            else:
+                _with_wrk(tmp, tomls, token, args.buildings, args.seconds, args.rounds)
     except KeyboardInterrupt:
         return 130
     return 0

@@ -1,19 +1,21 @@
 """How close does a node come to a bare Starlette app when serving one resource?
 
-Starts, on loopback, a real node (``dsgo serve``, one uvicorn worker, open: no tokens)
-whose data is one building with 50 triples, and a bare Starlette app (``uvicorn``, one
-worker) that answers the node's exact Turtle and JSON-LD bytes, content-type, ETag and
-Vary from memory. ``wrk -t1 -c32`` loads ``GET /id/building/42`` on each, alternating
-bare and node runs for several rounds, and the table shows the median requests/s of
-each, node/bare and the target (Turtle >= 0.50, JSON-LD >= 0.35).
+Starts, on loopback, two real nodes (``dsgo serve``, one uvicorn worker each) whose data
+is one building with 50 triples: an *open* one (no tokens, no policy) and an
+*authenticated* one (a bearer token checked on every request, a policy that withholds 2
+of the 50 fields, the audit log on). Beside each, a bare Starlette app (``uvicorn``, one
+worker) answers that node's exact Turtle and JSON-LD bytes, content-type, ETag, Vary and
+withheld-fields header from memory. ``wrk -t1 -c32`` loads ``GET /id/building/42`` on
+each, alternating bare and node runs for several rounds, and the table shows the median
+requests/s, node/bare and the target: open Turtle >= 0.50, JSON-LD >= 0.35;
+authenticated >= 0.75 in both, and within 5 points of the open node's ratio.
 
 Reading it: answers are cached, so the ratio prices the node's request path (FastAPI's
 middleware, the route table, negotiation, cache lookup, headers) against the least a
 Python ASGI app can do; 1.0 would mean that path costs nothing. The per-round lines show
 the noise: on a shared 2-core machine a single run can move the ratio by 0.1 or more, so
-trust a FAIL only when the rounds agree. The node's audit log is off unless ``--audit``:
-its cost is the policy benchmark's business (``bench_policy.py``). Always exits 0: a
-report, not a test.
+trust a FAIL only when the rounds agree. The open node's audit log is off unless
+``--audit``. Always exits 0: a report, not a test.
 
     .venv/bin/python bench/bench_resource.py [--seconds 5] [--rounds 3] [--audit]
 """
@@ -33,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +45,10 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 PATH = "/id/building/42"
 FORMATS = {"Turtle": ("text/turtle", 0.50), "JSON-LD": ("application/ld+json", 0.35)}
+#: the authenticated, policy-filtered, audited GET: of its own bare route's rate
+AUTH_TARGET = 0.75
+FIRM, READER = "EU.EORI.NL000000001", "EU.EORI.NL000000003"
+WITHHELD = "dsgo-withheld-fields"
 NS = "https://data.bench.example/"
 SCALARS = """a bot:Building; rdfs:label "Benchstraat 42"; rdfs:label "Bench Street 42"@en;
 dsgo:address "Benchstraat 42, 3511 AA Utrecht"; dsgo:municipalityCode "0344"; dsgo:energyLabel "A++";
@@ -146,55 +153,141 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run(tmp: Path, seconds: int, rounds: int, procs: list[subprocess.Popen[bytes]], audit: bool) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DSGO_")}
-    env["DSGO_NODE_OPEN"] = "true"  # no identity layer: anyone may read (ignored where unknown)
-    node_port, bare_port = free_port(), free_port()
-    node, bare = f"http://127.0.0.1:{node_port}", f"http://127.0.0.1:{bare_port}"
-    (tmp / "building.ttl").write_text(building_ttl())
-    (tmp / "node.toml").write_text(
-        f'[node]\nparty_id = "EU.EORI.NL000000001"\nname = "Bench B.V."\nbase_iri = "{NS}"\n'
-        f'host = "127.0.0.1"\nport = {node_port}\n'
+@dataclass
+class Config:
+    """One node under test with its own bare route serving that node's bytes."""
+
+    name: str
+    node: str = ""
+    bare: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+    sizes: dict[str, int] = field(default_factory=dict)
+
+
+#: the authenticated node's policy: the building without two of its fields, to anyone
+_POLICY = """rules:
+  - id: buildings
+    effect: permit
+    to: {anyone: true}
+    resources: {classes: [bot:Building]}
+    fields: {all_except: [dsgo:address, dsgo:energyIndex]}
+"""
+
+
+def _node_toml(tmp: Path, name: str, port: int, audit: bool, auth: bool) -> Path:
+    folder = tmp / name
+    folder.mkdir()
+    text = (
+        f'[node]\nparty_id = "{FIRM}"\nname = "Bench B.V."\nbase_iri = "{NS}"\n'
+        f'host = "127.0.0.1"\nport = {port}\nopen = {"false" if auth else "true"}\n'
         + ("" if audit else "audit = false\n")
-        + '\n[[source]]\nname = "bench"\ntype = "rdf"\n'
-        'path = "building.ttl"\n'
+        + f'\n[[source]]\nname = "bench"\ntype = "rdf"\npath = "{tmp / "building.ttl"}"\n'
     )
-    serve = [str(BIN / "dsgo"), "serve", str(tmp / "node.toml")]
-    procs.append(start(serve, node + "/health", tmp / "node.log", env))
-    nt = httpx.get(node + PATH, headers={"accept": "application/n-triples"}).text
-    if len(nt.strip().splitlines()) != 50:
-        raise RuntimeError(f"expected 50 triples, got:\n{nt}")
+    if auth:
+        (folder / "policies").mkdir()
+        (folder / "policies" / "policy.yaml").write_text(_POLICY)
+        text += (
+            f'[keys]\ndir = "{tmp / "keys" / FIRM}"\n[registry]\nurl = "http://127.0.0.1:9"\n'
+            f'party_id = "EU.EORI.NL000000000"\nca = ["{tmp / "keys" / "ca" / "root.cert.pem"}"]\n'
+            '[policies]\ndir = "policies"\n'
+        )
+    (folder / "node.toml").write_text(text)
+    return folder / "node.toml"
+
+
+def _token(tmp: Path) -> str:
+    from gateway.identity.pki import load_identity, make_ca, make_party
+    from gateway.identity.tokens import TokenIssuer
+
+    make_ca(tmp / "keys" / "ca")
+    make_party(FIRM, tmp / "keys" / FIRM, tmp / "keys" / "ca", name="Bench B.V.")
+    return TokenIssuer(load_identity(tmp / "keys" / FIRM)).issue(READER, time.time())
+
+
+def _start(tmp: Path, config: Config, audit: bool, procs: list[subprocess.Popen[bytes]]) -> None:
+    """The node, its answers read once, and a bare route serving exactly those bytes."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DSGO_")}
+    node_port, bare_port = free_port(), free_port()
+    config.node, config.bare = f"http://127.0.0.1:{node_port}", f"http://127.0.0.1:{bare_port}"
+    toml = _node_toml(tmp, config.name, node_port, audit, auth=bool(config.headers))
+    procs.append(
+        start(
+            [str(BIN / "dsgo"), "serve", str(toml)], config.node + "/health", tmp / f"{config.name}.log", env
+        )
+    )
     answers: dict[str, dict[str, Any]] = {}
     for accept, _ in FORMATS.values():
-        answer = httpx.get(node + PATH, headers={"accept": accept}).raise_for_status()
-        headers = {h: answer.headers[h] for h in ("content-type", "etag", "vary")}
+        answer = httpx.get(
+            config.node + PATH, headers={"accept": accept, **config.headers}
+        ).raise_for_status()
+        headers = {
+            h: answer.headers[h] for h in ("content-type", "etag", "vary", WITHHELD) if h in answer.headers
+        }
         answers[accept] = {"body": answer.content.decode(), "headers": headers}
-    (tmp / "answers.json").write_text(json.dumps(answers))
+        config.sizes[accept] = len(answer.content)
+    (tmp / f"{config.name}.json").write_text(json.dumps(answers))
     cmd = [str(BIN / "uvicorn"), "--factory", "bench_resource:bare_app", "--app-dir", str(ROOT / "bench")]
     cmd += ["--host", "127.0.0.1", "--port", str(bare_port), "--log-level", "warning"]
     cmd += ["--no-access-log", "--no-server-header"]  # as `dsgo serve` runs uvicorn
-    env |= {"BENCH_ANSWERS": str(tmp / "answers.json"), "PYTHONDONTWRITEBYTECODE": "1"}
-    procs.append(start(cmd, bare + PATH, tmp / "bare.log", env))
+    env |= {"BENCH_ANSWERS": str(tmp / f"{config.name}.json"), "PYTHONDONTWRITEBYTECODE": "1"}
+    procs.append(start(cmd, config.bare + PATH, tmp / f"{config.name}-bare.log", env))
 
+
+def run(tmp: Path, seconds: int, rounds: int, procs: list[subprocess.Popen[bytes]], audit: bool) -> None:
+    (tmp / "building.ttl").write_text(building_ttl())
+    token = _token(tmp)
+    configs = [Config("open"), Config("auth", headers={"Authorization": f"Bearer {token}"})]
+    for config in configs:
+        _start(tmp, config, audit if config.name == "open" else True, procs)
+    nt = httpx.get(configs[0].node + PATH, headers={"accept": "application/n-triples"}).text
+    if len(nt.strip().splitlines()) != 50:
+        raise RuntimeError(f"expected 50 triples, got:\n{nt}")
     problems: list[str] = []
-    rps: dict[tuple[str, str], list[float]] = {}
-    for accept, _ in FORMATS.values():
-        for url in (bare, node):  # warm up: connections, caches, branch predictors
-            wrk(url + PATH, 1, problems, {"Accept": accept})
+    rps: dict[tuple[str, str, str], list[float]] = {}
+    for config in configs:
+        for accept, _ in FORMATS.values():
+            for url in (config.bare, config.node):  # warm up: connections, caches, branch predictors
+                wrk(url + PATH, 1, problems, {"Accept": accept, **config.headers})
     for r in range(rounds):  # alternate which goes first, so drift hits both alike
         for name, (accept, _) in FORMATS.items():
-            for who, url in [("bare", bare), ("node", node)][:: 1 if r % 2 == 0 else -1]:
-                rps.setdefault((name, who), []).append(wrk(url + PATH, seconds, problems, {"Accept": accept}))
-                print(f"round {r + 1}/{rounds} {name:7} {who}: {rps[name, who][-1]:9.0f} req/s", flush=True)
+            for config in configs:
+                pair = [("bare", config.bare, {}), ("node", config.node, config.headers)]
+                for who, url, headers in pair[:: 1 if r % 2 == 0 else -1]:
+                    got = wrk(url + PATH, seconds, problems, {"Accept": accept, **headers})
+                    rps.setdefault((config.name, name, who), []).append(got)
+                    print(
+                        f"round {r + 1}/{rounds} {name:7} {config.name:4} {who}: {got:9.0f} req/s", flush=True
+                    )
+    _report(configs, rps, seconds, rounds, audit, problems)
 
+
+def _report(
+    configs: list[Config],
+    rps: dict[tuple[str, str, str], list[float]],
+    seconds: int,
+    rounds: int,
+    audit: bool,
+    problems: list[str],
+) -> None:
     nproc = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
     print(f"\nnproc {nproc}, wrk -t1 -c32 -d{seconds}s, median of {rounds} rounds, GET {PATH}")
-    print(f"{'format':8} {'bytes':>6} {'bare req/s':>11} {'node req/s':>11} {'ratio':>6} {'target':>7}")
+    print(f"open: anonymous, no policy, audit {'on' if audit else 'off'}; auth: bearer token, a policy")
+    print("withholding 2 of 50 fields, audit log on. Each against a bare route serving its own bytes.")
+    print(f"{'format':8} {'node':5} {'bytes':>6} {'bare req/s':>11} {'node req/s':>11} {'ratio':>6} target")
+    ratios: dict[tuple[str, str], float] = {}
     for name, (accept, target) in FORMATS.items():
-        b, n = statistics.median(rps[name, "bare"]), statistics.median(rps[name, "node"])
-        size = len(answers[accept]["body"].encode())
-        verdict = "PASS" if n / b >= target else "FAIL"
-        print(f"{name:8} {size:6} {b:11.0f} {n:11.0f} {n / b:6.2f} {'>= ':>3}{target:.2f} {verdict}")
+        for config in configs:
+            b = statistics.median(rps[config.name, name, "bare"])
+            n = statistics.median(rps[config.name, name, "node"])
+            ratios[config.name, name] = n / b
+            goal = AUTH_TARGET if config.name == "auth" else target
+            verdict = "PASS" if n / b >= goal else "FAIL"
+            size = config.sizes[accept]
+            line = f"{name:8} {config.name:5} {size:6} {b:11.0f} {n:11.0f} {n / b:6.2f}"
+            print(f"{line} >= {goal:.2f} {verdict}")
+        gap = ratios["open", name] - ratios["auth", name]
+        verdict = "PASS" if gap <= 0.05 else "FAIL"
+        print(f"{name:8} authenticated is {gap * 100:+.0f} points below open (target <= 5): {verdict}")
     for problem in problems:
         print(f"wrk saw errors, results are suspect: {problem}")
 

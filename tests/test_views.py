@@ -24,10 +24,12 @@ from hypothesis import strategies as st
 
 from gateway import views
 from gateway.access import Access
+from gateway.config import load_node_settings
 from gateway.labels import graph_of
 from gateway.policy.model import Caller, Grant
 from gateway.store.local import LABEL_PREFIX, Store
 from gateway.vocab import load_vocab
+from tests.conftest import serving, write_node
 from tests.test_policy_property import (
     EXAMPLES,
     NOW,
@@ -326,3 +328,20 @@ def test_sparql_through_a_residue_answers_exactly_the_view(harness: Harness, wor
     assert harness.store.residues() or all(
         len(harness.node.access.labelled(harness.node.access.grant(c)).graphs) <= 2 for c in world.callers
     )
+
+
+@pytest.mark.anyio
+async def test_sparql_on_a_disk_store_answers_from_a_checkpoint_and_follows_changes(tmp_path: Path) -> None:
+    toml = write_node(tmp_path, store="state/store", audit=False)
+    async with serving(load_node_settings(toml, {})) as (app, client):
+        query = {"query": "SELECT (COUNT(*) AS ?n) WHERE { ?s a <https://w3id.org/bot#Building> }"}
+        first = await client.get("/sparql", params=query)
+        (tmp_path / "data" / "buildings.ttl").write_text(
+            "@prefix bot: <https://w3id.org/bot#> . <https://data.test.example/id/building/9> a bot:Building ."
+        )
+        app.state.dsgo.node.sources.refresh_all()
+        second = await client.get("/sparql", params=query)
+    assert first.status_code == 200, first.text
+    assert first.json()["results"]["bindings"][0]["n"]["value"] == "3"
+    assert second.json()["results"]["bindings"][0]["n"]["value"] == "1"
+    assert not (tmp_path / "state" / "store.sparql").exists()  # the checkpoints go with the node

@@ -187,10 +187,18 @@ async def _json(request: Request) -> Any:
 _EVIDENCE_HEADERS = ("delegation_evidence", "delegationevidence", EVIDENCE_HEADER)
 
 
+_EVIDENCE_NAMES = frozenset(name.encode() for name in _EVIDENCE_HEADERS)
+
+
 def evidence_header(request: Request) -> str | None:
-    """The delegation evidence the request carries, under any of its names."""
-    headers = request.headers
-    return next((headers[name] for name in _EVIDENCE_HEADERS if name in headers), None)
+    """The delegation evidence the request carries, under any of its names (the first
+    name of ``_EVIDENCE_HEADERS`` it uses). One pass over the raw headers: every read
+    asks, and almost none carries any."""
+    headers: list[tuple[bytes, bytes]] = request.scope["headers"]
+    found = {k: v for k, v in reversed(headers) if k in _EVIDENCE_NAMES}
+    if not found:
+        return None
+    return next(found[n].decode("latin-1") for name in _EVIDENCE_HEADERS if (n := name.encode()) in found)
 
 
 async def evidence_rules_for(

@@ -395,6 +395,7 @@ def _snapshot_root(store: Store) -> Path:
     if store.path is not None:
         root = store.path.parent / f"{store.path.name}.sparql"
         shutil.rmtree(root, ignore_errors=True)
+        root.mkdir(parents=True)
         return root
     return Path(tempfile.mkdtemp(prefix="dsgo-sparql-"))
 

@@ -1,0 +1,255 @@
+"""What does /sparql cost per query, and does one party's heavy use leave others served?
+
+One real node (``dsgo serve``, authenticating, audit log on, two SPARQL workers) holds
+``bench_policy.small_dataset`` (20 triples per building). It prints:
+
+(a) a point lookup (one building's triples) through HTTP at one client: mean and
+    median time per request (target <= 300 µs), beside a bare Starlette route that
+    runs the same pyoxigraph query in process on the same data and answers the same
+    SPARQL JSON; then both under ``wrk -t1 -c32`` (requests/s and node/bare), when wrk
+    is installed;
+(b) another party's ``ASK {}`` latency (p50, p99 of sequential requests) idle, and while
+    one party keeps eight heavy queries (a counted five-way cross product) in flight,
+    retrying after ``Retry-After`` when refused (target: p99 under 5x idle).
+
+Always exits 0: a report. The machine is shared: read the figures as this run saw them.
+
+    .venv/bin/python bench/bench_sparql.py [--buildings 200] [--requests 2000] [--seconds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import httpx  # noqa: E402
+import pyoxigraph as ox  # noqa: E402
+from bench_policy import NS, free_port, small_dataset  # noqa: E402
+from bench_resource import start, stop_all, wrk_command, wrk_result  # noqa: E402
+
+FIRM, HEAVY_PARTY, OTHER = "EU.EORI.NL000000001", "EU.EORI.NL000000102", "EU.EORI.NL000000103"
+LATENCY_TARGET, FAIRNESS_TARGET = 300e-6, 5.0
+POINT = f"SELECT ?p ?o WHERE {{ <{NS}id/building/42> ?p ?o }}"
+HEAVY = "SELECT (COUNT(*) AS ?n) WHERE { ?a ?b ?c . ?d ?e ?f . ?g ?h ?i . ?j ?k ?l . ?m ?n2 ?o }"
+ALL = "rules:\n  - {id: all, effect: permit, to: {anyone: true}, resources: all, fields: all}\n"
+
+
+def bare_app() -> object:
+    """The baseline (a uvicorn ``--factory``): the same query on the same data, in process."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    from gateway.formats.results import solutions
+
+    store = ox.Store()
+    store.bulk_load(path=os.environ["BENCH_DATA"], format=ox.RdfFormat.N_TRIPLES)
+
+    async def endpoint(request: Request) -> Response:
+        rows = store.query(request.query_params["query"])
+        assert isinstance(rows, ox.QuerySolutions)
+        variables = [v.value for v in rows.variables]
+        body, media = solutions(variables, list(rows), "json")
+        return Response(body, media_type=media)
+
+    return Starlette(routes=[Route("/sparql", endpoint)])
+
+
+def make_node(tmp: Path, buildings: int) -> tuple[Path, str]:
+    from gateway.identity.pki import make_ca, make_party
+
+    make_ca(tmp / "ca")
+    make_party(FIRM, tmp / "firm", tmp / "ca", name="Bench B.V.")
+    (tmp / "data.nt").write_bytes(
+        ox.serialize(small_dataset(buildings), format=ox.RdfFormat.N_TRIPLES) or b""
+    )
+    (tmp / "policies").mkdir()
+    (tmp / "policies" / "all.yaml").write_text(ALL)
+    port = free_port()
+    (tmp / "node.toml").write_text(
+        f'[node]\nparty_id = "{FIRM}"\nname = "Bench B.V."\nbase_iri = "{NS}"\nhost = "127.0.0.1"\n'
+        f"port = {port}\nsparql_timeout = 5\nsparql_workers = 2\n\n"
+        '[[source]]\nname = "bench"\ntype = "rdf"\npath = "data.nt"\n\n'
+        f'[keys]\ndir = "{tmp / "firm"}"\n'
+        f'[registry]\nurl = "http://127.0.0.1:9"\nparty_id = "EU.EORI.NL000000000"\n'
+        f'ca = ["{tmp / "ca" / "root.cert.pem"}"]\n[policies]\ndir = "policies"\n'
+    )
+    return tmp / "node.toml", f"http://127.0.0.1:{port}"
+
+
+def tokens(tmp: Path) -> dict[str, str]:
+    from gateway.identity.pki import load_identity
+    from gateway.identity.tokens import TokenIssuer
+
+    issuer = TokenIssuer(load_identity(tmp / "firm"))
+    return {p: issuer.issue(p, time.time()) for p in (HEAVY_PARTY, OTHER)}
+
+
+def per_request(url: str, headers: dict[str, str], n: int) -> list[float]:
+    """Seconds per sequential GET of the point lookup, one kept-alive connection."""
+    times = []
+    with httpx.Client(base_url=url, headers=headers) as client:
+        path = "/sparql?query=" + quote(POINT)
+        for _ in range(max(50, n // 10)):  # warm up: workers, snapshot, caches
+            client.get(path).raise_for_status()
+        for _ in range(n):
+            started = time.perf_counter()
+            client.get(path).raise_for_status()
+            times.append(time.perf_counter() - started)
+    return times
+
+
+def latency(node: str, bare: str, token: str, n: int) -> None:
+    node_times = per_request(node, {"authorization": f"Bearer {token}"}, n)
+    bare_times = per_request(bare, {}, n)
+    print(f"\n(a) point lookup through HTTP, one client, {n} sequential requests")
+    for who, times in (("node", node_times), ("bare", bare_times)):
+        print(
+            f"    {who}: mean {statistics.fmean(times) * 1e6:5.0f} µs, "
+            f"median {statistics.median(times) * 1e6:5.0f} µs"
+        )
+    mean = statistics.fmean(node_times)
+    verdict = "PASS" if mean <= LATENCY_TARGET else "FAIL"
+    print(f"    node per request {mean * 1e6:.0f} µs (target <= {LATENCY_TARGET * 1e6:.0f} µs): {verdict}")
+
+
+def throughput(node: str, bare: str, token: str, seconds: float) -> None:
+    if shutil.which("wrk") is None:
+        print("    (wrk run skipped: install wrk)")
+        return
+    path = "/sparql?query=" + quote(POINT)
+    problems: list[str] = []
+    rates = {}
+    for who, url, headers in (("bare", bare, {}), ("node", node, {"Authorization": f"Bearer {token}"})):
+        out = subprocess.run(
+            wrk_command(url + path, seconds, headers), capture_output=True, text=True, check=True
+        )
+        rates[who] = wrk_result(url, out.stdout, problems)[0]
+    print(
+        f"    wrk -t1 -c32: node {rates['node']:.0f} req/s, bare route {rates['bare']:.0f} req/s, "
+        f"node/bare {rates['node'] / rates['bare']:.2f}"
+    )
+    for problem in problems:
+        print(f"    wrk saw errors, results are suspect: {problem}")
+
+
+def asks(client: httpx.Client, n: int) -> list[float]:
+    times = []
+    for _ in range(n):
+        started = time.perf_counter()
+        answer = client.post(
+            "/sparql", content=b"ASK {}", headers={"content-type": "application/sparql-query"}
+        )
+        answer.raise_for_status()
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def heavy_user(url: str, token: str, stop: threading.Event, counts: dict[int, int]) -> None:
+    """Keeps one heavy query in flight; on 429/503 waits what Retry-After says."""
+    headers = {"authorization": f"Bearer {token}", "content-type": "application/sparql-query"}
+    with httpx.Client(base_url=url, headers=headers, timeout=60) as client:
+        while not stop.is_set():
+            answer = client.post("/sparql", content=HEAVY.encode())
+            counts[answer.status_code] = counts.get(answer.status_code, 0) + 1
+            if answer.status_code in (429, 503):
+                stop.wait(float(answer.headers.get("retry-after", "1")))
+
+
+def p(times: list[float], q: float) -> float:
+    return sorted(times)[min(len(times) - 1, int(q * len(times)))]
+
+
+def fairness(url: str, keys: dict[str, str], n: int) -> None:
+    with httpx.Client(base_url=url, headers={"authorization": f"Bearer {keys[OTHER]}"}, timeout=60) as client:
+        asks(client, 50)
+        idle = asks(client, n)
+        stop, counts = threading.Event(), dict[int, int]()
+        users = [
+            threading.Thread(target=heavy_user, args=(url, keys[HEAVY_PARTY], stop, counts)) for _ in range(8)
+        ]
+        for user in users:
+            user.start()
+        time.sleep(1)  # the heavy queries take their workers
+        loaded = asks(client, n)
+        stop.set()
+        for user in users:
+            user.join()
+    ratio = p(loaded, 0.99) / p(idle, 0.99)
+    verdict = "PASS" if ratio < FAIRNESS_TARGET else "FAIL"
+    print(f"\n(b) another party's ASK {{}}, {n} sequential requests")
+    for when, times in (("idle", idle), ("one party's 8 heavy in flight", loaded)):
+        print(f"    {when + ':':32} p50 {p(times, 0.5) * 1e3:6.2f} ms, p99 {p(times, 0.99) * 1e3:6.2f} ms")
+    print(f"    p99 loaded/idle {ratio:.1f}x (target < {FAIRNESS_TARGET:g}x): {verdict}")
+    print(f"    the heavy party's answers by status: {dict(sorted(counts.items()))}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--buildings", type=int, default=200)
+    parser.add_argument("--requests", type=int, default=2000, help="(a), (b): sequential requests")
+    parser.add_argument("--seconds", type=float, default=5, help="(a): length of each wrk run")
+    args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    print(f"Python {sys.version.split()[0]}, pyoxigraph {ox.__version__}; the machine may be shared")
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-sparql-") as name:
+            tmp = Path(name)
+            toml, node = make_node(tmp, args.buildings)
+            keys = tokens(tmp)
+            procs.append(
+                start(
+                    [str(BIN / "dsgo"), "serve", str(toml)], node + "/health", tmp / "node.log", timeout=120
+                )
+            )
+            bare_port = free_port()
+            bare = f"http://127.0.0.1:{bare_port}"
+            cmd = [
+                str(BIN / "uvicorn"),
+                "--factory",
+                "bench_sparql:bare_app",
+                "--app-dir",
+                str(ROOT / "bench"),
+            ]
+            cmd += [
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(bare_port),
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ]
+            env = {k: v for k, v in os.environ.items() if not k.startswith("DSGO_")} | {
+                "BENCH_DATA": str(tmp / "data.nt")
+            }
+            procs.append(start(cmd, bare + "/sparql?query=" + quote(POINT), tmp / "bare.log", env))
+            latency(node, bare, keys[OTHER], args.requests)
+            throughput(node, bare, keys[OTHER], args.seconds)
+            fairness(node, keys, args.requests // 4)
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        stop_all(procs, signal.SIGINT, 30)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
