@@ -7,8 +7,9 @@ parties 20 different grants: per party a building rule with value conditions
 (municipality, a year threshold of its own) and a field list, a rule for the building
 parts with its own fields, plus a deny and a permit for anyone. It prints:
 
-(a) RSS of the node (and of its SPARQL workers) after every grant has read its
-    self-description, a collection page and one SPARQL query (target <= 300 MB);
+(a) RSS of the node (and of its SPARQL workers), restarted on the store its first start
+    filled and labelled, after every grant has read its self-description, a collection
+    page and one SPARQL query (target <= 300 MB);
 (b) time to the first answer after a data change, per grant: the small source is
     rewritten; from the moment the node serves the new version, each grant's first
     SPARQL answer and first self-description (target <= 1 s each);

@@ -18,6 +18,7 @@ removing the old ones, so a reader never misses a triple that stays.
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import threading
 import time
@@ -135,13 +136,16 @@ class Store:
         """Serve ``triples`` as the new version of source ``name``, atomically."""
         with self._write:
             graph = ox.NamedNode(f"{_SOURCE}{name}:{uuid.uuid4().hex}")
-            quads = [ox.Quad(t.subject, t.predicate, t.object, graph) for t in triples]
-            # invisible until the meta graph points at it; in slices, because bulk_extend
-            # holds the GIL throughout (seconds for 100,000 quads on disk): between them
-            # the node's other threads, and its event loop, serve the version in force
-            for i in range(0, len(quads), _SLICE):
-                self._ox.bulk_extend(quads[i : i + _SLICE])
-            count = sum(1 for _ in self._ox.quads_for_pattern(None, None, None, graph))
+            # streamed (never the whole source as quads at once) and in slices, because
+            # bulk_extend holds the GIL throughout (seconds for 100,000 quads on disk):
+            # between slices the node's other threads and its event loop serve the
+            # version in force; invisible until the meta graph points at it
+            quads = (ox.Quad(t.subject, t.predicate, t.object, graph) for t in triples)
+            while chunk := list(itertools.islice(quads, _SLICE)):
+                self._ox.bulk_extend(chunk)
+            rows = self._ox.query(f"SELECT (COUNT(*) AS ?n) WHERE {{ GRAPH {graph} {{ ?s ?p ?o }} }}")
+            assert isinstance(rows, ox.QuerySolutions)
+            count = int(next(rows)[0].value)
             state = SourceState(name, graph, fingerprint, time.time(), count)
             self._label_change(name, graph)
             self._swap(name, state)
