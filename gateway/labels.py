@@ -255,12 +255,12 @@ def _chunk(
     labeller: Labeller, reader: Reader, labelled: Reader, subjects: list[ox.NamedNode], lookup: Lookup
 ) -> LabelChunk:
     described = {s: reader.description(s) for s in subjects}
-    _add_roots(reader, described)
+    held = _add_roots(reader, labelled, described)
     new: dict[ox.Triple, Label] = {}
     for root, cbd in described.items():
         for t, label in labeller.label(root, cbd, lookup).items():
             new[t] = new.get(t, NOBODY) | label
-    old = {q.triple: q for root in described for q in labelled.quads_of(root)}
+    old = {q.triple: q for quads in held.values() for q in quads}
     chunk = LabelChunk()
     for t, label in new.items():
         text = encode(label)
@@ -276,15 +276,30 @@ def _chunk(
     return chunk
 
 
-def _add_roots(reader: Reader, described: dict[ox.NamedNode, list[ox.Triple]]) -> None:
-    """Add the other subjects that share a blank node with one described, so a shared
-    blank node's label is the union over all the fields that reach it."""
-    blank = {t.object for cbd in described.values() for t in cbd if isinstance(t.object, ox.BlankNode)}
-    more: set[ox.NamedNode] = set()
-    for node in blank:
-        more |= reader.roots(node)
-    for root in sorted(more - described.keys(), key=lambda n: n.value):
-        described[root] = reader.description(root)
+def _add_roots(
+    reader: Reader, labelled: Reader, described: dict[ox.NamedNode, list[ox.Triple]]
+) -> dict[ox.NamedNode, list[ox.Quad]]:
+    """Add the other subjects that share a blank node with one described, until none is
+    left, so a shared blank node's label is the union over all the fields that reach it:
+    the blank nodes described subjects reach now, and those they reached as labelled
+    (a blank node a changed subject no longer reaches keeps the labels of the others
+    that still do). Returns each described subject's quads as the label graphs hold them."""
+    held: dict[ox.NamedNode, list[ox.Quad]] = {}
+    done: set[ox.BlankNode] = set()
+    while True:
+        for root in described.keys() - held.keys():
+            held[root] = labelled.quads_of(root)
+        blank = {t.object for cbd in described.values() for t in cbd if isinstance(t.object, ox.BlankNode)}
+        blank |= {q.object for quads in held.values() for q in quads if isinstance(q.object, ox.BlankNode)}
+        todo = blank - done
+        if not todo:
+            return held
+        done |= todo
+        more: set[ox.NamedNode] = set()
+        for node in todo:
+            more |= reader.roots(node)
+        for root in sorted(more - described.keys(), key=lambda n: n.value):
+            described[root] = reader.description(root)
 
 
 def _held(labelled: Reader, t: ox.Triple) -> ox.Quad | None:

@@ -209,6 +209,29 @@ def test_labels_a_crash_left_half_done_are_relabelled_in_full(tmp_path: Path) ->
     reopened.close()
 
 
+def test_a_blank_node_a_changed_subject_no_longer_reaches_keeps_the_label_of_one_that_does(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "policies"
+    write_policies(folder, [[_permit("buildings", "bot:Building", ["dsgo:floorArea"])]])
+    store = Store(None)
+    access = Access(store, VOCAB, folder, open_node=False, clock=NOW.timestamp)
+    area, value = (
+        ox.NamedNode("https://vocab.dsgo.example/def#floorArea"),
+        ox.NamedNode("http://qudt.org/schema/qudt/numericValue"),
+    )
+    shared, other = ox.BlankNode("shared"), ox.BlankNode("other")
+    one, two = _buildings(2)[:2], _buildings(2)[2:]
+    kept = ox.Triple(two[0].subject, area, shared)
+    store.replace_source("a", [*two, kept, ox.Triple(shared, value, ox.Literal("81"))], "1")
+    store.replace_source("b", [*one, ox.Triple(one[0].subject, area, shared)], "1")
+    access.sync_labels()
+    # building 0 now reaches another blank node; building 1 still reaches the shared one
+    store.replace_source("b", [*one, ox.Triple(one[0].subject, area, other)], "2")
+    assert_views_equal(access, grants_of(access, [Caller("EU.EORI.NL000000003")]))
+    assert_counts_true(store)
+
+
 def test_a_changed_rule_for_a_class_relabels_only_that_class(tmp_path: Path) -> None:
     folder = tmp_path / "policies"
     write_policies(folder, [[_permit("buildings", "bot:Building", ["rdfs:label"])]])
