@@ -32,7 +32,7 @@ from typing import Any
 import orjson
 import pyoxigraph as ox
 
-from gateway.store.reader import RDF_TYPE, Reader, Term
+from gateway.store.reader import RDF_TYPE, Reader, Term, select
 
 __all__ = [
     "LABEL_PREFIX",
@@ -143,9 +143,8 @@ class Store:
             quads = (ox.Quad(t.subject, t.predicate, t.object, graph) for t in triples)
             while chunk := list(itertools.islice(quads, _SLICE)):
                 self._ox.bulk_extend(chunk)
-            rows = self._ox.query(f"SELECT (COUNT(*) AS ?n) WHERE {{ GRAPH {graph} {{ ?s ?p ?o }} }}")
-            assert isinstance(rows, ox.QuerySolutions)
-            count = int(next(rows)[0].value)
+            [[n]] = select(self._ox, f"SELECT (COUNT(*) AS ?n) WHERE {{ GRAPH {graph} {{ ?s ?p ?o }} }}")
+            count = int(n.value)
             state = SourceState(name, graph, fingerprint, time.time(), count)
             self._label_change(name, graph)
             self._swap(name, state)

@@ -11,12 +11,25 @@ from collections.abc import Iterable, Iterator
 
 import pyoxigraph as ox
 
-__all__ = ["RDF_TYPE", "Reader", "Term"]
+__all__ = ["RDF_TYPE", "Reader", "Term", "select"]
 
 RDF_TYPE = ox.NamedNode("http://www.w3.org/1999/02/22-rdf-syntax-ns#type")
 Term = ox.NamedNode | ox.BlankNode | ox.Literal | ox.Triple
 #: up to this many graphs a reader looks up in each (else in all and filters)
 _PER_GRAPH = 8
+
+
+def select(store: ox.Store, query: str) -> list[ox.QuerySolution]:
+    """The rows of a SELECT, read out at once. pyoxigraph's solutions iterator may only be
+    dropped on the thread that made it; one left in a frame of an exception (a store
+    closed under a relabelling thread as the node stops) would be dropped wherever the
+    exception ends up, which pyoxigraph reports as an error."""
+    rows = store.query(query)
+    try:
+        assert isinstance(rows, ox.QuerySolutions)
+        return list(rows)
+    finally:
+        del rows
 
 
 class Reader:
@@ -123,8 +136,7 @@ class Reader:
             return []
         graphs = " ".join(str(g) for g in sorted(self.graphs, key=lambda g: g.value))
         pattern = f"VALUES ?g {{ {graphs} }} GRAPH ?g {{ ?s ?p ?o }} FILTER isIRI(?s)"
-        rows = self.ox.query(f"SELECT DISTINCT ?s WHERE {{ {pattern} }}")
-        assert isinstance(rows, ox.QuerySolutions)
+        rows = select(self.ox, f"SELECT DISTINCT ?s WHERE {{ {pattern} }}")
         return sorted((row[0] for row in rows), key=lambda n: n.value)
 
     def typed(self, classes: Iterable[str]) -> set[ox.NamedNode]:
