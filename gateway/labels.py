@@ -29,7 +29,7 @@ from typing import Any
 import orjson
 import pyoxigraph as ox
 
-from gateway.policy.decide import Lookup, matches
+from gateway.policy.conditions import Lookup, matches
 from gateway.policy.model import Condition, Rule
 from gateway.store.local import LABEL_PREFIX, LabelChunk, Labels, Reader, SourceChange
 
