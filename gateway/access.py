@@ -27,7 +27,8 @@ import pyoxigraph as ox
 
 from gateway.errors import PolicyError
 from gateway.labels import Labeller
-from gateway.policy.decide import Decision, Lookup, decide, grant_for, grant_span
+from gateway.policy.conditions import MemoLookup
+from gateway.policy.decide import Decision, decide, grant_for, grant_span
 from gateway.policy.explain import FieldReason, explain
 from gateway.policy.load import load_policies, policy_files
 from gateway.policy.model import Caller, Grant, PolicySet, Rule
@@ -57,32 +58,6 @@ class StoreLookup:
 
     def subjects(self, predicate: str, obj: str) -> list[str]:
         return self.store.subjects(predicate, obj)
-
-
-class _MemoLookup:
-    """A lookup that remembers its answers: for one view build, where the storeys of a
-    building, or the spaces of a storey, ask their conditions the same questions."""
-
-    def __init__(self, lookup: Lookup, limit: int = 100_000) -> None:
-        self.lookup, self.limit = lookup, limit
-        self._objects: dict[tuple[str, str], list[Any]] = {}
-        self._subjects: dict[tuple[str, str], list[str]] = {}
-
-    def objects(self, subject: str, predicate: str) -> list[Any]:
-        found = self._objects.get((subject, predicate))
-        if found is None:
-            if len(self._objects) >= self.limit:
-                self._objects.clear()
-            found = self._objects[subject, predicate] = self.lookup.objects(subject, predicate)
-        return found
-
-    def subjects(self, predicate: str, obj: str) -> list[str]:
-        found = self._subjects.get((predicate, obj))
-        if found is None:
-            if len(self._subjects) >= self.limit:
-                self._subjects.clear()
-            found = self._subjects[predicate, obj] = self.lookup.subjects(predicate, obj)
-        return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,7 +242,7 @@ class Access:
                 self._views.move_to_end(key)
                 return cached
         quads: list[ox.Quad] = []
-        lookup = _MemoLookup(self.lookup)  # conditions of neighbours read the same links
+        lookup = MemoLookup(self.lookup)  # conditions of neighbours read the same links
         for subject, cbd in self._descriptions():
             decision = decide(grant, subject, cbd, lookup)
             quads.extend(ox.Quad(t.subject, t.predicate, t.object) for t in decision.triples)

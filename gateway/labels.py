@@ -24,12 +24,11 @@ import hashlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
 
 import orjson
 import pyoxigraph as ox
 
-from gateway.policy.conditions import Lookup, matches
+from gateway.policy.conditions import Lookup, MemoLookup, matches
 from gateway.policy.model import Condition, Rule
 from gateway.store.local import LABEL_PREFIX, LabelChunk, Labels, Reader, SourceChange
 
@@ -37,7 +36,6 @@ __all__ = [
     "NOBODY",
     "Label",
     "Labeller",
-    "MemoLookup",
     "changed_subjects",
     "chunks",
     "graph_of",
@@ -109,32 +107,6 @@ def visible_graphs(labels: Labels, keys: frozenset[str] | None) -> tuple[ox.Name
     if keys is None:
         return tuple(labels.graphs)
     return tuple(g for g, lg in labels.graphs.items() if visible(decode(lg.means), keys))
-
-
-class MemoLookup:
-    """A lookup that remembers its answers: for one relabelling, where the storeys of a
-    building, or the spaces of a storey, ask their conditions the same questions."""
-
-    def __init__(self, lookup: Lookup, limit: int = 100_000) -> None:
-        self.lookup, self.limit = lookup, limit
-        self._objects: dict[tuple[str, str], list[Any]] = {}
-        self._subjects: dict[tuple[str, str], list[str]] = {}
-
-    def objects(self, subject: str, predicate: str) -> list[Any]:
-        found = self._objects.get((subject, predicate))
-        if found is None:
-            if len(self._objects) >= self.limit:
-                self._objects.clear()
-            found = self._objects[subject, predicate] = self.lookup.objects(subject, predicate)
-        return found
-
-    def subjects(self, predicate: str, obj: str) -> list[str]:
-        found = self._subjects.get((predicate, obj))
-        if found is None:
-            if len(self._subjects) >= self.limit:
-                self._subjects.clear()
-            found = self._subjects[predicate, obj] = self.lookup.subjects(predicate, obj)
-        return found
 
 
 @dataclass(frozen=True, slots=True)

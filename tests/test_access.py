@@ -11,7 +11,8 @@ from typing import Any
 import pyoxigraph as ox
 import pytest
 
-from gateway.access import REMOTE_COUNT_BUDGET, Access, _MemoLookup
+from gateway.access import REMOTE_COUNT_BUDGET, Access
+from gateway.policy.conditions import MemoLookup
 from gateway.policy.model import Caller, Grant
 from gateway.store.local import Store
 from gateway.vocab import load_vocab
@@ -372,7 +373,7 @@ class Counting:
 
 def test_the_memo_answers_a_repeated_question_once() -> None:
     inner = Counting()
-    memo = _MemoLookup(inner)
+    memo = MemoLookup(inner)
     assert memo.objects("a", "p") == memo.objects("a", "p") == ["a"]
     assert memo.subjects("p", "b") == memo.subjects("p", "b") == ["b"]
     assert inner.calls == 2
@@ -380,7 +381,7 @@ def test_the_memo_answers_a_repeated_question_once() -> None:
 
 def test_the_memo_is_bounded() -> None:
     inner = Counting()
-    memo = _MemoLookup(inner, limit=2)
+    memo = MemoLookup(inner, limit=2)
     for name in ("a", "b", "c", "a"):
         memo.objects(name, "p")
         memo.subjects("p", name)
@@ -389,7 +390,7 @@ def test_the_memo_is_bounded() -> None:
 
 def test_the_memo_keeps_answers_below_its_limit() -> None:
     inner = Counting()
-    memo = _MemoLookup(inner, limit=3)
+    memo = MemoLookup(inner, limit=3)
     for name in ("a", "b", "a"):
         memo.objects(name, "p")
         memo.subjects("p", name)

@@ -19,7 +19,7 @@ import pyoxigraph as ox
 from gateway.policy.compare import comparator_for
 from gateway.policy.model import Condition, Rule
 
-__all__ = ["ACCEPTED", "MAX_NODES", "Lookup", "holds", "matches", "one_of"]
+__all__ = ["ACCEPTED", "MAX_NODES", "Lookup", "MemoLookup", "holds", "matches", "one_of"]
 
 #: resources a condition reads at each step of its ``via`` links (and at the end)
 MAX_NODES = 100
@@ -42,6 +42,32 @@ class Lookup(Protocol):
     def objects(self, subject: str, predicate: str) -> list[Any]: ...
 
     def subjects(self, predicate: str, obj: str) -> list[str]: ...
+
+
+class MemoLookup:
+    """A lookup that remembers its answers: for one view build or relabelling, where the storeys
+    of a building, or the spaces of a storey, ask their conditions the same questions."""
+
+    def __init__(self, lookup: Lookup, limit: int = 100_000) -> None:
+        self.lookup, self.limit = lookup, limit
+        self._objects: dict[tuple[str, str], list[Any]] = {}
+        self._subjects: dict[tuple[str, str], list[str]] = {}
+
+    def objects(self, subject: str, predicate: str) -> list[Any]:
+        found = self._objects.get((subject, predicate))
+        if found is None:
+            if len(self._objects) >= self.limit:
+                self._objects.clear()
+            found = self._objects[subject, predicate] = self.lookup.objects(subject, predicate)
+        return found
+
+    def subjects(self, predicate: str, obj: str) -> list[str]:
+        found = self._subjects.get((predicate, obj))
+        if found is None:
+            if len(self._subjects) >= self.limit:
+                self._subjects.clear()
+            found = self._subjects[predicate, obj] = self.lookup.subjects(predicate, obj)
+        return found
 
 
 def matches(rule: Rule, subject: str, types: set[str], lookup: Lookup) -> bool | None:

@@ -178,7 +178,7 @@ def _copied(store: ox.Store, graphs: tuple[str, ...]) -> list[ox.Quad]:
 def _decided(store: ox.Store, request: Request) -> list[ox.Quad]:
     """The view of a grant the labels do not cover, decided from the label graphs
     (every triple of the store once)."""
-    from gateway.labels import MemoLookup
+    from gateway.policy.conditions import MemoLookup
     from gateway.policy.decide import decide
     from gateway.store.local import LABEL_PREFIX, Reader
 
