@@ -173,6 +173,16 @@ def test_every_server_has_a_health_check_of_its_own_health_route(name: str) -> N
     assert {"interval", "timeout", "retries"} <= set(check)
 
 
+@pytest.mark.parametrize("name", NODES)
+def test_a_nodes_health_check_is_its_readiness_which_fails_by_status(name: str) -> None:
+    # /health says "ready", "degraded" or "failing"; /health/ready answers 503 unless the node
+    # can serve, which urlopen raises on (a check of the word "ok" never passed)
+    assert (
+        f"'http://127.0.0.1:{port_of(name)}/health/ready', timeout=2)"
+        in services()[name]["healthcheck"]["test"][3]
+    )
+
+
 def test_only_the_one_shot_service_goes_without_a_health_check() -> None:
     without = {name for name, service in services().items() if "healthcheck" not in service}
     assert without == {ONE_SHOT}

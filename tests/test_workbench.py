@@ -19,6 +19,7 @@ import pytest
 
 from gateway.errors import ConfigError
 from gateway.web.accounts import add_account, load_accounts
+from gateway.web.sessions import Sessions
 from tests.kit import CORP, FIRM, MUNI, Federation, Pki, federation, namespace
 from tests.test_federation import CORP_DATA, CORP_POLICY, FIRM_DATA, FIRM_POLICY, MUNI_DATA, MUNI_POLICY
 
@@ -346,3 +347,10 @@ def test_dsgo_user_adds_lists_and_removes_accounts(
     assert main(["user", "remove", str(node), "dana"]) == 0
     assert main(["user", "remove", str(node), "dana"]) == 2  # one line on stderr, no traceback
     assert "no such account" in capsys.readouterr().err
+
+
+def test_sessions_where_none_can_be_kept_stop_the_node_with_a_config_error(tmp_path: Path) -> None:
+    (tmp_path / "state").write_text("a file, not a folder")  # as a read-only mount refuses a file
+    with pytest.raises(ConfigError) as caught:
+        Sessions(tmp_path / "state" / "accounts.sessions.sqlite", b"k" * 32, 3600)
+    assert caught.value.code == "config_invalid" and "DSGO_WORKBENCH_ACCOUNTS" in caught.value.detail

@@ -29,6 +29,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from gateway.errors import ConfigError
+
 __all__ = ["MAX_PER_CLIENT", "MAX_PER_USER", "WINDOW", "Session", "Sessions", "credential_of", "session_key"]
 
 WINDOW = 900.0
@@ -78,10 +80,18 @@ class Sessions:
         self.lifetime, self.clock = lifetime, clock
         self._signer = _Signer(key, salt="dsgo-workbench-session", digest_method=hashlib.sha256)
         self._signer.clock = clock
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=5)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=5)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as exc:  # a read-only folder: the node does not start
+            raise ConfigError(
+                path,
+                "",
+                f"the workbench's sessions cannot be kept here ({exc}); they live beside "
+                "[workbench] accounts (DSGO_WORKBENCH_ACCOUNTS): point it at a writable folder",
+            ) from None
         self._lock = threading.Lock()
 
     def close(self) -> None:
