@@ -11,7 +11,8 @@ import pytest
 
 from gateway.policy.compare import compare
 from gateway.policy.conditions import MAX_NODES, holds, matches, one_of
-from gateway.policy.model import Condition, Rule
+from gateway.policy.model import Condition
+from tests.test_policy_engine import rule
 
 XSD = "http://www.w3.org/2001/XMLSchema#"
 S = "https://data.test.example/id/building/1"
@@ -268,25 +269,6 @@ def test_a_condition_reads_at_most_so_many_resources_at_each_step_of_the_walk() 
     triples += [(mids[-1], LINK, ox.NamedNode(end)), (end, P, ox.Literal("hit"))]
     two_hops = ((LINK, False), (LINK, False))
     assert holds(cond("equals", "hit", via=two_hops), S, Data(triples)) is None
-
-
-def rule(**changes: Any) -> Rule:
-    base: dict[str, Any] = {
-        "id": "r",
-        "file": "f",
-        "line": 1,
-        "effect": "permit",
-        "parties": frozenset(),
-        "roles": frozenset(),
-        "anyone": True,
-        "classes": frozenset(),
-        "iris": (),
-        "where": (),
-        "fields": None,
-        "exclude": frozenset(),
-    }
-    base.update(changes)
-    return Rule(**base)
 
 
 def test_a_rule_without_selectors_matches_every_resource() -> None:
