@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import time
 from collections.abc import AsyncIterator, Callable
@@ -56,6 +57,8 @@ from gateway.web.workbench import Workbench, browser_redirect
 from gateway.web.workbench import routes as web_routes
 
 __all__ = ["check_workers", "create_app", "from_env", "make_auth", "outbound_http"]
+
+log = logging.getLogger("dsgo.node")
 
 
 def outbound_http(transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
@@ -327,11 +330,27 @@ def _serves_stored(node: Node) -> bool:
 
 
 async def _watch(node: Node, interval: float) -> None:
-    """Re-read changed policy files and sources until cancelled, off the event loop."""
+    """Re-read changed policy files and sources until cancelled, off the event loop.
+
+    A failed pass is logged and the next one comes as usual: the watcher never dies
+    silently. A pass under way when the node stops is finished before the task ends, as
+    its thread cannot be stopped: the store it writes closes after it, never under it."""
     while True:
         await asyncio.sleep(interval)
-        await asyncio.to_thread(node.access.refresh)
-        await asyncio.to_thread(node.sources.refresh_all)
+        work = asyncio.ensure_future(asyncio.to_thread(_refresh, node))
+        try:
+            await asyncio.shield(work)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await work
+            raise
+        except Exception:
+            log.exception("re-reading policy files and sources failed")
+
+
+def _refresh(node: Node) -> None:
+    node.access.refresh()
+    node.sources.refresh_all()
 
 
 class _ResourceRoute(Route):

@@ -14,7 +14,6 @@ Connectors that publish a source despite bad parts (a CSV's skipped rows) list t
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -123,15 +122,6 @@ class Sources:
         for name in self.settings:
             changed |= self.refresh(name)
         return changed
-
-    async def watch(self, interval: float) -> None:
-        """Poll for changed sources until cancelled; reads run in a worker thread."""
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await asyncio.to_thread(self.refresh_all)
-            except Exception:  # never let the watcher die silently
-                log.exception("checking sources failed")
 
     def _fail(self, name: str, error: SourceError, fingerprint: str) -> None:
         self.failures[name] = Failure(error, time.time(), fingerprint)
