@@ -182,6 +182,10 @@ class Node:
             self._cache.put(generation, full, rep)
         return rep
 
+    def cached(self, key: tuple[object, ...], fmt: Format) -> Representation | None:
+        """What ``represent`` would answer from its cache alone; None if not built yet."""
+        return self._cache.get(self.store.generation, (*key, fmt.name))
+
     def own_documents(self, docs: list[str]) -> dict[str, tuple[list[ox.Triple], int]]:
         """The node's own documents as its own party reads them (everything), for a
         federated query asked here: each resource's triples, and of a collection of its own

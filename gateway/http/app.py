@@ -37,6 +37,7 @@ from gateway.http.delegation import delegation
 from gateway.http.explain import explain
 from gateway.http.federation import federated_query
 from gateway.http.health import health, live, ready
+from gateway.http.hot import HotPath
 from gateway.http.openapi import Operation, describe, install
 from gateway.http.resources import collection, resource
 from gateway.http.sparql import sparql
@@ -228,6 +229,8 @@ def create_app(
             base_iri=settings.base_iri,
             prefixes=node.vocab.prefixes,
             workers=settings.sparql_workers,
+            party_queue=settings.sparql_party_queue,
+            queue=settings.sparql_queue,
         ),
         clock=clock,
     )
@@ -309,8 +312,11 @@ def create_app(
         routes += web_routes(bench)
     # every other path (FastAPI's /docs and /openapi.json are others too) is a resource in
     # the node's namespace; that route is tried first (the hot path)
-    app.router.routes[:0] = [_ResourceRoute([*routes, *app.router.routes]), *routes]
+    hot = _ResourceRoute([*routes, *app.router.routes])
+    app.router.routes[:0] = [hot, *routes]
     install(app, secured=auth is not None, description=_DESCRIPTION)
+    # a read whose every decision is made is answered before FastAPI's layers
+    app.add_middleware(HotPath, state=state, reserved=hot.reserved)
     if settings.cors_origins:  # off unless the operator allows browser clients: no cost then
         app.add_middleware(CORSMiddleware, **cors(settings.cors_origins))
     return app

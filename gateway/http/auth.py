@@ -30,7 +30,16 @@ from gateway.identity.token_endpoint import TrustSource, authenticate_client, pa
 from gateway.identity.tokens import ACCESS_TOKEN_LIFETIME, TokenIssuer
 from gateway.policy.model import Caller
 
-__all__ = ["Auth", "bearer", "json_response", "optional_bearer", "reader", "signed", "token_endpoint"]
+__all__ = [
+    "Auth",
+    "bearer",
+    "json_response",
+    "known_caller",
+    "optional_bearer",
+    "reader",
+    "signed",
+    "token_endpoint",
+]
 
 
 @dataclass
@@ -100,6 +109,14 @@ def _token(header: str | None, realm: str) -> str:
         _TOKENS.clear()
     _TOKENS[header] = match[1]
     return match[1]
+
+
+def known_caller(auth: Auth, header: bytes) -> Caller | None:
+    """The caller of an ``Authorization`` header value (the request's only one) whose
+    token was verified before and is still valid now: expiry is checked on every request.
+    None whenever ``bearer`` must decide, and say why."""
+    token = _TOKENS.get(header.decode("latin-1"))
+    return auth.issuer.remembered(token, auth.clock()) if token is not None else None
 
 
 def optional_bearer(request: Request) -> Caller | None:

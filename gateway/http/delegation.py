@@ -50,7 +50,7 @@ from gateway.policy.delegation import (
 )
 from gateway.policy.model import Caller, Grant, Rule
 
-__all__ = ["MAX_MASK", "delegation", "evidence_header", "evidence_rules_for"]
+__all__ = ["EVIDENCE_NAMES", "MAX_MASK", "delegation", "evidence_header", "evidence_rules_for"]
 
 MAX_MASK = 64 * 1024
 _TOKEN_LIFETIME = 30  # iSHARE: exp = iat + 30
@@ -187,7 +187,8 @@ async def _json(request: Request) -> Any:
 _EVIDENCE_HEADERS = ("delegation_evidence", "delegationevidence", EVIDENCE_HEADER)
 
 
-_EVIDENCE_NAMES = frozenset(name.encode() for name in _EVIDENCE_HEADERS)
+#: the same names as raw header bytes
+EVIDENCE_NAMES = frozenset(name.encode() for name in _EVIDENCE_HEADERS)
 
 
 def evidence_header(request: Request) -> str | None:
@@ -195,7 +196,7 @@ def evidence_header(request: Request) -> str | None:
     name of ``_EVIDENCE_HEADERS`` it uses). One pass over the raw headers: every read
     asks, and almost none carries any."""
     headers: list[tuple[bytes, bytes]] = request.scope["headers"]
-    found = {k: v for k, v in reversed(headers) if k in _EVIDENCE_NAMES}
+    found = {k: v for k, v in reversed(headers) if k in EVIDENCE_NAMES}
     if not found:
         return None
     return next(found[n].decode("latin-1") for name in _EVIDENCE_HEADERS if (n := name.encode()) in found)

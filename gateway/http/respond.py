@@ -9,11 +9,12 @@ import weakref
 
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Scope
 
 from gateway.audit import AuditLog
 from gateway.errors import NotAcceptable
 from gateway.formats import FORMATS, Format, negotiate
-from gateway.node import Representation
+from gateway.node import Node, Representation
 from gateway.policy.model import Caller
 
 __all__ = [
@@ -22,7 +23,10 @@ __all__ = [
     "WITHHELD_HEADER",
     "audit",
     "chosen_format",
+    "failed_header",
     "failed_sources",
+    "record",
+    "reply",
     "send",
 ]
 
@@ -71,15 +75,19 @@ def _headers(rep: Representation) -> list[tuple[bytes, bytes]]:
 
 
 def send(request: Request, rep: Representation) -> Response:
+    return reply(rep, request.headers.get("if-none-match"), failed_sources(request))
+
+
+def reply(rep: Representation, if_none_match: str | None, failed: dict[bytes, bytes]) -> Response:
+    """``rep`` as a 200, or a 304 when ``if_none_match`` names its ETag, with the
+    ``failed`` sources header; the header bytes are built once per representation."""
     prebuilt = _PREBUILT.get(rep)
     if prebuilt is None:
         common = _headers(rep)
         length = str(len(rep.body)).encode()
         full = [(b"content-type", rep.content_type.encode()), (b"content-length", length)]
         prebuilt = _PREBUILT[rep] = (common + full, common)
-    failed = failed_sources(request)
-    inm = request.headers.get("if-none-match")
-    if inm is not None and _matches(inm, rep.etag):
+    if if_none_match is not None and _matches(if_none_match, rep.etag):
         return _Prebuilt(304, b"", [*prebuilt[1], *failed.items()] if failed else prebuilt[1])
     return _Prebuilt(200, rep.body, [*prebuilt[0], *failed.items()] if failed else prebuilt[0])
 
@@ -87,7 +95,11 @@ def send(request: Request, rep: Representation) -> Response:
 def failed_sources(request: Request) -> dict[bytes, bytes]:
     """The ``dsgo-failed-sources`` header while a source has failed (else nothing): an
     answer from such a node is possibly incomplete, never silently so."""
-    names = request.app.state.dsgo.node.sources.failed_names()
+    return failed_header(request.app.state.dsgo.node)
+
+
+def failed_header(node: Node) -> dict[bytes, bytes]:
+    names = node.sources.failed_names()
     return {FAILED_SOURCES_HEADER.encode(): ",".join(names).encode()} if names else {}
 
 
@@ -105,7 +117,12 @@ def _matches(header: str, etag: str) -> bool:
 
 
 def audit(log: AuditLog | None, request: Request, caller: Caller, rep: Representation) -> None:
-    """Append the read to the node's audit log ``log`` (never waits on the disk).
+    """Append the read to the node's audit log ``log`` (never waits on the disk)."""
+    record(log, request.scope, caller, rep)
+
+
+def record(log: AuditLog | None, scope: Scope, caller: Caller, rep: Representation) -> None:
+    """``audit`` from the request's ASGI scope.
 
     Every read pays this, so it is lean: the entry is a plain tuple in ``Entry``'s order
     (the garbage collector soon stops tracking a plain tuple; a named tuple it would keep
@@ -114,9 +131,9 @@ def audit(log: AuditLog | None, request: Request, caller: Caller, rep: Represent
         log.record(
             (
                 time.time(),
-                _request_id(request.scope["headers"]),
+                _request_id(scope["headers"]),
                 caller.party_id or "anonymous",
-                request.scope["path"],
+                scope["path"],
                 rep.resources,
                 rep.released,
                 rep.withheld,

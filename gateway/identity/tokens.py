@@ -73,6 +73,12 @@ class TokenIssuer:
             )
         return verified.caller
 
+    def remembered(self, token: str, now: float) -> Caller | None:
+        """The caller of a token already verified and not expired at ``now``; None when
+        ``check`` must decide (a new token, or one that has expired: it says why)."""
+        verified = self._verified.get(token)
+        return verified.caller if verified is not None and now < verified.expires else None
+
     def _verify(self, token: str, now: float) -> _Verified:
         jwt.peek_header(token, _malformed)
         claims = jwt.verify(token, self._public, _foreign)

@@ -1,0 +1,84 @@
+"""A repeated resource read is answered before FastAPI's layers (``gateway.http.hot``),
+and only when the application would answer it the same: anything it would decide
+anew or refuse still reaches it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.kit import CORP, FIRM, Federation, Pki, federation
+
+pytestmark = pytest.mark.anyio
+PATH = "/id/building/1"
+
+
+@pytest.fixture
+async def fed(tmp_path: Path, pki: Pki) -> AsyncIterator[Federation]:
+    async with federation(tmp_path, pki, nodes=(FIRM, CORP)) as f:
+        yield f
+
+
+@pytest.fixture
+async def client(fed: Federation) -> AsyncIterator[httpx.AsyncClient]:
+    """CORP's client at FIRM's node, whose token and representation are already known there."""
+    async with await fed.client_as(CORP) as c:
+        (await c.get(PATH)).raise_for_status()
+        yield c
+
+
+def comparable(answer: httpx.Response) -> tuple[int, bytes, dict[str, str]]:
+    return answer.status_code, answer.content, dict(answer.headers)
+
+
+async def test_repeated_read_has_the_first_reads_status_body_and_headers(fed: Federation) -> None:
+    async with await fed.client_as(CORP) as c:
+        first, again = await c.get(PATH), await c.get(PATH)
+    assert first.status_code == 200
+    assert comparable(again) == comparable(first)
+
+
+async def test_repeated_read_with_its_etag_is_304(client: httpx.AsyncClient) -> None:
+    etag = (await client.get(PATH)).headers["etag"]
+    answer = await client.get(PATH, headers={"if-none-match": etag})
+    assert (answer.status_code, answer.content, answer.headers["etag"]) == (304, b"", etag)
+
+
+async def test_repeated_read_with_two_authorization_headers_is_400(client: httpx.AsyncClient) -> None:
+    token = client.headers["authorization"]
+    answer = await client.get(PATH, headers=[("authorization", token), ("authorization", token)])
+    assert answer.status_code == 400
+    assert (answer.json()["code"], answer.json()["reason"]) == ("invalid_request", "authorization_malformed")
+
+
+async def test_repeated_read_with_delegation_evidence_is_decided_by_the_node(
+    client: httpx.AsyncClient,
+) -> None:
+    answer = await client.get(PATH, headers={"delegation_evidence": "not-a-jwt"})
+    assert answer.status_code == 403
+    assert answer.json()["code"] == "forbidden"
+
+
+async def test_repeated_read_in_a_format_not_offered_is_406(client: httpx.AsyncClient) -> None:
+    answer = await client.get(PATH, headers={"accept": "image/png"})
+    assert answer.status_code == 406
+    assert answer.json()["code"] == "not_acceptable"
+
+
+async def test_repeated_read_after_the_token_expired_is_401_expired(
+    fed: Federation, client: httpx.AsyncClient
+) -> None:
+    fed.clock.now += 3601
+    answer = await client.get(PATH)
+    assert answer.status_code == 401
+    assert (answer.json()["code"], answer.json()["reason"]) == ("invalid_token", "expired")
+
+
+async def test_repeated_read_without_the_token_is_401(fed: Federation, client: httpx.AsyncClient) -> None:
+    async with fed.client(FIRM) as anonymous:
+        answer = await anonymous.get(PATH)
+    assert answer.status_code == 401
+    assert (answer.json()["code"], answer.json()["reason"]) == ("invalid_token", "token_missing")
