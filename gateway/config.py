@@ -16,6 +16,8 @@
     sparql_timeout = 10                    # seconds a /sparql query may run
     sparql_max_results = 10000             # rows (or triples) a /sparql answer may hold
     sparql_workers = 2                     # processes /sparql queries run in (killed on timeout)
+    sparql_party_queue = 4                 # queries one party may have waiting beyond its running ones
+    sparql_queue = 16                      # queries waiting in all (default: 8 per worker)
 
     [[source]]                             # one per data source, its own named graph
     name = "buildings"
@@ -140,6 +142,10 @@ class NodeSettings:
     sparql_max_results: int = 10_000
     #: worker processes for /sparql; a party may use all but one of them at once
     sparql_workers: int = 2
+    #: queries one party may have waiting beyond its running ones (then 429)
+    sparql_party_queue: int = 4
+    #: queries waiting in all (then 503); None: 8 per worker
+    sparql_queue: int | None = None
     #: authorization registries whose delegation evidence may widen a caller's grant
     authorization_registries: tuple[str, ...] = ()
     #: parties besides the node's own that may ask it federated questions
@@ -315,6 +321,8 @@ _ENV_TABLES: dict[str, set[str]] = {
         "sparql_max_results",
         "cors_origins",
         "sparql_workers",
+        "sparql_party_queue",
+        "sparql_queue",
     },
     "keys": {"dir"},
     "registry": {"url", "party_id", "ca", "certificates", "refresh", "lifetime", "timeout"},
@@ -415,6 +423,8 @@ def load_node_settings(file: Path | str, environ: Mapping[str, str] | None = Non
         sparql_timeout=node.get("sparql_timeout", _positive, "a positive number of seconds", 10.0),
         sparql_max_results=node.get("sparql_max_results", _count, "a positive whole number", 10_000),
         sparql_workers=node.get("sparql_workers", _count, "a positive whole number", 2),
+        sparql_party_queue=node.get("sparql_party_queue", _count, "a positive whole number", 4),
+        sparql_queue=node.get("sparql_queue", _count, "a positive whole number", None),
         federation_clients=federation.get("clients", _party_list, "a list of party ids", ()),
         authorization_registries=policies.get(
             "authorization_registries", _party_list, "a list of party ids", ()

@@ -78,18 +78,25 @@ def choose(accept: str | None, table: dict[str, Any], default: Any) -> Any:
 
 
 def term_json(term: Any) -> dict[str, str]:
-    if isinstance(term, ox.NamedNode):
+    """A term as SPARQL 1.1 Query Results JSON writes it (§3.2.2)."""
+    kind = type(term)
+    if kind is ox.NamedNode:
         return {"type": "uri", "value": term.value}
-    if isinstance(term, ox.BlankNode):
-        return {"type": "bnode", "value": term.value}
-    if isinstance(term, ox.Literal):
+    if kind is ox.Literal:
         out = {"type": "literal", "value": term.value}
         if term.language:
             out["xml:lang"] = term.language
-        elif term.datatype.value != "http://www.w3.org/2001/XMLSchema#string":
-            out["datatype"] = term.datatype.value
+        else:
+            datatype = term.datatype.value
+            if datatype != _XSD_STRING:
+                out["datatype"] = datatype
         return out
+    if kind is ox.BlankNode:
+        return {"type": "bnode", "value": term.value}
     return {"type": "triple", "value": str(term)}
+
+
+_XSD_STRING = "http://www.w3.org/2001/XMLSchema#string"
 
 
 def boolean(value: bool, kind: str) -> tuple[bytes, str]:

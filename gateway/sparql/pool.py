@@ -42,6 +42,7 @@ import orjson
 import pyoxigraph as ox
 
 from gateway.errors import BadRequest, Busy, HttpError, NotAcceptable, QueryLimit, TooManyQueries
+from gateway.sparql.point import answer_here
 from gateway.sparql.worker import Request
 from gateway.store.local import Labels, Store
 
@@ -204,7 +205,13 @@ class QueryPool:
     # -- running queries -------------------------------------------------------------
 
     async def run(self, party: str, request: Request, limit: float) -> Answer:
-        """``request`` answered by a worker within ``limit`` seconds, for ``party``."""
+        """``request`` answered by a worker within ``limit`` seconds, for ``party``; a point
+        look-up over the current snapshot's labels is answered here (``gateway.sparql.point``)."""
+        snapshot = self._snapshot
+        if not self._stopping and snapshot is not None and request.snapshot == snapshot.folder:
+            here = answer_here(self.store, request, snapshot.labels, self.prefixes)
+            if here is not None:
+                return Answer(here[1], here[0]["media"])
         self._admit(party, limit)
         loop = asyncio.get_running_loop()
         pending = _Pending(party, request, time.monotonic() + limit, loop.create_future(), limit)

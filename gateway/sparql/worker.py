@@ -38,7 +38,7 @@ from gateway.formats import FORMATS, Page
 from gateway.formats.results import RDF_FORMATS, RESULT_FORMATS, boolean, choose, solutions
 from gateway.sparql.text import order_matters
 
-__all__ = ["Request", "main", "read_frame", "write_frame"]
+__all__ = ["Request", "main", "read_frame", "render_solutions", "write_frame"]
 
 _LENGTH = struct.Struct(">I")
 _PR_SET_PDEATHSIG = 1
@@ -122,15 +122,7 @@ class _Worker:
             body, media = boolean(bool(result), choose(request.accept, RESULT_FORMATS, "json"))
             return {"status": "ok", "media": media}, body
         if isinstance(result, ox.QuerySolutions):
-            variables = [v.value for v in result.variables]
-            kind = choose(request.accept, RESULT_FORMATS, "json")  # before running: 406 at once
-            rows = _rows(result, request.max_results)
-            if rows is None:
-                return _too_many(request.max_results)
-            if canonical:
-                rows.sort(key=lambda row: tuple("" if row[v] is None else str(row[v]) for v in variables))
-            body, media = solutions(variables, rows, kind)
-            return {"status": "ok", "media": media}, body
+            return render_solutions(result, request.accept, request.max_results, canonical)
         fmt = choose(request.accept, RDF_FORMATS, FORMATS[0])
         triples = _rows(result, request.max_results)
         if triples is None:
@@ -165,6 +157,24 @@ class _Worker:
             while len(self.views) > 1:
                 self.views.popitem(last=False)
         return view
+
+
+def render_solutions(
+    result: ox.QuerySolutions, accept: str | None, limit: int, canonical: bool
+) -> tuple[dict[str, Any], bytes]:
+    """A SELECT answer's header and bytes, at most ``limit`` rows; ``canonical``: the rows
+    sorted (the order they were found in shows how the data was stored). ``NotAcceptable``
+    before any row is read when ``accept`` takes no result format."""
+    variables = [v.value for v in result.variables]
+    kind = choose(accept, RESULT_FORMATS, "json")
+    rows = _rows(result, limit)
+    if rows is None:
+        return _too_many(limit)
+    values = [tuple(row) for row in rows]  # a solution's terms read once, by position
+    if canonical:
+        values.sort(key=lambda terms: ["" if t is None else str(t) for t in terms])
+    body, media = solutions(variables, [dict(zip(variables, terms, strict=True)) for terms in values], kind)
+    return {"status": "ok", "media": media}, body
 
 
 def _copied(store: ox.Store, graphs: tuple[str, ...]) -> list[ox.Quad]:

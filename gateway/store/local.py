@@ -265,6 +265,11 @@ class Store:
                     ox.serialize(quads, out, ox.RdfFormat.N_QUADS)
             return self._labels, frozenset(self._residues)
 
+    def writing(self) -> bool:
+        """Whether a writer is at work now: a reader wanting one version across several
+        reads (the labels, then a query) checks it before and after them."""
+        return self._write.locked()
+
     def residues(self) -> frozenset[ox.NamedNode]:
         return frozenset(self._residues)
 
