@@ -6,16 +6,20 @@ is one building with 50 triples: an *open* one (no tokens, no policy) and an
 of the 50 fields, the audit log on). Beside each, a bare Starlette app (``uvicorn``, one
 worker) answers that node's exact Turtle and JSON-LD bytes, content-type, ETag, Vary and
 withheld-fields header from memory. ``wrk -t1 -c32`` loads ``GET /id/building/42`` on
-each, alternating bare and node runs for several rounds, and the table shows the median
+each with the same request (the bearer token too, for the authenticated pair),
+alternating bare and node runs for several rounds, and the table shows the median
 requests/s, node/bare and the target: open Turtle >= 0.50, JSON-LD >= 0.35;
-authenticated >= 0.75 in both, and within 5 points of the open node's ratio.
+authenticated >= 0.75 in both, and within 5 points of the open node's ratio. A second
+table gives each server's own CPU time per request (the audit writer's thread
+included), which other load on the machine moves far less.
 
 Reading it: answers are cached, so the ratio prices the node's request path (FastAPI's
 middleware, the route table, negotiation, cache lookup, headers) against the least a
 Python ASGI app can do; 1.0 would mean that path costs nothing. The per-round lines show
 the noise: on a shared 2-core machine a single run can move the ratio by 0.1 or more, so
 trust a FAIL only when the rounds agree. The open node's audit log is off unless
-``--audit``. Always exits 0: a report, not a test.
+``--audit`` (each audited read costs its writer thread a few µs: bench_policy.py).
+Always exits 0: a report, not a test.
 
     .venv/bin/python bench/bench_resource.py [--seconds 5] [--rounds 3] [--audit]
 """
@@ -162,6 +166,7 @@ class Config:
     bare: str = ""
     headers: dict[str, str] = field(default_factory=dict)
     sizes: dict[str, int] = field(default_factory=dict)
+    pids: dict[str, int] = field(default_factory=dict)
 
 
 #: the authenticated node's policy: the building without two of its fields, to anyone
@@ -215,6 +220,7 @@ def _start(tmp: Path, config: Config, audit: bool, procs: list[subprocess.Popen[
             [str(BIN / "dsgo"), "serve", str(toml)], config.node + "/health", tmp / f"{config.name}.log", env
         )
     )
+    config.pids["node"] = procs[-1].pid
     answers: dict[str, dict[str, Any]] = {}
     for accept, _ in FORMATS.values():
         answer = httpx.get(
@@ -231,6 +237,7 @@ def _start(tmp: Path, config: Config, audit: bool, procs: list[subprocess.Popen[
     cmd += ["--no-access-log", "--no-server-header"]  # as `dsgo serve` runs uvicorn
     env |= {"BENCH_ANSWERS": str(tmp / f"{config.name}.json"), "PYTHONDONTWRITEBYTECODE": "1"}
     procs.append(start(cmd, config.bare + PATH, tmp / f"{config.name}-bare.log", env))
+    config.pids["bare"] = procs[-1].pid
 
 
 def run(tmp: Path, seconds: int, rounds: int, procs: list[subprocess.Popen[bytes]], audit: bool) -> None:
@@ -244,6 +251,7 @@ def run(tmp: Path, seconds: int, rounds: int, procs: list[subprocess.Popen[bytes
         raise RuntimeError(f"expected 50 triples, got:\n{nt}")
     problems: list[str] = []
     rps: dict[tuple[str, str, str], list[float]] = {}
+    cpu: dict[tuple[str, str, str], list[float]] = {}
     for config in configs:
         for accept, _ in FORMATS.values():
             for url in (config.bare, config.node):  # warm up: connections, caches, branch predictors
@@ -251,14 +259,24 @@ def run(tmp: Path, seconds: int, rounds: int, procs: list[subprocess.Popen[bytes
     for r in range(rounds):  # alternate which goes first, so drift hits both alike
         for name, (accept, _) in FORMATS.items():
             for config in configs:
-                pair = [("bare", config.bare, {}), ("node", config.node, config.headers)]
-                for who, url, headers in pair[:: 1 if r % 2 == 0 else -1]:
-                    got = wrk(url + PATH, seconds, problems, {"Accept": accept, **headers})
+                # the bare route gets the very same request (a bearer token too): it prices the
+                # least an ASGI app can do for it, so the ratio prices the node's own path
+                pair = [("bare", config.bare), ("node", config.node)]
+                for who, url in pair[:: 1 if r % 2 == 0 else -1]:
+                    before = cpu_seconds(config.pids[who])
+                    cmd = wrk_command(url + PATH, seconds, {"Accept": accept, **config.headers})
+                    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+                    got, done = wrk_result(url, out, problems)
+                    used = (cpu_seconds(config.pids[who]) - before) / max(1, done)
                     rps.setdefault((config.name, name, who), []).append(got)
+                    cpu.setdefault((config.name, name, who), []).append(used)
                     print(
-                        f"round {r + 1}/{rounds} {name:7} {config.name:4} {who}: {got:9.0f} req/s", flush=True
+                        f"round {r + 1}/{rounds} {name:7} {config.name:4} {who}: {got:9.0f} req/s, "
+                        f"{used * 1e6:5.1f} µs CPU per request",
+                        flush=True,
                     )
     _report(configs, rps, seconds, rounds, audit, problems)
+    _report_cpu(configs, cpu)
 
 
 def _report(
@@ -290,6 +308,19 @@ def _report(
         print(f"{name:8} authenticated is {gap * 100:+.0f} points below open (target <= 5): {verdict}")
     for problem in problems:
         print(f"wrk saw errors, results are suspect: {problem}")
+
+
+def _report_cpu(configs: list[Config], cpu: dict[tuple[str, str, str], list[float]]) -> None:
+    """The servers' own CPU time per request (their threads included: the audit writer's),
+    which the machine's other load moves far less than requests per second."""
+    print("\nserver CPU per request (median of the rounds); bare/node is the rate the node would")
+    print("reach beside its bare route if CPU alone decided:")
+    print(f"{'format':8} {'node':5} {'bare µs':>8} {'node µs':>8} {'bare/node':>9}")
+    for name in FORMATS:
+        for config in configs:
+            b = statistics.median(cpu[config.name, name, "bare"])
+            n = statistics.median(cpu[config.name, name, "node"])
+            print(f"{name:8} {config.name:5} {b * 1e6:8.1f} {n * 1e6:8.1f} {b / n:9.2f}")
 
 
 def stop_all(procs: list[subprocess.Popen[bytes]], sig: int = signal.SIGTERM, grace: float = 5) -> None:

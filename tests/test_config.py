@@ -45,6 +45,8 @@ def test_store_path_is_relative_to_the_file(tmp_path: Path) -> None:
         ({"port": "eighty"}, "node.port", "port number"),
         ({"poll_interval": -1}, "node.poll_interval", "positive number"),
         ({"colour": "blue"}, "node.colour", "unknown key"),
+        ({"sparql_party_queue": 0}, "node.sparql_party_queue", "positive whole number"),
+        ({"sparql_queue": "many"}, "node.sparql_queue", "positive whole number"),
     ],
 )
 def test_wrong_node_values_name_file_key_and_expectation(
@@ -119,3 +121,8 @@ def test_serve_with_a_wrong_file_prints_one_line_and_does_not_start(
 def test_serve_with_a_missing_file_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["serve", str(tmp_path / "nope.toml")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_sparql_queue_sizes_are_read_from_the_node_file(tmp_path: Path) -> None:
+    settings = load_node_settings(write_node(tmp_path, sparql_party_queue=64, sparql_queue=128), {})
+    assert (settings.sparql_party_queue, settings.sparql_queue) == (64, 128)
