@@ -13,8 +13,10 @@ Fair shares: a party has at most ``per_party`` queries running (by default one f
 than there are workers, so another party always finds one) and ``party_queue`` more
 waiting; beyond that it gets ``429 too_many_queries``, and when ``queue`` queries wait
 in all, everyone gets ``503 busy``, both with ``Retry-After``. Free workers take the
-oldest query of the party served longest ago. A query that waits past its time limit
-gets ``503 busy``. ``abort`` (on SIGINT/SIGTERM) answers every waiting and running query
+oldest query of the party served longest ago. A query killed at its limit keeps its
+party's share until its worker's replacement is ready: the party's next query waits for
+that worker, never taking the one left free for the others. A query that waits past its
+time limit gets ``503 busy``. ``abort`` (on SIGINT/SIGTERM) answers every waiting and running query
 with ``503`` and kills the workers, so the node stops at once whatever is running.
 """
 
@@ -154,6 +156,7 @@ class QueryPool:
         self._workers: set[_Worker] = set()
         self._procs: set[asyncio.subprocess.Process] = set()  # every process not yet reaped
         self._starting = 0
+        self._held: deque[str] = deque()  # parties whose killed query's worker is being replaced
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping = False
         self._root_folder: Path | None = None
@@ -271,7 +274,10 @@ class QueryPool:
             self._retire(worker)
             self._settle(pending, Busy("the query's worker stopped; try again", 1))
         finally:
-            self._q.running[pending.party] -= 1
+            if worker in self._workers or self._stopping:
+                self._q.running[pending.party] -= 1
+            else:  # killed: the share stays taken until the replacement is ready
+                self._held.append(pending.party)
             if pending.expiry is not None:
                 pending.expiry.cancel()
             if self._snapshot is not None and pending.request.snapshot != self._snapshot.folder:
@@ -336,6 +342,9 @@ class QueryPool:
             return
         finally:
             self._starting -= 1
+            if self._held:  # ready or failed: the share a killed query kept is free again
+                self._q.running[self._held.popleft()] -= 1
+                self._dispatch()
         if self._stopping:
             return
         self._workers.add(worker)
