@@ -51,6 +51,7 @@ SPARQL_OPTIONS = {
     "graph": (_is_iri, "expected the absolute IRI of the named graph that holds the data"),
     "timeout": (_is_seconds(0.001), "expected a positive number of seconds"),
     "cache_ttl": (_is_seconds(0), "expected seconds an answer may be reused (0: never)"),
+    "watch": (_is_seconds(0), "expected seconds between checks for changes in the store (0: never)"),
 }
 
 

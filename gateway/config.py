@@ -32,6 +32,8 @@
     graph = "urn:dsgo:firm"                # optional; default: the endpoint's default graph
     timeout = 5                            # optional; seconds per query
     cache_ttl = 2                          # optional; seconds an answer may be reused (0: never)
+    watch = 30                             # optional; seconds between checks for changes others
+                                           # make, for notifications (0: never, none offered)
 
     [keys]
     dir = "../keys/EU.EORI.NL000000001"    # key.pem + chain.pem (dsgo keys party)

@@ -70,14 +70,14 @@ def _restricted(state: NodeState) -> list[tuple[str, str, str, dict[str, Any]]]:
 
 
 NOT_OFFERED_OPEN = "an open node has no identity to sign notifications with"
-NOT_OFFERED_REMOTE = "this node reads a remote store, which does not tell it of changes"
+NOT_OFFERED_REMOTE = "this node reads a remote store whose changes it does not watch (watch = 0)"
 #: where a node with an identity takes notifications for its party (signed, so no token)
 _WEBHOOK = ("notifications", WEBHOOK_PATH, "Webhook for notifications to this party (signed, detached JWS)")
 
 
 def _subscriptions(state: NodeState) -> tuple[str, str, str, dict[str, Any]]:
     """DSGO's ``/subscriptions``: not offered on a node without an identity to sign with,
-    nor on one whose data is a remote store (it is not told of changes there)."""
+    nor on one whose remote store is not watched for changes (``watch = 0``)."""
     description = (
         "Change notifications of the fields you may read, signed (x-jws-signature), "
         "replayable at /subscriptions/{id}/events?since=N"

@@ -7,7 +7,9 @@ Provider side, bearer-authenticated (``gateway.notify.notifier`` does the work):
   ``subscription_expired``, ``webhook_outside_endpoint``, ``subscription_refused``;
 - ``GET /subscriptions``: the caller's own; ``GET``/``DELETE /subscriptions/{id}``: one
   of them (anyone else's is a 404 like a missing one);
-- ``GET /subscriptions/{id}/events?since=N``: the replay feed after position ``N``.
+- ``GET /subscriptions/{id}/events?since=N``: the replay feed after position ``N``;
+- ``POST /subscriptions/store-changed``: the node's own party has its remote store
+  checked for changes now (``gateway.store.watch``), not at the next ``watch`` interval.
 
 Consumer side: ``POST /notifications`` takes a notification for this node's party, checks
 its signature and sender (``gateway.notify.receive``) and keeps it once in the inbox.
@@ -24,7 +26,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.config import NodeSettings
-from gateway.errors import BadRequest, NotFound
+from gateway.errors import BadRequest, Forbidden, NotFound
 from gateway.http.auth import Auth, bearer, json_response
 from gateway.http.openapi import JSON_OBJECT, Body, Operation, Reply, describe, header, query
 from gateway.http.state import node_state
@@ -35,6 +37,7 @@ from gateway.notify.outbox import Outbox
 from gateway.notify.receive import Inbox, verify_notification
 from gateway.notify.subscription import EVENT_TYPES, Subscription
 from gateway.policy.model import Caller
+from gateway.store.remote import RemoteSources
 from gateway.store.sources import Sources
 
 __all__ = ["EVENT_TYPES", "make_notifications", "routes"]
@@ -44,18 +47,28 @@ def make_notifications(
     settings: NodeSettings, node: Node, auth: Auth | None, http: httpx.AsyncClient, clock: Callable[[], float]
 ) -> tuple[Notifier | None, Inbox | None]:
     """The node's notifier and inbox: none on an open node (no identity to sign with)
-    nor on one reading a remote store (whose changes it is not told of)."""
+    nor on one reading a remote store that is not watched (``watch = 0``). A file source
+    tells the notifier before a new version is served; a remote store's watch after
+    another writer changed it (``gateway.store.watch``): one pipeline for both."""
     if auth is None:
         return None, None
     inbox = Inbox(settings.inbox_path)
-    if not isinstance(node.sources, Sources):
-        return None, inbox
+    sources = node.sources
+    watch = None
+    if isinstance(sources, RemoteSources):
+        seen = settings.outbox_path.with_name(f"{settings.outbox_path.stem}.{sources.name}.seen.sqlite")
+        watch = sources.watch_changes(seen)
+        if watch is None:
+            return None, inbox
     retry = Retry(settings.retry_base, settings.retry_longest, settings.inactive_after_days * 86400)
     outbox = Outbox(settings.outbox_path, node.vocab)
     notifier = Notifier(
         node, auth.identity, outbox, auth.trust, http, audit=node.audit, clock=clock, retry=retry
     )
-    node.sources.before_replace.append(notifier.changed)
+    if watch is not None:
+        watch.watchers.append(notifier.store_changed)
+    elif isinstance(sources, Sources):
+        sources.before_replace.append(notifier.changed)
     return notifier, inbox
 
 
@@ -244,8 +257,34 @@ async def webhook(request: Request) -> Response:
     return json_response({"id": data["id"], "duplicate": not new})
 
 
+@describe(
+    post=Operation(
+        "Check the node's remote store for changes now (its own party only)",
+        "For the store's owner after writing to it: the check the node makes every "
+        "'watch' seconds, made at once; changes found are notified as any other.",
+        _TAGS,
+        replies={200: Reply("the check was made", {"application/json": JSON_OBJECT})},
+        errors=(403, 404, 502),
+        operation_id="postStoreChanged",
+    )
+)
+async def store_changed(request: Request) -> Response:
+    """The node's own party says its remote store changed: check it now."""
+    caller = bearer(request)
+    state = node_state(request)
+    sources = state.node.sources
+    watch = sources.watch if isinstance(sources, RemoteSources) else None
+    if watch is None:
+        raise NotFound("this node watches no remote store (its sources are re-read when they change)")
+    if caller.party_id != state.settings.party_id:
+        raise Forbidden("only this node's own party may say that its store changed")
+    changed = await asyncio.to_thread(watch.poll)
+    return json_response({"changed": changed})
+
+
 def routes() -> list[Route]:
     return [
+        Route("/subscriptions/store-changed", store_changed, methods=["POST"]),
         Route("/subscriptions", create, methods=["POST"]),
         Route("/subscriptions", listing, methods=["GET"]),
         Route("/subscriptions/{id}", one, methods=["GET", "DELETE"]),

@@ -6,7 +6,9 @@
    subscriber must be able to read every watched field on at least one resource of the
    topic now.
 2. **Detect** (``changed``, called by ``Sources`` with a source's old and new triples
-   before the new version is switched in): the resources whose description changed
+   before the new version is switched in; ``store_changed``, called by
+   ``gateway.store.watch`` with the old and new descriptions of the resources another
+   writer changed in a remote store, which already serves them): the resources whose description changed
    (``change.source_diff``), matched against every active subscription; the policy is
    evaluated for each subscriber on its view before and after (``change.visible_change``),
    and what it may see becomes one notification per change and subscription, numbered,
@@ -51,8 +53,10 @@ from gateway.notify.change import After, Changed, linked, source_diff, view_of, 
 from gateway.notify.message import body_of, notification_id
 from gateway.notify.outbox import Draft, Outbox, Pending
 from gateway.notify.subscription import Subscription, Topic, iso, parse_request
+from gateway.policy.decide import Lookup
 from gateway.policy.model import Caller, Grant
 from gateway.store.local import RDF_TYPE
+from gateway.store.remote import RemoteStore
 
 __all__ = ["SIGNATURE_HEADER", "WEBHOOK_PATH", "Notifier", "Retry", "check_webhook"]
 
@@ -172,6 +176,8 @@ class Notifier:
         elif topic.selector.classes:
             for cls in sorted(topic.selector.classes):
                 yield from store.members(cls, namespace)
+        elif isinstance(store, RemoteStore):  # it lists no subjects of its own
+            yield from store.resources(namespace)
         else:
             yield from (n.value for n in store.named_subjects() if n.value.startswith(namespace))
 
@@ -182,16 +188,44 @@ class Notifier:
     ) -> int:
         """Source ``name`` is about to serve ``after`` in place of ``before``: store what
         each subscriber may see of it. Returns the number of new notifications."""
+        store, lookup = self.node.access.store, self.node.access.lookup
+        old = set(before)
+        return self._changes(
+            name,
+            versions,
+            lambda: source_diff(before, after, lambda iri: [t for t in store.describe(iri) if t not in old]),
+            lookup,
+            After(lookup, before, after),
+        )
+
+    def store_changed(
+        self, name: str, before: Sequence[ox.Triple], after: Sequence[ox.Triple], versions: tuple[str, str]
+    ) -> int:
+        """The remote store already serves ``after`` (the descriptions of the resources
+        another writer changed) where it served ``before`` (``gateway.store.watch``):
+        the same as ``changed``, with the data before the change read as the store less
+        what was added plus what was removed. Returns the number of new notifications."""
+        lookup = self.node.access.lookup
+        return self._changes(
+            name, versions, lambda: source_diff(before, after), After(lookup, after, before), lookup
+        )
+
+    def _changes(
+        self,
+        name: str,
+        versions: tuple[str, str],
+        diff: Callable[[], list[Changed]],
+        before: Lookup,
+        after: Lookup,
+    ) -> int:
+        """Match the changed resources (``diff``) to the active subscriptions, decided on
+        the data ``before`` and ``after`` the change, and store the notifications."""
         now = self.clock()
         subs = [(s, r) for s, r in self.outbox.active() if s.status(now)[0] == "active"]
         if not subs:
             return 0
-        store = self.node.access.store
-        old = set(before)
-        changes = source_diff(before, after, lambda iri: [t for t in store.describe(iri) if t not in old])
-        after_lookup = After(self.node.access.lookup, before, after)
         self._grants.clear()
-        changes = self._with_linked(changes, subs, after_lookup)
+        changes = self._with_linked(diff(), subs, (before, after))
         by_iri, others = _by_iri(subs)
         new = 0
         for start in range(0, len(changes), _CHUNK):
@@ -202,7 +236,7 @@ class Notifier:
                     f"{name}\0{versions[0]}\0{versions[1]}\0{change.subject}".encode()
                 ).hexdigest()[:32]
                 found = [
-                    self._draft(s, r, change, event, after_lookup)
+                    self._draft(s, r, change, event, (before, after))
                     for s, r in (*by_iri.get(change.subject, ()), *others)
                     if _may_match(s.topic, change)
                 ]
@@ -215,7 +249,9 @@ class Notifier:
                 self.wake()  # the first are sent while the rest are decided
         return new
 
-    def _with_linked(self, changes: list[Changed], subs: Sequence[Subscribed], after: After) -> list[Changed]:
+    def _with_linked(
+        self, changes: list[Changed], subs: Sequence[Subscribed], lookups: tuple[Lookup, Lookup]
+    ) -> list[Changed]:
         """``changes`` and the resources whose view they may change through a link that a
         subscriber's policy conditions follow (``change.linked``); sorted by IRI."""
         paths = {
@@ -228,7 +264,7 @@ class Notifier:
         if not paths or not changes:
             return changes
         store = self.node.access.store
-        more = linked([c.subject for c in changes], paths, [self.node.access.lookup, after])
+        more = linked([c.subject for c in changes], paths, list(lookups))
         extra = []
         for iri in sorted(more):
             cbd = tuple(store.describe(iri))
@@ -244,10 +280,15 @@ class Notifier:
         return grant
 
     def _draft(
-        self, sub: Subscription, roles: Sequence[str], change: Changed, event: str, after: After
+        self,
+        sub: Subscription,
+        roles: Sequence[str],
+        change: Changed,
+        event: str,
+        data: tuple[Lookup, Lookup],
     ) -> Draft | None:
         grant = self._grant(sub.consumer_id, roles)
-        visible = visible_change(grant, sub.topic, change, self.node.access.lookup, after)
+        visible = visible_change(grant, sub.topic, change, *data)
         if visible is None or visible.kind not in sub.event_types:
             return None
         return Draft(

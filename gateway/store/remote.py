@@ -19,6 +19,11 @@ without transactions, the few queries behind one answer (a description, the valu
 policy condition looks up) are not one snapshot: a change made between them can show
 in one and not yet in the other.
 
+Changes other writers make are not seen by ``generation`` alone: for change
+notifications, ``RemoteSources.watch_changes`` polls the store every ``watch`` seconds
+(``gateway.store.watch``: a digest of the graph, then per resource) and tells the
+notifier which resources changed.
+
 Without ``graph``, queries run on the endpoint's default graph; Virtuoso's is the union
 of all its graphs, system graphs included, so name the party's graph.
 
@@ -42,10 +47,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import itertools
+import logging
 import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -56,6 +63,13 @@ from gateway import __version__
 from gateway.config import SourceSettings
 from gateway.errors import NotFound, UpstreamError
 from gateway.store.local import SourceState
+from gateway.store.watch import (
+    DEFAULT_WATCH,
+    SUBJECT_DEPTH,
+    StoreWatch,
+    digest_query,
+    subject_digest_query,
+)
 
 __all__ = [
     "DEFAULT_CACHE_TTL",
@@ -65,6 +79,8 @@ __all__ = [
     "RemoteStore",
     "sparql_iri",
 ]
+
+log = logging.getLogger("dsgo.sources")
 
 DEFAULT_TIMEOUT = 5.0
 DEFAULT_CACHE_TTL = 2.0
@@ -235,6 +251,50 @@ class RemoteStore:
         )
         return {row["c"].value: int(row["n"].value) for row in self._select(query)}
 
+    def resources(self, namespace: str) -> list[str]:
+        """Sorted IRIs of every resource (subject) in ``namespace``, in keyset pages as
+        ``members`` reads them: what a subscription to no class may match."""
+        prefix = ox.Literal(namespace)
+        found: list[str] = []
+        after = ""
+        while True:
+            query = (
+                f"SELECT DISTINCT ?s {self._from}WHERE {{ ?s ?p ?o FILTER(isIRI(?s) && "
+                f"STRSTARTS(STR(?s), {prefix}) && STR(?s) > {ox.Literal(after)}) }} "
+                f"ORDER BY STR(?s) LIMIT {_PAGE}"
+            )
+            page = [row["s"].value for row in self._select(query)]
+            found += page
+            if len(page) < _PAGE:
+                return sorted(set(found))
+            after = max(page)
+
+    # -- change detection (``gateway.store.watch``) ----------------------------------
+
+    def graph_digest(self) -> str:
+        """A digest of every triple of the graph, computed by the store in one query with
+        a one-row answer (``watch.digest_query``): equal digests, the same data."""
+        [row] = self._select(digest_query(self._from))
+        return _digest(row)
+
+    def subject_digests(self) -> dict[str, str]:
+        """Each named subject's digest over its description (its triples and those of its
+        blank nodes up to ``SUBJECT_DEPTH`` levels), one query per level in keyset pages
+        of ``_PAGE``, the levels' counts and sums added up here."""
+        sums: dict[str, list[int]] = {}
+        for depth in range(SUBJECT_DEPTH + 1):
+            after = ""
+            while True:
+                page = self._select(subject_digest_query(self._from, depth, ox.Literal(after), _PAGE))
+                for row in page:
+                    total = sums.setdefault(row["s"].value, [0, 0, 0])
+                    for i, key in enumerate(("n", "a", "b")):
+                        total[i] += int(row[key].value) if key in row else 0
+                if len(page) < _PAGE:
+                    break
+                after = max(row["s"].value for row in page)
+        return {s: ":".join(map(str, total)) for s, total in sums.items()}
+
     def sources(self) -> dict[str, SourceState]:
         """No versions are loaded into the node: nothing to list."""
         return {}
@@ -302,6 +362,11 @@ class RemoteStore:
         return error
 
 
+def _digest(row: Row) -> str:
+    """``count:sum:sum`` of a digest query's row (an empty group sums to nothing)."""
+    return ":".join(row[k].value if k in row else "0" for k in ("n", "a", "b"))
+
+
 def _levels(subject: str, low: int, high: int, dataset: str) -> str:
     """One query for the triples of the blank nodes ``low`` to ``high`` hops from
     ``subject`` through blank nodes only; level ``d`` binds ``?bd ?pd ?od``."""
@@ -338,19 +403,42 @@ def _term(value: Mapping[str, str]) -> Term:
 
 class RemoteSources:
     """The sources of a node on a remote store, as ``gateway.store.sources.Sources`` offers
-    them to the HTTP edge: a refresh that asks the store whether it answers, and the
-    health report of that one source."""
+    them to the HTTP edge: a refresh that asks the store whether it answers (and, when
+    the node notifies of changes, whether its data changed: ``watch``), and the health
+    report of that one source."""
 
     def __init__(self, settings: SourceSettings, store: RemoteStore) -> None:
         self.name = settings.name
         self.store = store
+        #: seconds between checks for changes (the table's ``watch``; 0: never)
+        self.interval = float(settings.options.get("watch", DEFAULT_WATCH))
+        self.watch: StoreWatch | None = None
+
+    def watch_changes(self, path: Path, clock: Callable[[], float] = time.monotonic) -> StoreWatch | None:
+        """Start finding the changes others make in the store (``gateway.store.watch``),
+        the last version seen kept at ``path``; None if the table says ``watch = 0``."""
+        if self.interval <= 0:
+            return None
+        self.watch = StoreWatch(self.store, self.name, path, self.interval, clock)
+        return self.watch
 
     def refresh_all(self) -> bool:
-        """Probe the store (called at start and every poll interval); never raises. Data
-        is never loaded, so nothing changes: always False."""
+        """Probe the store (called at start and every poll interval) and, when a check for
+        changes is due, make it; never raises. Data is never loaded into the node: always
+        False (the watchers hear of changes)."""
         with contextlib.suppress(UpstreamError):  # kept in store.failure for the health report
             self.store.check()
+            if self.watch is not None and self.watch.due():
+                self._poll(self.watch)
         return False
+
+    def _poll(self, watch: StoreWatch) -> None:
+        try:
+            watch.poll()
+        except UpstreamError as exc:
+            log.warning("source %s: changes not checked, tried again later: %s", self.name, exc.detail)
+        except Exception:  # the watchers could not keep the change: it is offered again
+            log.exception("source %s: a change could not be recorded; tried again later", self.name)
 
     def failed_names(self) -> list[str]:
         """This one source, while the store does not answer (answers may miss its data)."""
@@ -368,6 +456,8 @@ class RemoteSources:
             "checked_at": _iso(store.checked_at) if store.checked_at else None,
             "cache_ttl": store.cache_ttl,
         }
+        if self.watch is not None:
+            entry["watch"] = self.watch.health()
         if failure:
             entry["error"] = {
                 "code": failure.error.code,
