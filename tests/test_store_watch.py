@@ -14,7 +14,7 @@ import pytest
 from gateway.config import load_node_settings
 from gateway.errors import ConfigError, UpstreamError
 from gateway.store.remote import RemoteStore
-from gateway.store.watch import StoreWatch
+from gateway.store.watch import StoreWatch, _chunks
 from tests.conftest import write_node
 from tests.kit import Clock
 from tests.servers import Virtuoso, virtuoso_server
@@ -81,9 +81,10 @@ def values(triples: Sequence[ox.Triple], predicate: str) -> list[str]:
 def test_the_first_poll_records_what_is_there_and_tells_nobody(watched: Watched) -> None:
     assert watched.watch.poll() == 0
     assert watched.told == []
-    digests, deep = watched.watch.seen.digests()
-    assert set(digests) == {EX + "home/1", EX + "home/2"}
-    assert deep == {EX + "home/2"}  # its meter nests three levels of blank nodes
+    digests, owners, blanky = watched.watch.seen.digests()
+    assert {k for k in digests if not k.startswith("_:")} == {EX + "home/1", EX + "home/2"}
+    assert len(owners) == 4 and set(owners.values()) == {EX + "home/1", EX + "home/2"}  # every blank node
+    assert blanky == {EX + "home/1", EX + "home/2"}
 
 
 def test_a_change_by_another_writer_is_told_once_with_the_old_and_new_description(
@@ -119,7 +120,7 @@ def test_a_value_changed_in_a_blank_node_is_found(virtuoso: Virtuoso, graph: str
     assert values(watched.told[0][2], "number") == ["14"]
 
 
-def test_a_change_deeper_than_the_subject_digests_reach_is_found(
+def test_a_change_three_blank_nodes_deep_is_found(
     virtuoso: Virtuoso, graph: str, watched: Watched
 ) -> None:
     watched.watch.poll()
@@ -212,3 +213,22 @@ def relay(virtuoso: Virtuoso) -> Iterator[Relay]:
     relay.up()
     yield relay
     relay.down()
+
+
+def test_resources_read_together_are_described_as_each_alone(watched: Watched) -> None:
+    iris = [EX + "home/1", EX + "home/2", EX + "home/404", "not an iri"]
+    together = watched.store.describe_many(iris)
+    assert {iri: sorted(map(str, together[iri])) for iri in iris} == {
+        iri: sorted(map(str, watched.store.describe(iri))) for iri in iris
+    }
+    assert len(together[EX + "home/2"]) == 5  # the meter's three levels of blank nodes
+
+
+def test_resources_are_read_in_chunks_the_stores_row_limit_allows() -> None:
+    now = {f"s{i}": "3000:1:1" for i in range(4)} | {"big": "9000:1:1", "gone": "1:1:1"}
+    chunks = _chunks(["s0", "s1", "big", "s2", "s3"], now)
+    assert chunks == [["s0"], ["s1"], ["big"], ["s2"], ["s3"]]
+    assert _chunks([], now) == [[]]
+    assert _chunks([f"s{i}" for i in range(1200)], {}) == [
+        [f"s{i}" for i in range(k, min(k + 500, 1200))] for k in range(0, 1200, 500)
+    ]

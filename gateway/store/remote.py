@@ -50,7 +50,7 @@ import itertools
 import logging
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,13 +63,7 @@ from gateway import __version__
 from gateway.config import SourceSettings
 from gateway.errors import NotFound, UpstreamError
 from gateway.store.local import SourceState
-from gateway.store.watch import (
-    DEFAULT_WATCH,
-    SUBJECT_DEPTH,
-    StoreWatch,
-    digest_query,
-    subject_digest_query,
-)
+from gateway.store.watch import DEFAULT_WATCH, StoreWatch, digest_query, key_of, subject_digest_query
 
 __all__ = [
     "DEFAULT_CACHE_TTL",
@@ -83,6 +77,8 @@ __all__ = [
 log = logging.getLogger("dsgo.sources")
 
 DEFAULT_TIMEOUT = 5.0
+#: seconds a check for changes may take: it scans the graph in the store (bench_watch)
+WATCH_TIMEOUT = 120.0
 DEFAULT_CACHE_TTL = 2.0
 #: why a node on a remote store offers no /sparql (capabilities and the refusal say it)
 SPARQL_NOT_OFFERED = (
@@ -208,6 +204,48 @@ class RemoteStore:
             low = high + 1
         return list(out)
 
+    def describe_many(self, iris: Sequence[str]) -> dict[str, list[ox.Triple]]:
+        """``describe`` of each of ``iris``, read together (``gateway.store.watch`` reads
+        many at once): their own triples in one query, their blank nodes level by level as
+        ``describe`` reads them, for all of them at once. The caller keeps the answer
+        under the store's row limit; a cut answer raises, as always."""
+        out: dict[str, dict[ox.Triple, None]] = {iri: {} for iri in iris}
+        roots = {iri: r for iri in iris if (r := sparql_iri(iri)) is not None}
+        if roots:
+            values = f"VALUES ?r {{ {' '.join(roots.values())} }} "
+            for row in self._select(f"SELECT ?r ?p0 ?o0 {self._from}WHERE {{ {values}?r ?p0 ?o0 }}"):
+                root = row["r"]
+                if isinstance(root, ox.NamedNode) and root.value in out:
+                    out[root.value][self._triple(root, row["p0"], row["o0"])] = None
+        nested = {iri: out[iri] for iri in roots if any(isinstance(t.object, ox.BlankNode) for t in out[iri])}
+        if nested:
+            self._nested({iri: roots[iri] for iri in nested}, nested)
+        return {iri: list(triples) for iri, triples in out.items()}
+
+    def _nested(self, roots: dict[str, str], out: dict[str, dict[ox.Triple, None]]) -> None:
+        """Add the triples of the blank nodes under each of ``roots`` to its ``out``, at
+        any depth up to ``MAX_DEPTH``, as ``describe`` does for one."""
+        frontier = {iri: {o for t in out[iri] if isinstance(o := t.object, ox.BlankNode)} for iri in roots}
+        described: dict[str, set[ox.BlankNode]] = {iri: set() for iri in roots}
+        low = 1
+        while pending := [iri for iri in roots if not frontier[iri] <= described[iri]]:
+            if low > MAX_DEPTH:
+                raise self._fail(f"nests blank nodes deeper than {MAX_DEPTH} levels under <{pending[0]}>")
+            high = min(low if low == 1 else 2 * low, MAX_DEPTH)
+            frontier = {iri: set() for iri in roots}
+            values = " ".join(roots[iri] for iri in pending)
+            for row in self._select(_levels("?r", low, high, self._from, values)):
+                iri = row["r"].value
+                for depth in range(low, high + 1):
+                    s = row.get(f"b{depth}")
+                    if isinstance(s, ox.BlankNode) and f"p{depth}" in row and iri in out:
+                        t = self._triple(s, row[f"p{depth}"], row[f"o{depth}"])
+                        out[iri][t] = None
+                        described[iri].add(s)
+                        if depth == high and isinstance(t.object, ox.BlankNode):
+                            frontier[iri].add(t.object)
+            low = high + 1
+
     def objects(self, subject: str, predicate: str) -> list[Term]:
         s, p = sparql_iri(subject), sparql_iri(predicate)
         if s is None or p is None:
@@ -274,26 +312,23 @@ class RemoteStore:
     def graph_digest(self) -> str:
         """A digest of every triple of the graph, computed by the store in one query with
         a one-row answer (``watch.digest_query``): equal digests, the same data."""
-        [row] = self._select(digest_query(self._from))
+        [row] = self._select(digest_query(self._from), WATCH_TIMEOUT)
         return _digest(row)
 
     def subject_digests(self) -> dict[str, str]:
-        """Each named subject's digest over its description (its triples and those of its
-        blank nodes up to ``SUBJECT_DEPTH`` levels), one query per level in keyset pages
-        of ``_PAGE``, the levels' counts and sums added up here."""
-        sums: dict[str, list[int]] = {}
-        for depth in range(SUBJECT_DEPTH + 1):
-            after = ""
-            while True:
-                page = self._select(subject_digest_query(self._from, depth, ox.Literal(after), _PAGE))
-                for row in page:
-                    total = sums.setdefault(row["s"].value, [0, 0, 0])
-                    for i, key in enumerate(("n", "a", "b")):
-                        total[i] += int(row[key].value) if key in row else 0
-                if len(page) < _PAGE:
-                    break
-                after = max(row["s"].value for row in page)
-        return {s: ":".join(map(str, total)) for s, total in sums.items()}
+        """Each subject's digest over its own triples (``watch.key_of``: blank nodes too,
+        by label), in keyset pages of ``_PAGE``. Scans the graph: the store may take
+        longer than ``timeout``, so these queries may take ``WATCH_TIMEOUT``."""
+        found: dict[str, str] = {}
+        after = ""
+        while True:
+            query = subject_digest_query(self._from, ox.Literal(after), _PAGE)
+            page = self._select(query, WATCH_TIMEOUT)
+            for row in page:
+                found[key_of(row["s"])] = _digest(row)
+            if len(page) < _PAGE:
+                return found
+            after = max(row["k"].value for row in page)
 
     def sources(self) -> dict[str, SourceState]:
         """No versions are loaded into the node: nothing to list."""
@@ -317,19 +352,24 @@ class RemoteStore:
 
     # -- the wire --------------------------------------------------------------------
 
-    def _select(self, query: str) -> list[Row]:
-        answer = self._request(query)
+    def _select(self, query: str, timeout: float | None = None) -> list[Row]:
+        answer = self._request(query, timeout)
         try:
             bindings = answer["results"]["bindings"]
             return [{name: _term(value) for name, value in b.items()} for b in bindings]
         except (KeyError, TypeError, ValueError) as exc:
             raise self._fail(f"answered with SPARQL results this node cannot read ({exc})") from None
 
-    def _request(self, query: str) -> dict[str, Any]:
+    def _request(self, query: str, timeout: float | None = None) -> dict[str, Any]:
+        limit = (
+            httpx.Timeout(timeout, connect=min(self.timeout, 3.0)) if timeout else httpx.USE_CLIENT_DEFAULT
+        )
         try:
-            answer = self._http.post(self.endpoint, data={"query": query}, headers={"accept": _RESULTS})
+            answer = self._http.post(
+                self.endpoint, data={"query": query}, headers={"accept": _RESULTS}, timeout=limit
+            )
         except httpx.TimeoutException:
-            raise self._fail(f"did not answer within {self.timeout:g} s") from None
+            raise self._fail(f"did not answer within {timeout or self.timeout:g} s") from None
         except httpx.HTTPError as exc:
             raise self._fail(f"cannot be reached ({exc or type(exc).__name__})") from None
         if answer.status_code != 200:
@@ -367,15 +407,20 @@ def _digest(row: Row) -> str:
     return ":".join(row[k].value if k in row else "0" for k in ("n", "a", "b"))
 
 
-def _levels(subject: str, low: int, high: int, dataset: str) -> str:
+def _levels(subject: str, low: int, high: int, dataset: str, roots: str = "") -> str:
     """One query for the triples of the blank nodes ``low`` to ``high`` hops from
-    ``subject`` through blank nodes only; level ``d`` binds ``?bd ?pd ?od``."""
+    ``subject`` through blank nodes only; level ``d`` binds ``?bd ?pd ?od``. With
+    ``roots`` (IRIs), ``subject`` is ``?r`` bound to each of them, and selected."""
     branches = []
     for d in range(low, high + 1):
         chain = "".join(f" ?b{i} ?x{i} ?b{i + 1} ." for i in range(1, d))
         blank = " && ".join(f"isBlank(?b{i})" for i in range(1, d + 1))
         branches.append(f"{{ {subject} ?x0 ?b1 .{chain} FILTER({blank}) ?b{d} ?p{d} ?o{d} }}")
     variables = " ".join(f"?b{d} ?p{d} ?o{d}" for d in range(low, high + 1))
+    if roots:
+        return (
+            f"SELECT ?r {variables} {dataset}WHERE {{ VALUES ?r {{ {roots} }} {' UNION '.join(branches)} }}"
+        )
     return f"SELECT {variables} {dataset}WHERE {{ {' UNION '.join(branches)} }}"
 
 
