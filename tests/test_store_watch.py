@@ -120,9 +120,7 @@ def test_a_value_changed_in_a_blank_node_is_found(virtuoso: Virtuoso, graph: str
     assert values(watched.told[0][2], "number") == ["14"]
 
 
-def test_a_change_three_blank_nodes_deep_is_found(
-    virtuoso: Virtuoso, graph: str, watched: Watched
-) -> None:
+def test_a_change_three_blank_nodes_deep_is_found(virtuoso: Virtuoso, graph: str, watched: Watched) -> None:
     watched.watch.poll()
     virtuoso.update(
         f"WITH <{graph}> DELETE {{ ?u <{P}value> 7 }} INSERT {{ ?u <{P}value> 8 }} WHERE {{ ?u <{P}value> 7 }}"
