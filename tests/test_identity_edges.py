@@ -349,3 +349,24 @@ def test_a_verified_token_is_remembered_up_to_the_cache_size(pki: Pki) -> None:
     for token in tokens:
         issuer.check(token, NOW)
     assert list(issuer._verified) == tokens[1:]
+
+
+def test_an_issued_access_token_lives_one_hour(pki: Pki) -> None:
+    claims = json.loads(
+        base64.urlsafe_b64decode(TokenIssuer(pki.ids[FIRM]).issue(CORP, NOW).split(".")[1] + "==")
+    )
+    assert claims["exp"] - claims["iat"] == 3600
+
+
+def test_a_token_is_verified_once_then_remembered(pki: Pki, monkeypatch: pytest.MonkeyPatch) -> None:
+    verified: list[str] = []
+    real = jwt.verify
+
+    def counting(token: str, *args: Any) -> dict[str, Any]:
+        verified.append(token)
+        return real(token, *args)
+
+    monkeypatch.setattr(jwt, "verify", counting)
+    issuer, token = TokenIssuer(pki.ids[FIRM]), access_token(pki)
+    callers = [issuer.check(token, NOW + i) for i in range(3)]
+    assert callers == [Caller(CORP, frozenset({"Role"}))] * 3 and verified == [token]

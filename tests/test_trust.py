@@ -199,6 +199,16 @@ def test_the_verifier_accepts(pki: Pki, case: str) -> None:
     assert signed.signer == FIRM and signed.claims["aud"] == CORP and len(signed.chain) == 3
 
 
+def test_a_ca_without_key_usage_may_sign_certificates(pki: Pki) -> None:
+    """RFC 5280 §4.2.1.3: a certificate without a keyUsage extension is not restricted, so
+    a CA (BasicConstraints cA) without one may sign the certificates below it."""
+    root = dev_root(pki)
+    mid, mid_key = issue(name("CA without keyUsage"), root, ca=True, usage={})
+    assert mid.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    leaf, _ = issue(name("leaf", FIRM), Issuer(mid, mid_key))
+    assert check_chain([leaf, mid, root.cert], trusted(pki), dt.datetime.now(dt.UTC), Refused) == {FIRM}
+
+
 def test_a_chain_may_be_trusted_at_its_issuing_ca(pki: Pki) -> None:
     chain, _ = good(pki, FIRM)
     at = dt.datetime.now(dt.UTC)
