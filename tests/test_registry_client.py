@@ -462,6 +462,40 @@ async def test_a_malformed_party_entry_fails_closed(pki: Pki, registry: Registry
     await unavailable(client(pki, registry, clock).party(FIRM))
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"party_info": 5},
+        {"parties_info": ["an array"]},
+        {"parties_info": {"count": 1, "data": 5}},
+        {"parties_info": {"count": 1, "data": [5]}},
+    ],
+)
+async def test_a_signed_party_answer_of_the_wrong_shape_fails_closed_not_as_a_500(
+    pki: Pki, registry: Registry, clock: Clock, body: dict[str, Any]
+) -> None:
+    registry.serve(f"/parties/{FIRM}", "party_token", lambda _: body)
+    await unavailable(client(pki, registry, clock).party(FIRM))
+
+
+@pytest.mark.parametrize(
+    "info",
+    [["an array"], {"count": 1, "data": 5}, {"count": 1, "data": {"a": "dict"}}, {"count": 1, "data": [5]}],
+)
+async def test_a_signed_party_list_of_the_wrong_shape_fails_closed_not_as_a_500(
+    pki: Pki, registry: Registry, clock: Clock, info: Any
+) -> None:
+    registry.serve("/parties", "parties_token", lambda _: {"parties_info": info})
+    await unavailable(client(pki, registry, clock).parties())
+
+
+async def test_a_trusted_list_entry_that_is_no_object_fails_closed_not_as_a_500(
+    pki: Pki, registry: Registry, clock: Clock
+) -> None:
+    registry.serve("/trusted_list", "trusted_list_token", lambda _: {"trusted_list": [5]})
+    await unavailable(client(pki, registry, clock).trusted())
+
+
 def _pages(pki: Pki, registry: Registry, entries: list[dict[str, Any]], count: Any, size: int = 10) -> None:
     def page(request: httpx.Request) -> dict[str, Any]:
         n = int(request.url.params["page"])

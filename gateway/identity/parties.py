@@ -124,6 +124,8 @@ def _v2_parts(data: Mapping[str, Any]) -> tuple[Mapping[str, Any], frozenset[str
 
 def parse_party(data: Mapping[str, Any]) -> Party:
     """One entry of ``parties_info.data`` (v2) or a v3 ``party``; ValueError if malformed."""
+    if not isinstance(data, Mapping):
+        raise ValueError("a party entry is not a JSON object")
     party_id = _get(data, "party_id", "partyId", "id")
     if not isinstance(party_id, str) or not party_id:
         raise ValueError("a party entry has no party_id")
@@ -149,6 +151,8 @@ def parse_trusted_list(entries: Any) -> list[TrustedCA]:
         raise ValueError("the trusted list is not an array")
     out = []
     for entry in entries:
+        if not isinstance(entry, Mapping):
+            raise ValueError("a trusted list entry is not a JSON object")
         fp = _get(entry, "certificate_fingerprint", "certificateFingerprint")
         if not isinstance(fp, str):
             raise ValueError("a trusted list entry has no certificate_fingerprint")

@@ -206,7 +206,7 @@ class RegistryClient:
             return None
         info = claims.get("party_info") or claims.get("partyInfo")
         if info is None and "parties_info" in claims:
-            data = claims["parties_info"].get("data") or []
+            data = _listed(claims["parties_info"], f"entry for {party_id}")
             info = data[0] if data else None
         if info is None:
             return None
@@ -222,7 +222,7 @@ class RegistryClient:
             params = {"active_only": "true", "page": str(page)}
             claims = await self._get("/parties", "parties_token", params)
             info = claims.get("parties_info") or claims.get("partiesInfo") or {}
-            data = info.get("data") or []
+            data = _listed(info, "party list")
             try:
                 out.extend(parse_party(p) for p in data)
             except ValueError as exc:
@@ -231,6 +231,17 @@ class RegistryClient:
             if not data or not isinstance(count, int) or len(out) >= count:
                 break
         return out
+
+
+def _listed(info: Any, what: str) -> list[Any]:
+    """The ``data`` array of a ``parties_info`` object (absent: none). Any other shape is
+    the registry's fault and fails closed, like every malformed answer, not as a 500."""
+    data = info.get("data") if isinstance(info, dict) else None
+    if not isinstance(info, dict) or not isinstance(data, list | None):
+        raise UpstreamError(
+            f"the registry's {what} is malformed: parties_info is no object with a data array"
+        )
+    return data or []
 
 
 def _iso(t: float) -> str:
