@@ -401,6 +401,14 @@ async def test_a_registry_answer_chained_to_no_anchor_fails_closed(
     await unavailable(client(pki, registry, clock, anchors=["00" * 32]).party(FIRM))
 
 
+async def test_a_client_with_pins_refuses_an_answer_from_a_certificate_it_does_not_pin(
+    pki: Pki, registry: Registry, clock: Clock
+) -> None:
+    registry.party(FIRM)
+    other = fingerprint(pki.ids[FIRM].chain[0])  # a pin, but not of the certificate the registry signs with
+    await unavailable(client(pki, registry, clock, pins=(other,)).party(FIRM))
+
+
 async def test_a_party_id_is_asked_for_quoted_in_the_path(pki: Pki, registry: Registry, clock: Clock) -> None:
     odd = "did:ishare:EU.NL/1 2"
     registry.answers[f"/parties/{odd}"] = lambda _: {

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from gateway.errors import Forbidden, InvalidClient, TemporarilyUnavailable, UpstreamError
 from gateway.identity import jwt
@@ -24,7 +25,7 @@ from gateway.identity.client import TokenClient
 from gateway.identity.parties import Party
 from gateway.identity.pki import fingerprint
 from gateway.identity.registry_client import RegistryClient, verify_answer
-from gateway.identity.trust import check_chain, normalise_fingerprint, verify_signed
+from gateway.identity.trust import check_chain, normalise_fingerprint, parse_x5c, verify_signed
 from gateway.policy.delegation import verify_evidence
 from tests.forge import Issuer, dev_issuing, dev_root, ec_key, issue, name, rsa_key, x5c
 from tests.kit import CORP, FIRM, MUNI, REGISTRY, Federation, Pki, federation
@@ -207,6 +208,47 @@ def test_a_ca_without_key_usage_may_sign_certificates(pki: Pki) -> None:
     assert mid.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
     leaf, _ = issue(name("leaf", FIRM), Issuer(mid, mid_key))
     assert check_chain([leaf, mid, root.cert], trusted(pki), dt.datetime.now(dt.UTC), Refused) == {FIRM}
+
+
+@pytest.mark.parametrize("header", [None, [], "MIIBx5c", {"0": "MIIBx5c"}, [5], [None]])
+def test_an_x5c_that_is_no_non_empty_array_is_refused(header: object) -> None:
+    with pytest.raises(Refused) as refused:
+        parse_x5c(header, Refused)
+    assert refused.value.reason == "x5c_missing"
+
+
+@pytest.mark.parametrize(
+    "entry", ["not base64 !", "AAAA", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"]
+)
+def test_an_x5c_entry_that_is_no_certificate_is_refused(pki: Pki, entry: str) -> None:
+    chain, _ = good(pki, FIRM)
+    with pytest.raises(Refused) as refused:
+        parse_x5c([*x5c(chain[0]), entry], Refused)
+    assert refused.value.reason == "x5c_not_certificate"
+
+
+def test_an_x5c_entry_may_be_pem_text(pki: Pki) -> None:
+    leaf = good(pki, FIRM)[0][0]
+    assert parse_x5c([leaf.public_bytes(serialization.Encoding.PEM).decode()], Refused) == [leaf]
+
+
+def test_an_x5c_entry_may_be_base64_wrapped_over_lines(pki: Pki) -> None:
+    leaf = good(pki, FIRM)[0][0]
+    [text] = x5c(leaf)
+    wrapped = "\n".join(text[i : i + 64] for i in range(0, len(text), 64))
+    assert parse_x5c([wrapped], Refused) == [leaf]
+
+
+def test_an_x5c_entry_with_a_character_outside_base64_is_refused(pki: Pki) -> None:
+    [text] = x5c(good(pki, FIRM)[0][0])
+    with pytest.raises(Refused) as refused:
+        parse_x5c([text[:100] + "!" + text[100:]], Refused)
+    assert refused.value.reason == "x5c_not_certificate"
+
+
+def test_an_x5c_of_five_certificates_is_read(pki: Pki) -> None:
+    chain, _ = good(pki, FIRM)
+    assert parse_x5c(x5c(*chain, *chain[:2]), Refused) == [*chain, *chain[:2]]
 
 
 def test_a_chain_may_be_trusted_at_its_issuing_ca(pki: Pki) -> None:
