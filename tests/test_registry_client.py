@@ -93,7 +93,9 @@ class Registry:
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    clock = Clock()
+    clock.now = float(int(clock.now))  # whole seconds: ages at the edges are exact
+    return clock
 
 
 @pytest.fixture
@@ -279,7 +281,6 @@ async def test_the_state_is_ok_while_the_registry_answers(pki: Pki, registry: Re
 async def test_the_state_is_degraded_while_cached_answers_still_serve(
     pki: Pki, registry: Registry, clock: Clock
 ) -> None:
-    clock.now = float(int(clock.now))
     registry.party(FIRM)
     c = client(pki, registry, clock)
     await c.party(FIRM)
@@ -361,11 +362,12 @@ async def test_check_renews_the_trusted_list_once_it_is_refresh_seconds_old(
     registry.serve("/trusted_list", "trusted_list_token", lambda _: {"trusted_list": _trusted(pki)})
     c = client(pki, registry, clock)
     await c.trusted()
-    clock.now += 59.9
+    start = clock.now
+    clock.now = start + 59.9
     c.check()
     await settle(c)
     assert len(registry.requests) == 1
-    clock.now += 0.1
+    clock.now = start + 60
     c.check()
     await settle(c)
     assert registry.paths() == ["/trusted_list"] * 2
