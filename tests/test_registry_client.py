@@ -371,6 +371,9 @@ async def test_check_renews_the_trusted_list_once_it_is_refresh_seconds_old(
     c.check()
     await settle(c)
     assert registry.paths() == ["/trusted_list"] * 2
+    clock.now = start + 600
+    registry.down = True  # the renewed answer is 540 s old: still served
+    assert [ca.fingerprint for ca in await c.trusted()] == [fingerprint(dev_root(pki).cert)]
 
 
 # -- what is asked, and what is believed ---------------------------------------------------
