@@ -13,7 +13,7 @@ import pytest
 
 from gateway.config import load_node_settings
 from gateway.errors import ConfigError, UpstreamError
-from gateway.store.remote import RemoteStore
+from gateway.store.remote import RemoteSources, RemoteStore
 from gateway.store.watch import StoreWatch, _chunks
 from tests.conftest import write_node
 from tests.kit import Clock
@@ -230,3 +230,21 @@ def test_resources_are_read_in_chunks_the_stores_row_limit_allows() -> None:
     assert _chunks([f"s{i}" for i in range(1200)], {}) == [
         [f"s{i}" for i in range(k, min(k + 500, 1200))] for k in range(0, 1200, 500)
     ]
+
+
+def test_the_probe_at_start_makes_no_check_and_the_next_pass_does(
+    virtuoso: Virtuoso, graph: str, tmp_path: Path
+) -> None:
+    """A check scans the whole graph: a node must not wait for one before it serves."""
+    settings = load_node_settings(write_node(tmp_path, sources=sparql_source(virtuoso.endpoint, graph)), {})
+    store = RemoteStore(virtuoso.endpoint, graph)
+    try:
+        sources = RemoteSources(settings.sources[0], store)
+        watch = sources.watch_changes(tmp_path / "seen.sqlite", Clock())
+        assert watch is not None
+        sources.refresh_all()  # the node's start
+        assert watch.checked_at is None and not store.failure
+        sources.refresh_all()  # the watcher's first pass
+        assert watch.checked_at is not None
+    finally:
+        store.close()
