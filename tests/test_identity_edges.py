@@ -370,3 +370,14 @@ def test_a_token_is_verified_once_then_remembered(pki: Pki, monkeypatch: pytest.
     issuer, token = TokenIssuer(pki.ids[FIRM]), access_token(pki)
     callers = [issuer.check(token, NOW + i) for i in range(3)]
     assert callers == [Caller(CORP, frozenset({"Role"}))] * 3 and verified == [token]
+
+
+def test_a_checked_token_is_remembered_for_its_caller_until_the_second_before_its_exp(pki: Pki) -> None:
+    issuer, token = TokenIssuer(pki.ids[FIRM]), access_token(pki)
+    issuer.check(token, NOW)
+    assert issuer.remembered(token, NOW + 99.5) == Caller(CORP, frozenset({"Role"}))
+    assert issuer.remembered(token, NOW + 100) is None
+
+
+def test_a_token_never_checked_is_not_remembered(pki: Pki) -> None:
+    assert TokenIssuer(pki.ids[FIRM]).remembered(access_token(pki), NOW) is None
