@@ -381,3 +381,8 @@ def test_a_checked_token_is_remembered_for_its_caller_until_the_second_before_it
 
 def test_a_token_never_checked_is_not_remembered(pki: Pki) -> None:
     assert TokenIssuer(pki.ids[FIRM]).remembered(access_token(pki), NOW) is None
+
+
+def test_a_jti_may_be_256_characters_and_no_more(pki: Pki) -> None:
+    assert check(pki, assertion(pki, jti="j" * 256)).jti == "j" * 256
+    assert refusal(pki, assertion(pki, jti="j" * 257)) == "jti_too_long"
