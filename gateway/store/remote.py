@@ -260,25 +260,9 @@ class RemoteStore:
         return [row["s"].value for row in self._select(query)]
 
     def members(self, class_iri: str, namespace: str) -> list[str]:
-        """Sorted IRIs of the resources in ``namespace`` typed ``class_iri``, read in pages
-        of ``_PAGE`` (keyset paging: Virtuoso refuses ORDER BY past 10000 rows with OFFSET)."""
+        """Sorted IRIs of the resources in ``namespace`` typed ``class_iri``."""
         cls = sparql_iri(class_iri)
-        if cls is None:
-            return []
-        prefix = ox.Literal(namespace)
-        found: list[str] = []
-        after = ""
-        while True:
-            query = (
-                f"SELECT DISTINCT ?s {self._from}WHERE {{ ?s a {cls} FILTER(isIRI(?s) && "
-                f"STRSTARTS(STR(?s), {prefix}) && STR(?s) > {ox.Literal(after)}) }} "
-                f"ORDER BY STR(?s) LIMIT {_PAGE}"
-            )
-            page = [row["s"].value for row in self._select(query)]
-            found += page
-            if len(page) < _PAGE:
-                return sorted(set(found))
-            after = max(page)
+        return self._subjects(f"?s a {cls}", namespace) if cls is not None else []
 
     def class_counts(self, namespace: str) -> dict[str, int]:
         """Distinct resources of ``namespace`` per class, unfiltered (for callers who may
@@ -290,14 +274,19 @@ class RemoteStore:
         return {row["c"].value: int(row["n"].value) for row in self._select(query)}
 
     def resources(self, namespace: str) -> list[str]:
-        """Sorted IRIs of every resource (subject) in ``namespace``, in keyset pages as
-        ``members`` reads them: what a subscription to no class may match."""
+        """Sorted IRIs of every resource (subject) in ``namespace``: what a subscription
+        to no class may match."""
+        return self._subjects("?s ?p ?o", namespace)
+
+    def _subjects(self, pattern: str, namespace: str) -> list[str]:
+        """Sorted IRIs ``?s`` of ``pattern`` in ``namespace``, read in pages of ``_PAGE``
+        (keyset paging: Virtuoso refuses ORDER BY past 10000 rows with OFFSET)."""
         prefix = ox.Literal(namespace)
         found: list[str] = []
         after = ""
         while True:
             query = (
-                f"SELECT DISTINCT ?s {self._from}WHERE {{ ?s ?p ?o FILTER(isIRI(?s) && "
+                f"SELECT DISTINCT ?s {self._from}WHERE {{ {pattern} FILTER(isIRI(?s) && "
                 f"STRSTARTS(STR(?s), {prefix}) && STR(?s) > {ox.Literal(after)}) }} "
                 f"ORDER BY STR(?s) LIMIT {_PAGE}"
             )
