@@ -14,9 +14,11 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -35,11 +37,13 @@ __all__ = [
     "NODE",
     "REGISTRY",
     "Federation",
+    "Relay",
     "Virtuoso",
     "federation",
     "free_port",
     "process",
     "redis_server",
+    "relayed",
     "virtuoso_server",
 ]
 
@@ -336,3 +340,64 @@ def federation(
             )
     (folder / "registry.toml").write_text("\n".join(registry) + "\n")
     return Federation(folder, folder / "registry.toml", registry_url, paths, urls)
+
+
+class Relay:
+    """A TCP relay from a loopback port to ``target``, which can be cut and restored: a
+    store that goes away and comes back, at the same address."""
+
+    def __init__(self, target: int) -> None:
+        self.target, self.port = target, free_port()
+        self._sockets: list[socket.socket] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def up(self) -> None:
+        listener = socket.create_server(("127.0.0.1", self.port))
+        listener.settimeout(0.05)
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._accept, args=(listener,), daemon=True)
+        self._thread.start()
+
+    def down(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        for sock in self._sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+        self._sockets.clear()
+
+    def _accept(self, listener: socket.socket) -> None:
+        with listener:
+            while not self._stop.is_set():
+                try:
+                    client, _ = listener.accept()
+                except TimeoutError:
+                    continue
+                client.settimeout(None)
+                upstream = socket.create_connection(("127.0.0.1", self.target))
+                self._sockets += [client, upstream]
+                for a, b in ((client, upstream), (upstream, client)):
+                    threading.Thread(target=_pipe, args=(a, b), daemon=True).start()
+
+
+def _pipe(source: socket.socket, sink: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        while data := source.recv(65536):
+            sink.sendall(data)
+        sink.shutdown(socket.SHUT_WR)
+
+
+@contextlib.contextmanager
+def relayed(endpoint: str) -> Iterator[Relay]:
+    """A ``Relay`` to the port of ``endpoint``, up until the block ends."""
+    port = httpx.URL(endpoint).port
+    assert port is not None
+    relay = Relay(port)
+    relay.up()
+    try:
+        yield relay
+    finally:
+        relay.down()

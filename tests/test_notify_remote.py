@@ -16,9 +16,8 @@ import orjson
 import pytest
 
 from gateway.http.capabilities import NOT_OFFERED_REMOTE
-from tests.servers import CLIENT, NODE, Virtuoso, federation, virtuoso_server
+from tests.servers import CLIENT, NODE, Relay, Virtuoso, federation, relayed, virtuoso_server
 from tests.test_notify_processes import LABEL, POLICY, Pilot, _node_config, running, wait_for
-from tests.test_virtuoso import Relay
 
 pytestmark = pytest.mark.integration
 
@@ -46,13 +45,9 @@ def virtuoso() -> Iterator[Virtuoso]:
 
 @pytest.fixture
 def relay(virtuoso: Virtuoso) -> Iterator[Relay]:
-    """The store behind a relay that can be cut and restored (``test_virtuoso.Relay``)."""
-    port = httpx.URL(virtuoso.endpoint).port
-    assert port is not None
-    relay = Relay(port)
-    relay.up()
-    yield relay
-    relay.down()
+    """The store behind a relay that can be cut and restored (``tests.servers.Relay``)."""
+    with relayed(virtuoso.endpoint) as relay:
+        yield relay
 
 
 class Store:

@@ -7,7 +7,6 @@ import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-import httpx
 import pyoxigraph as ox
 import pytest
 
@@ -17,8 +16,8 @@ from gateway.store.remote import RemoteSources, RemoteStore
 from gateway.store.watch import StoreWatch, _chunks
 from tests.conftest import write_node
 from tests.kit import Clock
-from tests.servers import Virtuoso, virtuoso_server
-from tests.test_virtuoso import Relay, sparql_source
+from tests.servers import Relay, Virtuoso, relayed, virtuoso_server
+from tests.test_virtuoso import sparql_source
 
 pytestmark = pytest.mark.integration
 
@@ -204,13 +203,9 @@ def test_a_watch_that_is_not_seconds_names_the_key(tmp_path: Path, value: str) -
 
 @pytest.fixture
 def relay(virtuoso: Virtuoso) -> Iterator[Relay]:
-    """The store behind a relay that can be cut (``test_virtuoso.Relay``)."""
-    port = httpx.URL(virtuoso.endpoint).port
-    assert port is not None
-    relay = Relay(port)
-    relay.up()
-    yield relay
-    relay.down()
+    """The store behind a relay that can be cut and restored (``tests.servers.Relay``)."""
+    with relayed(virtuoso.endpoint) as relay:
+        yield relay
 
 
 def test_resources_read_together_are_described_as_each_alone(watched: Watched) -> None:

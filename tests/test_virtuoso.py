@@ -15,8 +15,6 @@ import base64
 import contextlib
 import json
 import re
-import socket
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -36,7 +34,7 @@ from gateway.store.local import Store
 from gateway.store.remote import SPARQL_NOT_OFFERED, RemoteStore
 from tests.conftest import free_port, serving, write_node
 from tests.kit import CORP, FIRM, MUNI, Clock, Federation, Pki, federation
-from tests.servers import Virtuoso, virtuoso_server
+from tests.servers import Relay, Virtuoso, relayed, virtuoso_server
 from tests.test_policy_paths import B1, B2, DATA, EXPECTED, NS, POLICY, S1, fields_of
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
@@ -351,62 +349,10 @@ async def test_health_shows_an_unreachable_store_failed_with_the_reason(tmp_path
     assert source["error"]["detail"].startswith(f"the node's SPARQL store {endpoint} cannot be reached (")
 
 
-class Relay:
-    """A TCP relay from a loopback port to ``target``, which can be cut and restored: a
-    store that goes away and comes back, at the same address."""
-
-    def __init__(self, target: int) -> None:
-        self.target, self.port = target, free_port()
-        self._sockets: list[socket.socket] = []
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def up(self) -> None:
-        listener = socket.create_server(("127.0.0.1", self.port))
-        listener.settimeout(0.05)
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._accept, args=(listener,), daemon=True)
-        self._thread.start()
-
-    def down(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-        for sock in self._sockets:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            sock.close()
-        self._sockets.clear()
-
-    def _accept(self, listener: socket.socket) -> None:
-        with listener:
-            while not self._stop.is_set():
-                try:
-                    client, _ = listener.accept()
-                except TimeoutError:
-                    continue
-                client.settimeout(None)
-                upstream = socket.create_connection(("127.0.0.1", self.target))
-                self._sockets += [client, upstream]
-                for a, b in ((client, upstream), (upstream, client)):
-                    threading.Thread(target=_pipe, args=(a, b), daemon=True).start()
-
-
-def _pipe(source: socket.socket, sink: socket.socket) -> None:
-    with contextlib.suppress(OSError):
-        while data := source.recv(65536):
-            sink.sendall(data)
-        sink.shutdown(socket.SHUT_WR)
-
-
 @pytest.fixture
 def relay(virtuoso: Virtuoso) -> Iterator[Relay]:
-    port = httpx.URL(virtuoso.endpoint).port
-    assert port is not None
-    relay = Relay(port)
-    relay.up()
-    yield relay
-    relay.down()
+    with relayed(virtuoso.endpoint) as relay:
+        yield relay
 
 
 async def test_a_store_that_comes_back_serves_as_before(
