@@ -38,6 +38,7 @@ __all__ = [
     "Labeller",
     "changed_subjects",
     "chunks",
+    "fresh_chunks",
     "graph_of",
     "rule_key",
     "visible_graphs",
@@ -49,7 +50,6 @@ Label = frozenset[tuple[frozenset[str], frozenset[str]]]
 NOBODY: Label = frozenset()
 #: subjects relabelled per chunk: bounds the memory a relabelling holds at once
 CHUNK = 500
-_Pair = tuple[frozenset[str], frozenset[str]]
 
 
 def rule_key(rule: Rule) -> str:
@@ -115,6 +115,12 @@ class _Matched:
     denies: tuple[tuple[str, Rule], ...]
 
 
+@dataclass(frozen=True, slots=True)
+class _ByTypes:
+    static: _Matched
+    dynamic: tuple[tuple[str, Rule], ...]
+
+
 class Labeller:
     """The labels of one rule set: the policy in force, without rules that have expired."""
 
@@ -127,7 +133,8 @@ class Labeller:
         self.conditions: tuple[Condition, ...] = tuple(c for _, r in self.rules for c in r.where)
         #: predicates a condition reads: a change of one can change other subjects' labels
         self.reads = frozenset(p for c in self.conditions for p in (c.property, *(hop for hop, _ in c.via)))
-        self._pairs: dict[tuple[tuple[str, ...], tuple[str, ...]], dict[tuple[str, str], _Pair]] = {}
+        self._pairs: dict[tuple[tuple[str, ...], tuple[str, ...]], dict[tuple[str, str], Label]] = {}
+        self._by_types: dict[frozenset[str], _ByTypes] = {}
 
     def label(
         self, subject: ox.NamedNode, cbd: Sequence[ox.Triple], lookup: Lookup
@@ -143,15 +150,17 @@ class Labeller:
         pairs = self._pairs_for(matched)
         out: dict[ox.Triple, Label] = {}
         for t in direct:
-            pair = self._pair(pairs, matched, t)
-            out[t] = frozenset((pair,)) if pair[0] else NOBODY
+            out[t] = self._direct(pairs, matched, t)
         if len(direct) < len(cbd):
             _label_blank_nodes(out, direct, cbd)
         return out
 
     def _matched(self, subject: str, types: set[str], lookup: Lookup) -> _Matched:
-        permits, denies = [], []
-        for key, rule in self.rules:
+        plan = self._plan(frozenset(types))
+        if not plan.dynamic:
+            return plan.static
+        permits, denies = list(plan.static.permits), list(plan.static.denies)
+        for key, rule in plan.dynamic:
             outcome = matches(rule, subject, types, lookup)
             if rule.effect == "permit":
                 if outcome is True:
@@ -160,9 +169,30 @@ class Labeller:
                 denies.append((key, rule))
         return _Matched(tuple(permits), tuple(denies))
 
-    def _pairs_for(self, matched: _Matched) -> dict[tuple[str, str], _Pair]:
-        """The memo of (field, class) -> pair for one combination of matching rules: the
-        same for every resource those rules match."""
+    def _plan(self, types: frozenset[str]) -> _ByTypes:
+        """For resources typed ``types``: the rules that match them whatever else they hold
+        (no IRI patterns, no conditions), and those ``matches`` must decide per resource.
+        A rule whose classes miss ``types`` matches none of them."""
+        found = self._by_types.get(types)
+        if found is None:
+            permits: list[tuple[str, Rule]] = []
+            denies: list[tuple[str, Rule]] = []
+            dynamic: list[tuple[str, Rule]] = []
+            for key, rule in self.rules:
+                if rule.classes and not rule.classes & types:
+                    continue
+                if rule.iris or rule.where:
+                    dynamic.append((key, rule))
+                else:
+                    (permits if rule.effect == "permit" else denies).append((key, rule))
+            if len(self._by_types) >= 4096:
+                self._by_types.clear()
+            found = self._by_types[types] = _ByTypes(_Matched(tuple(permits), tuple(denies)), tuple(dynamic))
+        return found
+
+    def _pairs_for(self, matched: _Matched) -> dict[tuple[str, str], Label]:
+        """The memo of (field, class) -> label of a subject's own triple, for one
+        combination of matching rules: the same for every resource those rules match."""
         key = (tuple(k for k, _ in matched.permits), tuple(k for k, _ in matched.denies))
         found = self._pairs.get(key)
         if found is None:
@@ -172,15 +202,17 @@ class Labeller:
         return found
 
     @staticmethod
-    def _pair(pairs: dict[tuple[str, str], _Pair], matched: _Matched, t: ox.Triple) -> _Pair:
+    def _direct(pairs: dict[tuple[str, str], Label], matched: _Matched, t: ox.Triple) -> Label:
+        """The label of the subject's own triple ``t``: one object per (field, class), so
+        the labels' look-ups downstream hash and compare it once."""
         p = t.predicate.value
         cls = t.object.value if p == RDF_TYPE and isinstance(t.object, ox.NamedNode) else ""
-        pair = pairs.get((p, cls))
-        if pair is None:
+        label = pairs.get((p, cls))
+        if label is None:
             released = {k for k, r in matched.permits if r.covers(p) or (cls and cls in r.classes)}
             denied = frozenset(k for k, r in matched.denies if r.covers(p))
-            pair = pairs[p, cls] = (frozenset(released), denied)
-        return pair
+            label = pairs[p, cls] = frozenset(((frozenset(released), denied),)) if released else NOBODY
+        return label
 
 
 def _label_blank_nodes(
@@ -223,15 +255,68 @@ def chunks(
         yield _chunk(labeller, reader, labelled(), batch, lookup)
 
 
+def fresh_chunks(
+    labeller: Labeller, reader: Reader, descriptions: Iterable[tuple[ox.NamedNode, list[ox.Triple]]]
+) -> Iterator[LabelChunk]:
+    """The labels of every subject of ``descriptions`` (each named subject of ``reader``
+    with its description, once) when the label graphs hold nothing yet: nothing is looked
+    up in them, and a subject labelled ahead of its turn (it shares a blank node with an
+    earlier one, so both are labelled together) is skipped when its turn comes."""
+    lookup = MemoLookup(reader)
+    ahead: set[ox.NamedNode] = set()
+    batch: dict[ox.NamedNode, list[ox.Triple]] = {}
+    for subject, cbd in descriptions:
+        if subject in ahead:
+            ahead.discard(subject)
+            continue
+        batch[subject] = cbd
+        if len(batch) >= CHUNK:
+            yield _fresh_chunk(labeller, reader, batch, lookup, ahead)
+            batch = {}
+    if batch:
+        yield _fresh_chunk(labeller, reader, batch, lookup, ahead)
+
+
+def _fresh_chunk(
+    labeller: Labeller,
+    reader: Reader,
+    described: dict[ox.NamedNode, list[ox.Triple]],
+    lookup: Lookup,
+    ahead: set[ox.NamedNode],
+) -> LabelChunk:
+    first = set(described)
+    _add_roots(reader, None, described)
+    ahead |= described.keys() - first
+    chunk = LabelChunk()
+    named: dict[Label, ox.NamedNode] = {}  # most triples share a few label objects
+    for t, label in _labelled(labeller, described, lookup).items():
+        graph = named.get(label)
+        if graph is None:
+            text = encode(label)
+            graph = named[label] = graph_of(text)
+            chunk.means[graph] = text
+        chunk.inserts.append(ox.Quad(t.subject, t.predicate, t.object, graph))
+    return chunk
+
+
+def _labelled(
+    labeller: Labeller, described: dict[ox.NamedNode, list[ox.Triple]], lookup: Lookup
+) -> dict[ox.Triple, Label]:
+    """The label of every triple of the descriptions (a blank node's: the union over the
+    subjects reaching it)."""
+    new: dict[ox.Triple, Label] = {}
+    for root, cbd in described.items():
+        for t, label in labeller.label(root, cbd, lookup).items():
+            new[t] = new.get(t, NOBODY) | label
+    return new
+
+
 def _chunk(
     labeller: Labeller, reader: Reader, labelled: Reader, subjects: list[ox.NamedNode], lookup: Lookup
 ) -> LabelChunk:
     described = {s: reader.description(s) for s in subjects}
     held = _add_roots(reader, labelled, described)
-    new: dict[ox.Triple, Label] = {}
-    for root, cbd in described.items():
-        for t, label in labeller.label(root, cbd, lookup).items():
-            new[t] = new.get(t, NOBODY) | label
+    new = _labelled(labeller, described, lookup)
     old = {q.triple: q for quads in held.values() for q in quads}
     chunk = LabelChunk()
     for t, label in new.items():
@@ -249,18 +334,20 @@ def _chunk(
 
 
 def _add_roots(
-    reader: Reader, labelled: Reader, described: dict[ox.NamedNode, list[ox.Triple]]
+    reader: Reader, labelled: Reader | None, described: dict[ox.NamedNode, list[ox.Triple]]
 ) -> dict[ox.NamedNode, list[ox.Quad]]:
     """Add the other subjects that share a blank node with one described, until none is
     left, so a shared blank node's label is the union over all the fields that reach it:
     the blank nodes described subjects reach now, and those they reached as labelled
     (a blank node a changed subject no longer reaches keeps the labels of the others
-    that still do). Returns each described subject's quads as the label graphs hold them."""
+    that still do). Returns each described subject's quads as the label graphs hold them
+    (none without ``labelled``: nothing is labelled yet)."""
     held: dict[ox.NamedNode, list[ox.Quad]] = {}
     done: set[ox.BlankNode] = set()
     while True:
-        for root in described.keys() - held.keys():
-            held[root] = labelled.quads_of(root)
+        if labelled is not None:
+            for root in described.keys() - held.keys():
+                held[root] = labelled.quads_of(root)
         blank = {t.object for cbd in described.values() for t in cbd if isinstance(t.object, ox.BlankNode)}
         blank |= {q.object for quads in held.values() for q in quads if isinstance(q.object, ox.BlankNode)}
         todo = blank - done

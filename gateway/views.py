@@ -20,7 +20,7 @@ from functools import lru_cache
 import orjson
 import pyoxigraph as ox
 
-from gateway.labels import Labeller, changed_subjects, chunks, rule_key, visible_graphs
+from gateway.labels import Labeller, changed_subjects, chunks, fresh_chunks, rule_key, visible_graphs
 from gateway.policy.model import Grant, Rule
 from gateway.store.local import RESIDUE_PREFIX, LabelChunk, Labels, Reader, SourceChange, Store
 
@@ -54,8 +54,9 @@ class View:
         return tuple(ordered[:cut]), tuple(ordered[cut:])
 
     def residue(self, small: tuple[ox.NamedNode, ...]) -> ox.NamedNode:
-        """The name of the residue of ``small`` at these labels."""
-        text = f"{self.labels.version}|" + "|".join(g.value for g in small)
+        """The name of the residue of ``small``: the store keeps a residue in step with its
+        label graphs, so one name serves every version of the labels."""
+        text = "|".join(g.value for g in small)
         return ox.NamedNode(RESIDUE_PREFIX + hashlib.blake2b(text.encode(), digest_size=10).hexdigest())
 
     def triples(self) -> int:
@@ -107,8 +108,9 @@ class Views:
             added = [rule for key, rule in labeller.rules if key not in have]
 
             def chunks_of(reader: Reader) -> Iterable[LabelChunk]:
-                subjects = reader.named_subjects() if not stored else _selected(reader, added)
-                return chunks(labeller, reader, self.store.label_reader, subjects)
+                if not stored:  # from nothing: every description, read in one pass
+                    return fresh_chunks(labeller, reader, self.store.descriptions())
+                return chunks(labeller, reader, self.store.label_reader, _selected(reader, added))
 
             def switch() -> None:
                 self.labeller = labeller

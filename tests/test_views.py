@@ -368,3 +368,91 @@ async def test_sparql_on_a_disk_store_answers_from_a_checkpoint_and_follows_chan
     assert first.json()["results"]["bindings"][0]["n"]["value"] == "3"
     assert second.json()["results"]["bindings"][0]["n"]["value"] == "1"
     assert not (tmp_path / "state" / "store.sparql").exists()  # the checkpoints go with the node
+
+
+@pytest.mark.anyio
+async def test_a_change_on_disk_has_its_snapshot_made_before_the_next_query(tmp_path: Path) -> None:
+    """The thread that relabels a change also makes the workers' snapshot: the next query
+    finds it ready, made of the new labels."""
+    toml = write_node(tmp_path, store="state/store", audit=False)
+    async with serving(load_node_settings(toml, {})) as (app, client):
+        query = {"query": "SELECT (COUNT(*) AS ?n) WHERE { ?s a <https://w3id.org/bot#Building> }"}
+        assert (await client.get("/sparql", params=query)).status_code == 200
+        pool, store = app.state.dsgo.queries, app.state.dsgo.node.store
+        before = pool._snapshot
+        (tmp_path / "data" / "buildings.ttl").write_text(
+            "@prefix bot: <https://w3id.org/bot#> . <https://data.test.example/id/building/9> a bot:Building ."
+        )
+        app.state.dsgo.node.sources.refresh_all()
+        published = pool._snapshot
+        second = await client.get("/sparql", params=query)
+    assert published is not before and published.labels is store.labels()
+    assert second.json()["results"]["bindings"][0]["n"]["value"] == "1"
+
+
+def assert_residues_hold_their_graphs(store: Store) -> None:
+    """Each residue holds exactly the union of the label graphs it was made of."""
+    for residue, graphs in store._residues.items():
+        held = triples_of(q.triple for q in store._ox.quads_for_pattern(None, None, None, residue))
+        union_of = triples_of(
+            q.triple for g in graphs for q in store._ox.quads_for_pattern(None, None, None, g)
+        )
+        assert held == union_of, residue
+
+
+def assert_labels_give_reference_views(access: Access, world: World) -> None:
+    """Each caller's label graphs hold exactly the reference view of ``world``."""
+    for caller in world.callers:
+        labelled = access.labelled(access.grant(caller))
+        assert labelled is not None
+        answer = access.store.query("CONSTRUCT WHERE { ?s ?p ?o }", labelled.graphs)
+        assert triples_of(answer) == union(reference_view(world, caller))
+
+
+@settings(_SETTINGS, max_examples=max(1, EXAMPLES // 2))  # a store on disk per example
+@given(
+    world=worlds,
+    places=st.lists(st.integers(0, 3), min_size=1, max_size=8),
+    changed=datasets(),
+    which=st.integers(0, len(SUBJECTS) - 1),
+)
+def test_labels_made_from_nothing_on_disk_and_residues_follow_changes(
+    tmp_path_factory: pytest.TempPathFactory,
+    policies: Path,
+    world: World,
+    places: list[int],
+    changed: frozenset[tuple[tuple[str, ...], ...]],
+    which: int,
+) -> None:
+    """On disk the first labelling reads the sources in one pass each (not per subject);
+    residues made then stay equal to their label graphs' union as a source changes."""
+    write_policies(policies, world.files)
+    store = Store(tmp_path_factory.mktemp("disk") / "store")
+    try:
+        access = Access(store, VOCAB, policies, open_node=False, clock=NOW.timestamp)
+        for i, triples in enumerate(spread(world.data, places)):
+            store.replace_source(f"s{i}", triples, "1", serving=False)
+        access.sync_labels()
+        assert_labels_give_reference_views(access, world)
+        assert_views_equal(access, grants_of(access, world.callers))
+        with _residues_for_all():
+            for grant in grants_of(access, world.callers):
+                view = access.labelled(grant)
+                assert view is not None
+                small = view.plan()[1]
+                if small:
+                    store.residue(view.residue(small), small)
+        assert_residues_hold_their_graphs(store)
+
+        subject = ox.NamedNode(SUBJECTS[which])
+        sources = spread(world.data, places)
+        kept = [t for t in sources[which % 3] if t.subject != subject]
+        new = [t for t in spread(changed, [0])[0] if t.subject == subject]
+        store.replace_source(f"s{which % 3}", kept + new, "2")
+        assert_residues_hold_their_graphs(store)
+        assert_labels_give_reference_views(
+            access, World(triples_of(store.quads()), world.files, world.callers)
+        )
+        assert_counts_true(store)
+    finally:
+        store.close()

@@ -242,7 +242,7 @@ def create_app(
         if node.audit is not None:
             node.audit.start()
         if not (watch and _serves_stored(node)):  # else changed sources are re-read while serving
-            await asyncio.to_thread(node.sources.refresh_all)
+            await asyncio.to_thread(node.sources.refresh_all, False)  # nothing is served yet
         await asyncio.to_thread(node.access.sync_labels)
         state.started = True
         task = asyncio.create_task(_watch(node, settings.poll_interval)) if watch else None

@@ -98,7 +98,7 @@ async def _dataset(node: Node, view: View, snapshot: Snapshot) -> tuple[str, ...
     residue = view.residue(small)
     if residue in snapshot.residues:
         return (*(g.value for g in direct), residue.value)
-    await asyncio.to_thread(node.access.store.residue, residue, small, snapshot.labels)
+    await asyncio.to_thread(node.access.store.residue, residue, small)
     return None
 
 

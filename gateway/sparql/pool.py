@@ -33,6 +33,7 @@ import signal
 import struct
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
@@ -162,8 +163,11 @@ class QueryPool:
         self._root_folder: Path | None = None
         self._snapshot: Snapshot | None = None
         self._snapshot_lock = asyncio.Lock()
+        self._publishing = threading.Lock()  # one snapshot made at a time, in any thread
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._numbers = itertools.count()
         self._users: Counter[str] = Counter()
+        store.on_labels.append(self.publish)
 
     # -- snapshots -----------------------------------------------------------------
 
@@ -174,7 +178,9 @@ class QueryPool:
         return self._root_folder
 
     async def snapshot(self) -> Snapshot:
-        """The snapshot of the store's current labels, made when they have changed."""
+        """The snapshot of the store's current labels: usually published already by the
+        thread that changed them (``publish``), else made now."""
+        self._loop = asyncio.get_running_loop()
         current = self._snapshot
         if self._fresh(current):
             assert current is not None
@@ -182,10 +188,65 @@ class QueryPool:
         async with self._snapshot_lock:
             current = self._snapshot
             if current is None or not self._fresh(current):
-                folder = self._root / str(next(self._numbers))
-                labels, residues = await asyncio.to_thread(self.store.snapshot, folder)
-                current = self._snapshot = Snapshot(str(folder), labels, residues)
+                current = await asyncio.to_thread(self._make)
                 self._prune()
+            return current
+
+    def publish(self) -> None:
+        """Called by the store in the thread that changed its labels (never the event
+        loop's): make their snapshot now, so the next query finds it ready. Only for an
+        on-disk store (a checkpoint is cheap) or once queries have asked for snapshots."""
+        if self._stopping or (self.store.path is None and self._snapshot is None):
+            return
+        if self._fresh(self._snapshot):
+            return
+        try:
+            self._make()
+        except Exception:  # the next query makes one then; the change itself stands
+            log.exception("no snapshot of the store for SPARQL after its labels changed")
+            return
+        loop = self._loop
+        if loop is None:
+            return
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nothing to do there
+            loop.call_soon_threadsafe(self._published)
+
+    def _published(self) -> None:
+        """On the loop, once a new snapshot is published: old ones go, and idle workers
+        open the new one now rather than on the next query (an open costs a few tenths
+        of a second on a large store)."""
+        self._prune()
+        current = self._snapshot
+        if current is None or self._stopping:
+            return
+        for worker in [w for w in self._idle if w.folder != current.folder]:
+            self._idle.remove(worker)
+            self._spawn_task(self._warm(worker, current.folder))
+
+    async def _warm(self, worker: _Worker, folder: str) -> None:
+        """Have idle ``worker`` open snapshot ``folder`` (an empty query over it)."""
+        request = Request(folder, (), "ASK {}", None, 1, self.base_iri)
+        try:
+            await worker.call(pickle.dumps(request))
+        except (asyncio.IncompleteReadError, BrokenPipeError, ConnectionResetError):
+            self._retire(worker)
+            return
+        worker.folder = folder
+        if worker in self._workers and not self._stopping:
+            self._idle.append(worker)
+            self._prune()
+            self._dispatch()
+
+    def _make(self) -> Snapshot:
+        """A snapshot of the store as it is, now the one queries read."""
+        with self._publishing:
+            current = self._snapshot
+            if self._fresh(current):
+                assert current is not None
+                return current
+            folder = self._root / str(next(self._numbers))
+            labels, residues = self.store.snapshot(folder)
+            current = self._snapshot = Snapshot(str(folder), labels, residues)
             return current
 
     def _fresh(self, snapshot: Snapshot | None) -> bool:
@@ -197,12 +258,15 @@ class QueryPool:
         )
 
     def _prune(self) -> None:
-        """Remove snapshots no worker has open and no query will read."""
+        """Remove snapshots no worker has open and no query will read: older than the
+        current one (a newer one may be being made in another thread)."""
+        current = self._snapshot
+        if current is None:
+            return
         keep = {w.folder for w in self._workers} | {f for f, n in self._users.items() if n > 0}
-        if self._snapshot is not None:
-            keep.add(self._snapshot.folder)
+        newest = int(Path(current.folder).name)
         for folder in list(self._root.iterdir()) if self._root.exists() else ():
-            if str(folder) not in keep:
+            if str(folder) not in keep and folder.name.isdigit() and int(folder.name) < newest:
                 shutil.rmtree(folder, ignore_errors=True)
 
     # -- running queries -------------------------------------------------------------

@@ -65,9 +65,9 @@ class Reader:
         direct = [q.triple for q in self.quads(subject, None, None)]
         if len(graphs) > 1:
             direct = list(dict.fromkeys(direct))  # a triple two sources hold, once
-        return self._closed(direct)
+        return self.closed(direct)
 
-    def _closed(self, direct: list[ox.Triple]) -> list[ox.Triple]:
+    def closed(self, direct: list[ox.Triple]) -> list[ox.Triple]:
         """``direct`` and the triples of the blank nodes it reaches."""
         todo = [t.object for t in direct if isinstance(t.object, ox.BlankNode)]
         if not todo:

@@ -457,12 +457,12 @@ class RemoteSources:
         self.watch = StoreWatch(self.store, self.name, path, self.interval, clock)
         return self.watch
 
-    def refresh_all(self) -> bool:
+    def refresh_all(self, serving: bool = True) -> bool:
         """Probe the store (called at start and every poll interval) and, when a check for
         changes is due, make it; never raises. Data is never loaded into the node: always
-        False (the watchers hear of changes). The probe at start makes no check: a check
-        scans the whole graph (seconds per 100,000 triples), and the node serves while the
-        watcher's first pass makes it, moments later."""
+        False (the watchers hear of changes; ``serving`` changes nothing). The probe at
+        start makes no check: a check scans the whole graph (seconds per 100,000 triples),
+        and the node serves while the watcher's first pass makes it, moments later."""
         with contextlib.suppress(UpstreamError):  # kept in store.failure for the health report
             self.store.check()
             if self.watch is not None and self._probed and self.watch.due():

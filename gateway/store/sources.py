@@ -62,8 +62,9 @@ class Sources:
         for name in set(store.sources()) - set(self.settings):
             store.remove_source(name)  # dropped from the configuration
 
-    def refresh(self, name: str) -> bool:
-        """Re-read source ``name`` if it changed; True if the served data changed."""
+    def refresh(self, name: str, serving: bool = True) -> bool:
+        """Re-read source ``name`` if it changed; True if the served data changed.
+        ``serving`` false: nothing is served yet (the node starts), so it loads in bulk."""
         connector = self.connectors.get(name)
         if connector is None:
             return False
@@ -81,7 +82,7 @@ class Sources:
             if triples is None:
                 return False  # changed while being read: read it whole next time
             self._before_replace(name, triples, fingerprint)
-            self.store.replace_source(name, triples, fingerprint)
+            self.store.replace_source(name, triples, fingerprint, serving)
         except SourceError as exc:
             self._fail(name, exc, fingerprint)
             return False
@@ -117,10 +118,10 @@ class Sources:
             except Exception:  # a watcher never keeps new data from being served
                 log.exception("source %s: a change watcher failed", name)
 
-    def refresh_all(self) -> bool:
+    def refresh_all(self, serving: bool = True) -> bool:
         changed = False
         for name in self.settings:
-            changed |= self.refresh(name)
+            changed |= self.refresh(name, serving)
         return changed
 
     def _fail(self, name: str, error: SourceError, fingerprint: str) -> None:
