@@ -244,6 +244,8 @@ def create_app(
         if not (watch and _serves_stored(node)):  # else changed sources are re-read while serving
             await asyncio.to_thread(node.sources.refresh_all, False)  # nothing is served yet
         await asyncio.to_thread(node.access.sync_labels)
+        if node.remote is None:  # a first start's load and labelling leave RocksDB memory behind
+            await asyncio.to_thread(node.access.store.settle)
         state.started = True
         task = asyncio.create_task(_watch(node, settings.poll_interval)) if watch else None
         sender = asyncio.create_task(state.notifier.run()) if watch and state.notifier else None
