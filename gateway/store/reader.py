@@ -69,28 +69,24 @@ class Reader:
 
     def closed(self, direct: list[ox.Triple]) -> list[ox.Triple]:
         """``direct`` and the triples of the blank nodes it reaches."""
-        todo = [t.object for t in direct if isinstance(t.object, ox.BlankNode)]
-        if not todo:
+        if not any(isinstance(t.object, ox.BlankNode) for t in direct):
             return direct
-        out, seen, visited = list(direct), set(direct), set()
-        while todo:
-            node = todo.pop()
-            if node in visited:
-                continue
-            visited.add(node)
-            for quad in self.quads(node, None, None):
-                triple = quad.triple
-                if triple not in seen:
-                    seen.add(triple)
-                    out.append(triple)
-                    if isinstance(triple.object, ox.BlankNode):
-                        todo.append(triple.object)
+        out, seen = list(direct), set(direct)
+        for quad in self._reached([t.object for t in direct]):
+            triple = quad.triple
+            if triple not in seen:
+                seen.add(triple)
+                out.append(triple)
         return out
 
     def quads_of(self, subject: ox.NamedNode) -> list[ox.Quad]:
         """The quads of ``subject``'s description as these graphs hold them."""
         out = list(self.quads(subject, None, None))
-        todo = [q.object for q in out if isinstance(q.object, ox.BlankNode)]
+        return out + list(self._reached([q.object for q in out]))
+
+    def _reached(self, objects: Iterable[object]) -> Iterator[ox.Quad]:
+        """The quads of the blank nodes among ``objects`` and of those they reach, each once."""
+        todo = [o for o in objects if isinstance(o, ox.BlankNode)]
         visited: set[ox.BlankNode] = set()
         while todo:
             node = todo.pop()
@@ -98,10 +94,9 @@ class Reader:
                 continue
             visited.add(node)
             for quad in self.quads(node, None, None):
-                out.append(quad)
                 if isinstance(quad.object, ox.BlankNode):
                     todo.append(quad.object)
-        return out
+                yield quad
 
     def roots(self, node: ox.BlankNode) -> set[ox.NamedNode]:
         """The named subjects whose descriptions reach blank node ``node``."""
