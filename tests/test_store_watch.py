@@ -237,7 +237,7 @@ def test_the_probe_at_start_makes_no_check_and_the_next_pass_does(
         sources = RemoteSources(settings.sources[0], store)
         watch = sources.watch_changes(tmp_path / "seen.sqlite", Clock())
         assert watch is not None
-        sources.refresh_all()  # the node's start
+        sources.refresh_all(serving=False)  # the node's start
         assert watch.checked_at is None and not store.failure
         sources.refresh_all()  # the watcher's first pass
         assert watch.checked_at is not None

@@ -447,7 +447,6 @@ class RemoteSources:
         #: seconds between checks for changes (the table's ``watch``; 0: never)
         self.interval = float(settings.options.get("watch", DEFAULT_WATCH))
         self.watch: StoreWatch | None = None
-        self._probed = False  # the start-up probe done: checks for changes may follow
 
     def watch_changes(self, path: Path, clock: Callable[[], float] = time.monotonic) -> StoreWatch | None:
         """Start finding the changes others make in the store (``gateway.store.watch``),
@@ -460,14 +459,13 @@ class RemoteSources:
     def refresh_all(self, serving: bool = True) -> bool:
         """Probe the store (called at start and every poll interval) and, when a check for
         changes is due, make it; never raises. Data is never loaded into the node: always
-        False (the watchers hear of changes; ``serving`` changes nothing). The probe at
-        start makes no check: a check scans the whole graph (seconds per 100,000 triples),
-        and the node serves while the watcher's first pass makes it, moments later."""
+        False (the watchers hear of changes). The probe at start (not ``serving`` yet)
+        makes no check: a check scans the whole graph (seconds per 100,000 triples), and
+        the node serves while the watcher's first pass makes it, moments later."""
         with contextlib.suppress(UpstreamError):  # kept in store.failure for the health report
             self.store.check()
-            if self.watch is not None and self._probed and self.watch.due():
+            if self.watch is not None and serving and self.watch.due():
                 self._poll(self.watch)
-        self._probed = True
         return False
 
     def _poll(self, watch: StoreWatch) -> None:
