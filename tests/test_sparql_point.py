@@ -12,9 +12,11 @@ import httpx
 import orjson
 import pyoxigraph as ox
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from gateway.sparql import point
-from gateway.sparql.worker import Request
+from gateway.sparql.worker import Request, render_rows, render_solutions
 from gateway.store.local import Store
 from tests.kit import CORP, FIRM, MUNI, Federation, Pki, federation
 from tests.test_policy_paths import B1, B2, DATA, EXPECTED, POLICY
@@ -133,3 +135,85 @@ async def test_point_lookup_in_a_format_not_offered_is_406(fed: Federation) -> N
         )
     assert answer.status_code == 406
     assert answer.json()["code"] == "not_acceptable"
+
+
+# -- the commonest form, evaluated without the query engine -----------------------------
+
+_SUBJECTS = [ox.NamedNode(f"{NS}s{i}") for i in range(3)]
+_PREDICATES = [ox.NamedNode(f"{NS}p{i}") for i in range(3)]
+_OBJECTS = [
+    *_SUBJECTS,
+    ox.Literal("x"),
+    ox.Literal("x", language="nl"),
+    ox.Literal("1", datatype=ox.NamedNode("http://www.w3.org/2001/XMLSchema#integer")),
+    ox.Literal('a "quoted"\nline'),
+    ox.BlankNode("b0"),
+]
+_GRAPHS = [ox.NamedNode(f"urn:test:g{i}") for i in range(2)]
+
+
+@st.composite
+def _lookups(draw: st.DrawFn) -> tuple[list[ox.Quad], str]:
+    """Quads in two graphs (a triple may be in both) and a point look-up of one subject."""
+    quads = draw(
+        st.lists(
+            st.builds(
+                ox.Quad,
+                st.sampled_from(_SUBJECTS),
+                st.sampled_from(_PREDICATES),
+                st.sampled_from(_OBJECTS),
+                st.sampled_from(_GRAPHS),
+            ),
+            max_size=20,
+        )
+    )
+    term = st.one_of(st.sampled_from(["?p", "?o", "$p", "?x"]), st.sampled_from(_SUBJECTS + _PREDICATES))
+    p, o = draw(term), draw(term)
+    p, o = (t if isinstance(t, str) else str(t) for t in (p, o))
+    names = sorted({t[1:] for t in (p, o) if t[0] in "?$"}) or ["p"]
+    selected = draw(st.lists(st.sampled_from([*names, "z"]), min_size=1, max_size=3, unique=True))
+    head = draw(st.sampled_from(["SELECT", "select"])) + " " + " ".join("?" + v for v in selected)
+    where = draw(st.sampled_from(["WHERE ", ""]))
+    return quads, f"{head} {where}{{ {draw(st.sampled_from(_SUBJECTS))} {p} {o} . }}"
+
+
+@settings(max_examples=300, deadline=None)
+@given(_lookups())
+def test_point_lookup_evaluated_here_answers_the_bytes_of_the_query_engine(
+    case: tuple[list[ox.Quad], str],
+) -> None:
+    quads, query = case
+    store = ox.Store()
+    store.extend(quads)
+    found = point.lookup(query)
+    assume(found is not None)
+    assert found is not None
+    dataset: list[ox.NamedNode | ox.BlankNode | ox.DefaultGraph] = list(_GRAPHS)
+    engine = store.query(query, default_graph=dataset, named_graphs=[], base_iri=NS)
+    assert isinstance(engine, ox.QuerySolutions)
+    expected = render_solutions(engine, None, 1000, True)
+    rows = found.rows(store, tuple(g.value for g in _GRAPHS), 1000)
+    assert rows is not None
+    assert render_rows(list(found.variables), rows, "json", True) == expected
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        f"SELECT * WHERE {{ <{B1}> ?p ?o }}",  # the engine orders the variables of *
+        f"SELECT ?p ?z WHERE {{ <{B1}> ?p ?o }}",  # ?z is unbound
+        f"SELECT ?p WHERE {{ <{B1}> ?p ?p }}",  # one variable in two places
+        f"SELECT ?p ?p WHERE {{ <{B1}> ?p ?o }}",  # a syntax error the worker explains
+        "SELECT ?p ?o WHERE { <id/building/1> ?p ?o }",  # relative: resolved against the base
+        f"SELECT ?p ?o WHERE {{ <{NS}gebouw/é> ?p ?o }}",  # not ASCII
+    ],
+)
+def test_point_lookup_of_another_form_is_left_to_the_query_engine(query: str) -> None:
+    assert point.is_point(query) and point.lookup(query) is None
+
+
+def test_point_lookup_beyond_the_limit_is_none() -> None:
+    store, graph = _store_with(5)
+    found = point.lookup(f"SELECT ?p WHERE {{ <{B1}> ?p ?o }}")
+    assert found is not None
+    assert found.rows(store.label_reader().ox, (graph,), 4) is None

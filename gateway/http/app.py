@@ -38,6 +38,7 @@ from gateway.http.explain import explain
 from gateway.http.federation import federated_query
 from gateway.http.health import health, live, ready
 from gateway.http.hot import HotPath
+from gateway.http.hot_sparql import SparqlHotPath
 from gateway.http.openapi import Operation, describe, install
 from gateway.http.resources import collection, resource
 from gateway.http.sparql import sparql
@@ -319,6 +320,8 @@ def create_app(
     install(app, secured=auth is not None, description=_DESCRIPTION)
     # a read whose every decision is made is answered before FastAPI's layers
     app.add_middleware(HotPath, state=state, reserved=hot.reserved)
+    if node.remote is None:  # and a point look-up at /sparql (gateway.http.hot_sparql)
+        app.add_middleware(SparqlHotPath, state=state)
     if settings.cors_origins:  # off unless the operator allows browser clients: no cost then
         app.add_middleware(CORSMiddleware, **cors(settings.cors_origins))
     return app

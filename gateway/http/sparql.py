@@ -42,7 +42,7 @@ from gateway.sparql.text import bare, names_a_dataset
 from gateway.sparql.worker import Request as Job
 from gateway.views import View
 
-__all__ = ["MAX_QUERY", "QueryLimit", "refuse_service", "sparql"]
+__all__ = ["MAX_QUERY", "QueryLimit", "answered", "audited", "dataset_in", "refuse_service", "sparql"]
 
 
 def refuse_service(query: str) -> None:
@@ -89,16 +89,25 @@ async def _job(node: Node, pool: QueryPool, grant: Grant, query: str, accept: st
 
 
 async def _dataset(node: Node, view: View, snapshot: Snapshot) -> tuple[str, ...] | None:
+    """The graphs a query over ``view`` reads in ``snapshot`` (``dataset_in``); ``None``
+    when the residue had to be made first (a new snapshot then holds it)."""
+    graphs = dataset_in(view, snapshot)
+    if graphs is None:
+        small = view.plan()[1]
+        await asyncio.to_thread(node.access.store.residue, view.residue(small), small)
+    return graphs
+
+
+def dataset_in(view: View, snapshot: Snapshot) -> tuple[str, ...] | None:
     """The graphs a query over ``view`` reads in ``snapshot``: its few large label graphs
-    and one residue copying its many small ones. ``None`` when the residue had to be made
-    first (a new snapshot then holds it)."""
+    and one residue copying its many small ones; ``None`` while ``snapshot`` lacks that
+    residue."""
     direct, small = view.plan()
     if not small:
         return tuple(g.value for g in direct)
     residue = view.residue(small)
     if residue in snapshot.residues:
         return (*(g.value for g in direct), residue.value)
-    await asyncio.to_thread(node.access.store.residue, residue, small)
     return None
 
 
@@ -120,13 +129,38 @@ def _answer(
     resources: tuple[str, ...] = (),
     fields: tuple[str, ...] = (),
 ) -> Response:
-    """The answer, audited: resources and fields of a graph result; the grant's permits,
-    since a query runs over the caller's whole view."""
+    """The answer, audited (``audited``)."""
+    audit(node.audit, request, caller, audited(grant, body, media, resources, fields))
+    return answered(body, media)
+
+
+def audited(
+    grant: Grant, body: bytes, media: str, resources: tuple[str, ...] = (), fields: tuple[str, ...] = ()
+) -> Representation:
+    """What the audit log records of an answer: resources and fields of a graph result;
+    the grant's permits, since a query runs over the caller's whole view."""
     rules, purposes = grant.permits()
-    audit(
-        node.audit,
-        request,
-        caller,
-        Representation(body, media, "", (), resources, fields, 0, rules, "; ".join(purposes)),
+    return Representation(body, media, "", (), resources, fields, 0, rules, "; ".join(purposes))
+
+
+class _Answered(Response):
+    """An answer's response, its header bytes written directly (as ``Response`` would)."""
+
+    def __init__(self, body: bytes, raw_headers: list[tuple[bytes, bytes]]) -> None:
+        self.status_code, self.body, self.raw_headers, self.background = 200, body, raw_headers, None
+
+
+def answered(body: bytes, media: str) -> Response:
+    """A query's answer: never cached (it is the caller's view now), varying by ``Accept``;
+    the headers Starlette's ``Response(body, media_type=media, headers=...)`` would send."""
+    if media.startswith("text/") and "charset=" not in media.lower():
+        media += "; charset=utf-8"
+    return _Answered(
+        body,
+        [
+            (b"vary", b"Accept"),
+            (b"cache-control", b"no-store"),
+            (b"content-length", str(len(body)).encode()),
+            (b"content-type", media.encode("latin-1")),
+        ],
     )
-    return Response(body, media_type=media, headers={"vary": "Accept", "cache-control": "no-store"})

@@ -192,6 +192,12 @@ class QueryPool:
                 self._prune()
             return current
 
+    def current(self) -> Snapshot | None:
+        """The snapshot of the store's current labels if one is made, else None (``snapshot``
+        makes one); None too once the pool is stopping."""
+        current = self._snapshot
+        return current if not self._stopping and self._fresh(current) else None
+
     def publish(self) -> None:
         """Called by the store in the thread that changed its labels (never the event
         loop's): make their snapshot now, so the next query finds it ready. Only for an

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import itertools
 import pickle
 import signal
 import struct
@@ -35,10 +36,10 @@ import pyoxigraph as ox
 
 from gateway.errors import NotAcceptable
 from gateway.formats import FORMATS, Page
-from gateway.formats.results import RDF_FORMATS, RESULT_FORMATS, boolean, choose, solutions
+from gateway.formats.results import RDF_FORMATS, RESULT_FORMATS, boolean, choose, table
 from gateway.sparql.text import order_matters
 
-__all__ = ["Request", "main", "read_frame", "render_solutions", "write_frame"]
+__all__ = ["Request", "main", "read_frame", "render_rows", "render_solutions", "write_frame"]
 
 _LENGTH = struct.Struct(">I")
 _PR_SET_PDEATHSIG = 1
@@ -167,14 +168,25 @@ def render_solutions(
     before any row is read when ``accept`` takes no result format."""
     variables = [v.value for v in result.variables]
     kind = choose(accept, RESULT_FORMATS, "json")
-    rows = _rows(result, limit)
-    if rows is None:
+    values = [tuple(row) for row in itertools.islice(result, limit + 1)]  # terms read once, by position
+    if len(values) > limit:
         return _too_many(limit)
-    values = [tuple(row) for row in rows]  # a solution's terms read once, by position
-    if canonical:
-        values.sort(key=lambda terms: ["" if t is None else str(t) for t in terms])
-    body, media = solutions(variables, [dict(zip(variables, terms, strict=True)) for terms in values], kind)
+    return render_rows(variables, values, kind, canonical)
+
+
+def render_rows(
+    variables: list[str], values: list[tuple[Any, ...]], kind: str, canonical: bool
+) -> tuple[dict[str, Any], bytes]:
+    """``render_solutions`` of solutions read already, by position, in result format ``kind``."""
+    if canonical and len(values) > 1:
+        values.sort(key=_canonical)
+    body, media = table(variables, values, kind)
     return {"status": "ok", "media": media}, body
+
+
+def _canonical(terms: tuple[Any, ...]) -> list[str]:
+    """A row's place in the canonical order: its terms in N-Triples form, unbound first."""
+    return ["" if t is None else str(t) for t in terms]
 
 
 def _copied(store: ox.Store, graphs: tuple[str, ...]) -> list[ox.Quad]:
