@@ -5,16 +5,24 @@ One real node (``dsgo serve``, authenticating, audit log on, two SPARQL workers)
 queries waiting, so that one client's 32 connections get answers, not 429s, and (b) runs
 on a node with the default shares. It prints:
 
-(a) a point lookup (one building's triples) through HTTP at one client: mean and
-    median time per request (target <= 300 µs), beside a bare Starlette route that
-    runs the same pyoxigraph query in process on the same data and answers the same
-    SPARQL JSON; then both under ``wrk -t1 -c32`` (requests/s and node/bare), when wrk
-    is installed;
+(a) a point lookup (one building's triples) through HTTP at one client, ``wrk -t1 -c1``
+    (a C client, one connection, sequential requests: its own cost does not swamp the
+    server's), time per request (target <= 300 µs) and server CPU per request: the node,
+    the same question in a shape a worker answers, a bare Starlette route that runs the
+    same pyoxigraph query in process on the same data and answers the same SPARQL JSON,
+    and a trivial raw ASGI app under uvicorn (what HTTP alone costs here); beside them
+    the same with an ``httpx.Client`` as the one client (Python's client costs most of
+    that figure); then node and bare under ``wrk -t1 -c32`` (requests/s, node/bare);
+(a0) in process, the node's ASGI app driven directly (no sockets): CPU per point look-up
+    with the ``/sparql`` hot path and through FastAPI's layers (the hot path removed), and
+    the bare route's handler the same way;
 (b) another party's ``ASK {}`` latency (p50, p99 of sequential requests) idle, and while
     one party keeps eight heavy queries (a counted five-way cross product) in flight,
     retrying after ``Retry-After`` when refused (target: p99 under 5x idle).
 
-Always exits 0: a report. The machine is shared: read the figures as this run saw them.
+Always exits 0: a report. The machine is shared: read the figures as this run saw them
+(the in-process CPU figures least disturbed). wrk is installed by ``.ci/run``; without it
+(a) falls back to the httpx figures.
 
     .venv/bin/python bench/bench_sparql.py [--buildings 200] [--requests 2000] [--seconds 5]
 """
@@ -22,6 +30,7 @@ Always exits 0: a report. The machine is shared: read the figures as this run sa
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import os
 import shutil
@@ -32,7 +41,9 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,7 +65,7 @@ HEAVY = "SELECT (COUNT(*) AS ?n) WHERE { ?a ?b ?c . ?d ?e ?f . ?g ?h ?i . ?j ?k 
 ALL = "rules:\n  - {id: all, effect: permit, to: {anyone: true}, resources: all, fields: all}\n"
 
 
-def bare_app() -> object:
+def bare_app(data: str | None = None) -> Any:
     """The baseline (a uvicorn ``--factory``): the same query on the same data, in process."""
     from starlette.applications import Starlette
     from starlette.requests import Request
@@ -64,7 +75,7 @@ def bare_app() -> object:
     from gateway.formats.results import solutions
 
     store = ox.Store()
-    store.bulk_load(path=os.environ["BENCH_DATA"], format=ox.RdfFormat.N_TRIPLES)
+    store.bulk_load(path=data or os.environ["BENCH_DATA"], format=ox.RdfFormat.N_TRIPLES)
 
     async def endpoint(request: Request) -> Response:
         rows = store.query(request.query_params["query"])
@@ -74,6 +85,18 @@ def bare_app() -> object:
         return Response(body, media_type=media)
 
     return Starlette(routes=[Route("/sparql", endpoint)])
+
+
+def trivial_app() -> Any:
+    """The floor (a uvicorn ``--factory``, ``--lifespan off``): a raw ASGI app answering
+    every request with a few fixed bytes, so what is left is HTTP on loopback."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        headers = [(b"content-type", b"text/plain")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    return app
 
 
 def make_node(tmp: Path, buildings: int) -> tuple[Path, str]:
@@ -114,16 +137,15 @@ def tokens(tmp: Path) -> dict[str, str]:
     return {p: issuer.issue(p, time.time()) for p in (HEAVY_PARTY, OTHER)}
 
 
-def per_request(url: str, headers: dict[str, str], n: int, query: str = POINT) -> list[float]:
-    """Seconds per sequential GET of ``query``, one kept-alive connection."""
+def per_request(url: str, headers: dict[str, str], n: int) -> list[float]:
+    """Seconds per sequential GET of ``url`` by an ``httpx.Client``, one kept-alive connection."""
     times = []
-    with httpx.Client(base_url=url, headers=headers) as client:
-        path = "/sparql?query=" + quote(query)
+    with httpx.Client(headers=headers) as client:
         for _ in range(max(50, n // 10)):  # warm up: workers, snapshot, caches
-            client.get(path).raise_for_status()
+            client.get(url).raise_for_status()
         for _ in range(n):
             started = time.perf_counter()
-            client.get(path).raise_for_status()
+            client.get(url).raise_for_status()
             times.append(time.perf_counter() - started)
     return times
 
@@ -140,34 +162,79 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
-def latency(node: str, bare: str, token: str, n: int, pids: tuple[int, int]) -> None:
-    """(a): the point look-up (answered in the node), the same question in a shape only a
-    worker answers, and the bare route; wall time per request and the server's CPU."""
-    auth = {"authorization": f"Bearer {token}"}
-    runs = [("node", node, auth, POINT, pids[0]), ("node, by a worker", node, auth, VIA_WORKER, pids[0])]
-    runs.append(("bare", bare, {}, POINT, pids[1]))
-    print(f"\n(a) point lookup through HTTP, one client, {n} sequential requests")
-    times: dict[str, list[float]] = {}
-    cpu: dict[str, float] = {}
-    for order in (runs, runs[::-1]):  # half each way round: drift hits all alike
-        for who, url, headers, query, pid in order:
-            before = cpu_seconds(pid)
-            times.setdefault(who, []).extend(per_request(url, headers, n // 2, query))
-            cpu[who] = cpu.get(who, 0.0) + cpu_seconds(pid) - before
-    means = {}
-    for who, *_ in runs:
-        means[who], median = statistics.fmean(times[who]), statistics.median(times[who])
-        per = cpu[who] / (2 * (n // 2 + max(50, n // 20)))
+def wrk_one(url: str, seconds: float, headers: dict[str, str]) -> tuple[float, int]:
+    """``wrk -t1 -c1`` (one connection, sequential requests) for ``seconds``: (seconds per
+    request, requests); errors make the figure suspect and are printed."""
+    cmd = ["wrk", "-t1", "-c1", f"-d{max(1, round(seconds))}s"]
+    for name, value in headers.items():
+        cmd += ["-H", f"{name}: {value}"]
+    out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True).stdout
+    problems: list[str] = []
+    rate, done = wrk_result(url, out, problems)
+    if not rate:
+        raise RuntimeError(f"wrk got no answers:\n{out}")
+    for problem in problems:
+        print(f"    wrk saw errors, results are suspect: {problem}")
+    return 1 / rate, done
+
+
+def latency(runs: list[Run], n: int, seconds: float) -> None:
+    """(a): each run's time and server CPU per request at one client, wrk's (when
+    installed) and httpx's, half each way round so that drift hits all alike."""
+    have_wrk = shutil.which("wrk") is not None
+    for client in ("wrk", "httpx") if have_wrk else ("httpx",):
+        per: dict[str, list[float]] = {}
+        cpu: dict[str, tuple[float, int]] = {}
+        for order in (runs, runs[::-1]):
+            for run in order:
+                before = cpu_seconds(run.pid)
+                if client == "wrk":
+                    per_request(run.url + run.path, run.headers, 0)  # warm up: workers, snapshot, caches
+                    before = cpu_seconds(run.pid)
+                    took, done = wrk_one(run.url + run.path, seconds / 2, run.headers)
+                    per.setdefault(run.who, []).append(took)
+                else:
+                    times, done = per_request(run.url + run.path, run.headers, n // 2), n // 2
+                    per.setdefault(run.who, []).extend(times)
+                    done += max(50, n // 20)  # the warm-up's requests
+                spent, count = cpu.get(run.who, (0.0, 0))
+                cpu[run.who] = (spent + cpu_seconds(run.pid) - before, count + done)
+        means = {who: statistics.fmean(times) for who, times in per.items()}
+        if client == "wrk":
+            print(f"\n(a) point lookup through HTTP, one client: wrk -t1 -c1, {seconds:g} s per server")
+        else:
+            print(
+                f"    the same with an httpx.Client as the one client ({n} requests each; its cost included):"
+            )
+        for run in runs:
+            spent, count = cpu[run.who]
+            print(
+                f"    {run.who + ':':34} {means[run.who] * 1e6:5.0f} µs per request, "
+                f"server CPU {spent / count * 1e6:4.0f} µs per request"
+            )
+        mean, bare = means["node"], means["bare Starlette route"]
+        verdict = "PASS" if mean <= LATENCY_TARGET else "FAIL"
+        if client == "httpx" and have_wrk:
+            verdict = "for reference, wrk's is the figure"
         print(
-            f"    {who + ':':18} mean {means[who] * 1e6:5.0f} µs, median {median * 1e6:5.0f} µs, "
-            f"server CPU {per * 1e6:4.0f} µs per request"
+            f"    node {mean * 1e6:.0f} µs per request by {client} "
+            f"(target <= {LATENCY_TARGET * 1e6:.0f} µs): {verdict}; node/bare time {mean / bare:.2f}"
         )
-    mean = means["node"]
-    verdict = "PASS" if mean <= LATENCY_TARGET else "FAIL"
-    print(
-        f"    node per request {mean * 1e6:.0f} µs (target <= {LATENCY_TARGET * 1e6:.0f} µs): {verdict}; "
-        f"node/bare time {mean / means['bare']:.2f}"
-    )
+
+
+@dataclass(frozen=True)
+class Run:
+    """One server (a process) asked one question at one client in (a)."""
+
+    who: str
+    url: str
+    headers: dict[str, str]
+    query: str | None
+    pid: int
+
+    @property
+    def path(self) -> str:
+        return "/sparql?query=" + quote(self.query) if self.query is not None else "/"
 
 
 def throughput(node: str, bare: str, token: str, seconds: float) -> None:
@@ -188,6 +255,80 @@ def throughput(node: str, bare: str, token: str, seconds: float) -> None:
     )
     for problem in problems:
         print(f"    wrk saw errors, results are suspect: {problem}")
+
+
+def in_process(toml: Path, data: Path, token: str, n: int) -> None:
+    """(a0): the node's app (with and without the hot path) and the bare route's app driven
+    directly in this process; CPU per request, the same bytes checked."""
+    from gateway.config import load_node_settings
+    from gateway.http.app import create_app
+    from gateway.http.hot_sparql import SparqlHotPath
+
+    hot = create_app(load_node_settings(toml), watch=False)
+    full = create_app(load_node_settings(toml), watch=False)
+    hot_path: Any = SparqlHotPath
+    full.user_middleware = [m for m in full.user_middleware if m.cls is not hot_path]
+    auth = [(b"authorization", f"Bearer {token}".encode())]
+    apps: tuple[tuple[str, Any, list[tuple[bytes, bytes]]], ...] = (
+        ("node, hot path", hot, auth),
+        ("node, FastAPI's layers", full, auth),
+        ("bare route", bare_app(str(data)), []),
+    )
+
+    async def drive() -> dict[str, tuple[float, bytes]]:
+        async with hot.router.lifespan_context(hot), full.router.lifespan_context(full):
+            out = {}
+            for _ in range(2):  # the second round counts: warm caches and workers
+                for who, app, headers in apps:
+                    out[who] = await _drive(app, headers, n)
+            return out
+
+    figures = asyncio.run(drive())
+    print(f"\n(a0) in process, the ASGI app driven directly ({n} point look-ups each), CPU per request:")
+    for who, (cpu, _) in figures.items():
+        print(f"    {who + ':':34} {cpu * 1e6:5.0f} µs")
+    (hot_cpu, hot_body), (full_cpu, full_body) = figures["node, hot path"], figures["node, FastAPI's layers"]
+    print(
+        f"    hot path / FastAPI's layers {hot_cpu / full_cpu:.2f}, "
+        f"hot path / bare route {hot_cpu / figures['bare route'][0]:.2f}; "
+        f"the node's two answers {'the same bytes' if hot_body == full_body else 'DIFFER'}"
+    )
+
+
+async def _drive(app: Any, headers: list[tuple[bytes, bytes]], n: int) -> tuple[float, bytes]:
+    """CPU seconds per GET of the point look-up through ``app`` and the last answer's body."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/sparql",
+        "raw_path": b"/sparql",
+        "query_string": ("query=" + quote(POINT)).encode(),
+        "root_path": "",
+        "headers": [(b"host", b"127.0.0.1"), *headers],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+    }
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    for _ in range(max(100, n // 10)):
+        sent.clear()
+        await app(dict(scope), receive, send)
+    if sent[0]["status"] != 200:
+        raise RuntimeError(f"the point look-up was answered {sent[0]['status']} in process")
+    started = time.process_time()
+    for _ in range(n):
+        sent.clear()
+        await app(dict(scope), receive, send)
+    return (time.process_time() - started) / n, sent[1]["body"]
 
 
 def asks(client: httpx.Client, n: int) -> list[float]:
@@ -282,9 +423,23 @@ def main() -> int:
                 "BENCH_DATA": str(tmp / "data.nt")
             }
             procs.append(start(cmd, bare + "/sparql?query=" + quote(POINT), tmp / "bare.log", env))
-            latency(node, bare, keys[OTHER], args.requests, (procs[0].pid, procs[1].pid))
+            trivial_port = free_port()
+            trivial = f"http://127.0.0.1:{trivial_port}"
+            cmd = [str(BIN / "uvicorn"), "--factory", "bench_sparql:trivial_app", "--lifespan", "off"]
+            cmd += ["--app-dir", str(ROOT / "bench"), "--host", "127.0.0.1", "--port", str(trivial_port)]
+            cmd += ["--log-level", "warning", "--no-access-log"]
+            procs.append(start(cmd, trivial + "/", tmp / "trivial.log"))
+            auth = {"authorization": f"Bearer {keys[OTHER]}"}
+            runs = [
+                Run("node", node, auth, POINT, procs[0].pid),
+                Run("node, by a worker", node, auth, VIA_WORKER, procs[0].pid),
+                Run("bare Starlette route", bare, {}, POINT, procs[1].pid),
+                Run("trivial ASGI app (HTTP alone)", trivial, {}, None, procs[2].pid),
+            ]
+            latency(runs, args.requests, args.seconds)
             throughput(node, bare, keys[OTHER], args.seconds)
             stop_all(procs[:1], signal.SIGINT, 30)  # (b) on a node with the default shares
+            in_process(toml, tmp / "data.nt", keys[OTHER], args.requests)
             toml, fair = node_file(tmp, "fair")
             procs.append(start([str(BIN / "dsgo"), "serve", str(toml)], fair + "/health", tmp / "fair.log"))
             fairness(fair, keys, args.requests // 4)

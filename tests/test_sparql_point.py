@@ -15,6 +15,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from gateway.formats.results import RESULT_FORMATS
 from gateway.sparql import point
 from gateway.sparql.worker import Request, render_rows, render_solutions
 from gateway.store.local import Store
@@ -178,9 +179,9 @@ def _lookups(draw: st.DrawFn) -> tuple[list[ox.Quad], str]:
 
 
 @settings(max_examples=300, deadline=None)
-@given(_lookups())
+@given(_lookups(), st.sampled_from(["application/json", "text/csv", "text/xml", "text/tab-separated-values"]))
 def test_point_lookup_evaluated_here_answers_the_bytes_of_the_query_engine(
-    case: tuple[list[ox.Quad], str],
+    case: tuple[list[ox.Quad], str], accept: str
 ) -> None:
     quads, query = case
     store = ox.Store()
@@ -191,10 +192,10 @@ def test_point_lookup_evaluated_here_answers_the_bytes_of_the_query_engine(
     dataset: list[ox.NamedNode | ox.BlankNode | ox.DefaultGraph] = list(_GRAPHS)
     engine = store.query(query, default_graph=dataset, named_graphs=[], base_iri=NS)
     assert isinstance(engine, ox.QuerySolutions)
-    expected = render_solutions(engine, None, 1000, True)
+    expected = render_solutions(engine, accept, 1000, True)
     rows = found.rows(store, tuple(g.value for g in _GRAPHS), 1000)
     assert rows is not None
-    assert render_rows(list(found.variables), rows, "json", True) == expected
+    assert render_rows(list(found.variables), rows, RESULT_FORMATS[accept], True, bound=True) == expected
 
 
 @pytest.mark.parametrize(
@@ -217,3 +218,17 @@ def test_point_lookup_beyond_the_limit_is_none() -> None:
     found = point.lookup(f"SELECT ?p WHERE {{ <{B1}> ?p ?o }}")
     assert found is not None
     assert found.rows(store.label_reader().ox, (graph,), 4) is None
+
+
+def test_point_lookup_asked_again_after_a_change_answers_the_new_data() -> None:
+    store, graph = _store_with(3)
+    first = point.answer_here(store, _request(graph), store.labels(), {})
+    store.replace_source(
+        "s",
+        (ox.Triple(ox.NamedNode(B1), ox.NamedNode(f"{NS}p{i}"), ox.Literal(str(i))) for i in range(5)),
+        "g",
+    )
+    graph = store.sources()["s"].graph.value
+    again = point.answer_here(store, _request(graph), store.labels(), {})
+    assert first is not None and again is not None
+    assert [len(orjson.loads(a[1])["results"]["bindings"]) for a in (first, again)] == [3, 5]

@@ -113,28 +113,45 @@ def boolean(value: bool, kind: str) -> tuple[bytes, str]:
     )
 
 
-def table(variables: Sequence[str], rows: Sequence[Sequence[Any]], kind: str) -> tuple[bytes, str]:
+def table(
+    variables: Sequence[str], rows: Sequence[Sequence[Any]], kind: str, bound: bool = False
+) -> tuple[bytes, str]:
     """``solutions`` of rows given as their terms by position (None: unbound), as a
     query's solutions are read: the JSON every point look-up is answered in is written
-    without a mapping per row."""
+    without a mapping per row. ``bound``: no row has an unbound variable."""
     if kind == "json":
-        return _json_table(variables, rows), _JSON
+        return _json_table(variables, rows, bound), _JSON
     return solutions(variables, [dict(zip(variables, terms, strict=True)) for terms in rows], kind)
 
 
-def _json_table(variables: Sequence[str], rows: Sequence[Sequence[Any]]) -> bytes:
-    """SPARQL 1.1 Query Results JSON (§3) of positional rows: one pass, one ``orjson``
-    call; an IRI (most terms) is written without a call of its own."""
-    named, bindings = ox.NamedNode, []
-    for terms in rows:
-        binding = {}
-        for variable, term in zip(variables, terms, strict=True):
-            if type(term) is named:
-                binding[variable] = {"type": "uri", "value": term.value}
-            elif term is not None:
-                binding[variable] = term_json(term)
-        bindings.append(binding)
+def _json_table(variables: Sequence[str], rows: Sequence[Sequence[Any]], bound: bool) -> bytes:
+    """SPARQL 1.1 Query Results JSON (§3) of positional rows, one ``orjson`` call; rows of
+    one or two bound variables (every point look-up) by a comprehension of their own."""
+    term = _term_json
+    if bound and len(variables) == 2:
+        first, second = variables
+        bindings = [{first: term(a), second: term(b)} for a, b in rows]
+    elif bound and len(variables) == 1:
+        (only,) = variables
+        bindings = [{only: term(a)} for (a,) in rows]
+    else:
+        bindings = [
+            {v: term(t) for v, t in zip(variables, terms, strict=True) if t is not None} for terms in rows
+        ]
     return orjson.dumps({"head": {"vars": list(variables)}, "results": {"bindings": bindings}})
+
+
+def _term_json(term: Any, named: type = ox.NamedNode, literal: type = ox.Literal) -> dict[str, str]:
+    """``term_json``, the commonest terms (IRIs, plain and typed literals) inline."""
+    kind = type(term)
+    if kind is named:
+        return {"type": "uri", "value": term.value}
+    if kind is literal and not term.language:
+        datatype = term.datatype.value
+        if datatype == _XSD_STRING:
+            return {"type": "literal", "value": term.value}
+        return {"type": "literal", "value": term.value, "datatype": datatype}
+    return term_json(term)
 
 
 _JSON = "application/sparql-results+json"

@@ -35,7 +35,7 @@ from gateway.http.sparql import answered, audited, dataset_in
 from gateway.http.sparql_protocol import MAX_QUERY
 from gateway.http.state import NodeState
 from gateway.policy.model import Caller
-from gateway.sparql.point import answer_here, is_point
+from gateway.sparql.point import answer_here, parsed
 from gateway.sparql.worker import Request as Job
 
 __all__ = ["SparqlHotPath"]
@@ -68,7 +68,7 @@ class SparqlHotPath:
 
     def _answer(self, scope: Scope, query: str) -> Response | None:
         """The application's answer to ``query``, or None where it must decide."""
-        if not is_point(query):
+        if not parsed(query)[0]:
             return None
         authorization = accept = None
         for name, value in scope["headers"]:
@@ -119,10 +119,24 @@ class SparqlHotPath:
 def _get_query(query_string: bytes) -> str | None:
     """The query of a query string that holds exactly one parameter, ``query``, read as
     Starlette reads query parameters (``parse_qsl``: ``+`` is a space, then UTF-8
-    percent-decoding, errors replaced); None for any other query string."""
+    percent-decoding, errors replaced); None for any other query string. Short ones are
+    remembered decoded (a client sends the same few again and again)."""
+    known = _DECODED.get(query_string)
+    if known is not None:
+        return known
     if not query_string.startswith(b"query=") or b"&" in query_string:
         return None
-    return unquote(query_string[6:].decode("latin-1").replace("+", " "), errors="replace")
+    query = unquote(query_string[6:].decode("latin-1").replace("+", " "), errors="replace")
+    if len(query_string) <= _DECODED_TEXT:
+        if len(_DECODED) >= _DECODED_MAX:
+            _DECODED.clear()
+        _DECODED[query_string] = query
+    return query
+
+
+#: query strings seen lately -> their query, decoded (at most a few megabytes)
+_DECODED: dict[bytes, str] = {}
+_DECODED_MAX, _DECODED_TEXT = 1024, 2048
 
 
 async def _posted_query(scope: Scope, receive: Receive) -> tuple[str | None, Receive]:

@@ -42,7 +42,7 @@ from gateway.formats.results import RESULT_FORMATS, choose
 from gateway.sparql.worker import Request, render_rows, render_solutions
 from gateway.store.local import Labels, Store
 
-__all__ = ["ROWS", "Lookup", "answer_here", "is_point", "lookup"]
+__all__ = ["ROWS", "Lookup", "answer_here", "is_point", "lookup", "parsed"]
 
 #: rows a point look-up may have to be answered here
 ROWS = 1000
@@ -115,6 +115,29 @@ def lookup(query: str) -> Lookup | None:
     return Lookup(variables, subject, predicate, obj, tuple(names[v] for v in variables))
 
 
+#: the point look-ups asked lately, parsed (a client asks the same few again and again):
+#: parsing only, each request's query is still evaluated; short texts only, so this holds
+#: at most about a megabyte
+_PARSED: dict[str, Lookup | None] = {}
+_PARSED_MAX, _PARSED_TEXT = 1024, 1024
+
+
+def parsed(query: str) -> tuple[bool, Lookup | None]:
+    """(``is_point(query)``, ``lookup(query)``), remembered for a short point look-up."""
+    try:
+        return True, _PARSED[query]
+    except KeyError:
+        pass
+    if not is_point(query):
+        return False, None
+    found = lookup(query)
+    if len(query) <= _PARSED_TEXT:
+        if len(_PARSED) >= _PARSED_MAX:
+            _PARSED.clear()
+        _PARSED[query] = found
+    return True, found
+
+
 def _iri(text: str) -> ox.NamedNode:
     if not text.isascii():
         raise ValueError("evaluated by the query engine")
@@ -131,17 +154,17 @@ def answer_here(
     """The worker's answer to ``request`` (a point look-up over ``labels``' graphs),
     computed here; None whenever a worker must answer (another shape, labels that have
     moved on, a writer at work, more than ``ROWS`` rows, an error the worker explains)."""
-    if request.graphs is None or not is_point(request.query) or not _same(store, labels):
+    point, found = parsed(request.query)
+    if request.graphs is None or not point or not _same(store, labels):
         return None
     limit = min(ROWS, request.max_results)
     try:
-        found = lookup(request.query)
         if found is not None:
             kind = choose(request.accept, RESULT_FORMATS, "json")
             rows = found.rows(store.label_reader().ox, request.graphs, limit)
             if rows is None:
                 return None
-            head, body = render_rows(list(found.variables), rows, kind, True)
+            head, body = render_rows(list(found.variables), rows, kind, True, bound=True)
         else:
             result = store.query(
                 request.query,

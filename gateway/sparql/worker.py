@@ -175,18 +175,24 @@ def render_solutions(
 
 
 def render_rows(
-    variables: list[str], values: list[tuple[Any, ...]], kind: str, canonical: bool
+    variables: list[str], values: list[tuple[Any, ...]], kind: str, canonical: bool, bound: bool = False
 ) -> tuple[dict[str, Any], bytes]:
-    """``render_solutions`` of solutions read already, by position, in result format ``kind``."""
+    """``render_solutions`` of solutions read already, by position, in result format
+    ``kind``; ``bound``: every variable is bound in every row (a point look-up's)."""
     if canonical and len(values) > 1:
-        values.sort(key=_canonical)
-    body, media = table(variables, values, kind)
+        values.sort(key=_canonical_pair if bound and len(variables) == 2 else _canonical)
+    body, media = table(variables, values, kind, bound)
     return {"status": "ok", "media": media}, body
 
 
 def _canonical(terms: tuple[Any, ...]) -> list[str]:
     """A row's place in the canonical order: its terms in N-Triples form, unbound first."""
     return ["" if t is None else str(t) for t in terms]
+
+
+def _canonical_pair(terms: tuple[Any, Any]) -> tuple[str, str]:
+    """``_canonical`` of a row of two bound terms (the same order, a third of its cost)."""
+    return str(terms[0]), str(terms[1])
 
 
 def _copied(store: ox.Store, graphs: tuple[str, ...]) -> list[ox.Quad]:
