@@ -78,19 +78,23 @@ def rows(path: Path) -> list[tuple[Any, ...]]:
 
 
 def batches(path: Path) -> list[tuple[Any, ...]]:
-    return sql(path, "SELECT first, count, entries, prev, hash FROM batches ORDER BY first")
+    return sql(path, "SELECT first, count, entries, prev, hash, lists FROM batches ORDER BY first")
 
 
-def chain_hash(prev: str, stored: str) -> str:
-    """The documented rule, written independently: sha256(prev + the stored entries)."""
-    return hashlib.sha256(prev.encode() + stored.encode()).hexdigest()
+def chain_hash(prev: str, stored: str, lists: str | None) -> str:
+    """The documented rule, written independently: sha256(prev + len(lists) + ":" + lists +
+    entries), or for a batch of format 2 (no lists) sha256(prev + entries)."""
+    if lists is None:
+        return hashlib.sha256(prev.encode() + stored.encode()).hexdigest()
+    held = lists.encode()
+    return hashlib.sha256(prev.encode() + str(len(held)).encode() + b":" + held + stored.encode()).hexdigest()
 
 
 def rechain(path: Path) -> None:
     """What an attacker with write access does: recompute every hash and the head."""
     prev, end = ZERO_HASH, 0
-    for first, size, stored, _, _ in batches(path):
-        digest = chain_hash(prev, stored)
+    for first, size, stored, _, _, lists in batches(path):
+        digest = chain_hash(prev, stored, lists)
         sql(path, "UPDATE batches SET prev = ?, hash = ? WHERE first = ?", (prev, digest, first))
         prev, end = digest, first + size - 1
     sql(path, "UPDATE meta SET value = ? WHERE key = 'head_seq'", (str(end),))
@@ -121,14 +125,13 @@ def test_recorded_entries_are_written_by_the_running_writer_without_a_flush(tmp_
     assert head(path)[0] == 3
 
 
-def test_each_batch_hash_is_sha256_of_prev_and_its_entries_as_stored(tmp_path: Path) -> None:
+def test_each_batch_hash_is_sha256_of_prev_its_lists_and_its_entries_as_stored(tmp_path: Path) -> None:
     stored = batches(filled(tmp_path / "audit.sqlite", 4, per_batch=2))
     assert [(b[0], b[1]) for b in stored] == [(1, 2), (3, 2)]
-    assert orjson.loads(stored[0][2]) == [orjson.loads(orjson.dumps(tuple(entry(i)))) for i in (1, 2)]
     assert stored[0][3] == ZERO_HASH
-    assert stored[0][4] == chain_hash(ZERO_HASH, stored[0][2])
+    assert stored[0][4] == chain_hash(ZERO_HASH, stored[0][2], stored[0][5])
     assert stored[1][3] == stored[0][4]
-    assert stored[1][4] == chain_hash(stored[0][4], stored[1][2])
+    assert stored[1][4] == chain_hash(stored[0][4], stored[1][2], stored[1][5])
     assert head(tmp_path / "audit.sqlite") == (4, stored[1][4])
 
 
@@ -168,9 +171,9 @@ def test_two_writers_on_one_file_keep_one_chain(tmp_path: Path) -> None:
     [
         ("caller", "EU.EORI.NL000000666"),
         ("time", 1_600_000_000.0),
-        ("resources", ["https://data.test.example/id/building/99"]),
+        ("resources", 3),  # the index of another list of its batch (seq 4's resources)
         ("withheld", 0),
-        ("rules", ["rule-2"]),
+        ("rules", 1),
         ("purpose", "marketing"),
     ],
 )
@@ -311,6 +314,114 @@ def test_a_log_of_the_older_format_is_moved_aside_untouched_and_a_new_one_begins
     ]
 
 
+def test_a_list_shared_by_many_entries_is_stored_once_and_its_edit_breaks_the_hash(tmp_path: Path) -> None:
+    path = filled(tmp_path / "audit.sqlite", 4)
+    lists = orjson.loads(batches(path)[0][5])
+    assert len(lists) == 6  # four resources, then the released fields and the rules all four share
+    assert [r[COLUMNS.index("released")] for r in rows(path)] == [orjson.dumps(lists[1]).decode()] * 4
+    sql(path, "UPDATE batches SET lists = json_set(lists, '$[1][0]', 'https://evil.example/x')")
+    assert {orjson.loads(r[COLUMNS.index("released")])[0] for r in rows(path)} == {"https://evil.example/x"}
+    assert verify(path).problems == ["seq 1..4: hash does not match the content (edited)"]
+
+
+@pytest.mark.parametrize("index", [6, -1, "1", 1.0, True, None, [1]])
+def test_an_entry_naming_a_list_its_batch_does_not_hold_is_a_verify_problem(
+    tmp_path: Path, index: object
+) -> None:
+    path = filled(tmp_path / "audit.sqlite", 4)
+    edit(path, f"$[1][{Entry._fields.index('released')}]", index)
+    report = verify(path)
+    assert report.problems == [
+        "seq 1..4: hash does not match the content (edited)",
+        "seq 2: names a list its batch does not hold (edited)",
+    ]
+    assert [r["path"] for r in tail(path)] == [
+        "/id/building/1",
+        "audit:unreadable",
+        "/id/building/3",
+        "/id/building/4",
+    ]
+
+
+@pytest.mark.parametrize("lists", ["not json", "{}", "[]", "[[]]"])
+def test_entries_of_a_batch_whose_lists_are_not_theirs_are_verify_problems(
+    tmp_path: Path, lists: str
+) -> None:
+    path = filled(tmp_path / "audit.sqlite", 2)
+    sql(path, "UPDATE batches SET lists = ?", (lists,))
+    assert verify(path).problems == [
+        "seq 1..2: hash does not match the content (edited)",
+        "seq 1: names a list its batch does not hold (edited)",
+        "seq 2: names a list its batch does not hold (edited)",
+    ]
+    assert [r["path"] for r in tail(path)] == ["audit:unreadable"] * 2
+
+
+def test_a_batch_whose_lists_were_removed_is_a_verify_problem(tmp_path: Path) -> None:
+    path = filled(tmp_path / "audit.sqlite", 2)
+    sql(path, "UPDATE batches SET lists = NULL")
+    assert verify(path).problems == [
+        "seq 1..2: holds no lists, unlike a batch of its format (edited)",
+        "seq 1..2: hash does not match the content (edited)",
+    ]
+
+
+def format_2_log(path: Path, n: int) -> None:
+    """What the dsgo of format 2 left: lists inside each entry, sha256(prev + entries)."""
+    sql(
+        path,
+        "CREATE TABLE batches (first INTEGER PRIMARY KEY, count INTEGER NOT NULL,"
+        " entries TEXT NOT NULL, prev TEXT NOT NULL, hash TEXT NOT NULL)",
+    )
+    sql(path, "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    sql(
+        path,
+        "CREATE VIEW entries AS SELECT b.first + e.key AS seq, "
+        + ", ".join(
+            f"e.value {'->' if name in (*DATA[:2], 'rules') else '->>'} {i} AS {name}"
+            for i, name in enumerate(Entry._fields)
+        )
+        + ", b.first AS batch FROM batches AS b, json_each(b.entries) AS e",
+    )
+    text = orjson.dumps([tuple(entry(i)) for i in range(1, n + 1)]).decode()
+    digest = chain_hash(ZERO_HASH, text, None)
+    sql(path, "INSERT INTO batches VALUES (1, ?, ?, ?, ?)", (n, text, ZERO_HASH, digest))
+    sql(path, "INSERT INTO meta VALUES ('format', '2'), ('head_seq', ?), ('head_hash', ?)", (str(n), digest))
+
+
+def test_a_log_of_format_2_is_read_and_verified_as_it_is(tmp_path: Path) -> None:
+    path = tmp_path / "audit.sqlite"
+    format_2_log(path, 3)
+    assert verify(path) == VerifyReport(ok=True, entries=3, problems=[], head=head(path))
+    assert [r["resources"] for r in tail(path, 1)] == [["https://data.test.example/id/building/3"]]
+    edit(path, "$[0][4][0]", "https://evil.example/x")
+    assert verify(path).problems == ["seq 1..3: hash does not match the content (edited)"]
+
+
+def test_a_log_of_format_2_goes_on_in_format_3_keeping_its_entries_and_chain(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "audit.sqlite"
+    format_2_log(path, 2)
+    old = sql(path, "SELECT first, count, entries, prev, hash FROM batches")[0]
+    with caplog.at_level(logging.WARNING, logger="gateway.audit"):
+        filled(path, 2, first=3)
+    assert "the audit log of format '2' goes on in format '3' from seq 3" in caplog.text
+    assert batches(path)[0] == (*old[:5], None)  # untouched
+    assert batches(path)[1][3] == old[4]  # chained on
+    assert sql(path, "SELECT key, value FROM meta WHERE key LIKE 'format%' ORDER BY key") == [
+        ("format", "3"),
+        ("format3_from", "3"),
+    ]
+    assert rows(path) == rows(filled(tmp_path / "new.sqlite", 4))  # the view reads both forms
+    assert verify(path) == VerifyReport(ok=True, entries=4, problems=[], head=head(path))
+    assert [r["resources"] for r in tail(path, 4)] == [
+        [f"https://data.test.example/id/building/{i}"] for i in range(1, 5)
+    ]
+    sql(path, "UPDATE meta SET value = '1' WHERE key = 'format3_from'")
+    assert verify(path).problems == ["seq 1..2: holds no lists, unlike a batch of its format (edited)"]
+
+
 def test_a_log_of_an_unknown_format_or_another_database_is_refused_and_left_unchanged(tmp_path: Path) -> None:
     path = tmp_path / "audit.sqlite"
     sql(path, "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
@@ -318,7 +429,7 @@ def test_a_log_of_an_unknown_format_or_another_database_is_refused_and_left_unch
     with pytest.raises(GatewayError) as caught:
         AuditLog(path)
     assert caught.value.detail == (
-        f"{path}: audit log format '9', which this dsgo (format '2') does not know; a newer dsgo wrote it?"
+        f"{path}: audit log format '9', which this dsgo (format '3') does not know; a newer dsgo wrote it?"
         " Keep it as it is and give node.audit a new path"
     )
     assert sql(path, "SELECT name FROM sqlite_master") == [("meta",), ("sqlite_autoindex_meta_1",)]
@@ -431,6 +542,19 @@ def test_an_entry_that_cannot_be_stored_becomes_a_gap_entry(
     assert verify(path).ok
 
 
+def test_an_entry_of_other_than_nine_fields_becomes_a_gap_entry(tmp_path: Path) -> None:
+    path = tmp_path / "audit.sqlite"
+    with AuditLog(path) as log:
+        log.record(entry(1))
+        log.record(typing.cast("Entry", tuple(entry(2))[:8]))
+        log.record(typing.cast("Entry", (*entry(3), "more")))
+    assert [(r["request_id"], r["path"], r["withheld"]) for r in tail(path)] == [
+        ("req-1", "/id/building/1", 3),
+        ("", DROPPED_PATH, 2),
+    ]
+    assert verify(path).ok
+
+
 def test_close_writes_everything_without_waiting_for_the_interval(tmp_path: Path) -> None:
     path = tmp_path / "audit.sqlite"
     with AuditLog(path, flush_interval=60) as log:
@@ -499,21 +623,17 @@ def test_the_log_has_no_place_for_withheld_values(tmp_path: Path) -> None:
         "entries",
         "prev",
         "hash",
+        "lists",
     ]
     assert [r[1] for r in sql(path, "PRAGMA table_info(entries)")] == [*COLUMNS, "batch"]
     assert typing.get_type_hints(Entry)["withheld"] is int
     assert orjson.loads(batches(path)[0][2]) == [
-        [
-            1_700_000_001.0,
-            "req-1",
-            PARTY,
-            "/id/building/1",
-            ["https://data.test.example/id/building/1"],
-            ["http://www.w3.org/2000/01/rdf-schema#label", "https://vocab.dsgo.example/def#energyLabel"],
-            3,
-            ["rule-1"],
-            "maintenance",
-        ]
+        [1_700_000_001.0, "req-1", PARTY, "/id/building/1", 0, 1, 3, 2, "maintenance"]
+    ]
+    assert orjson.loads(batches(path)[0][5]) == [
+        ["https://data.test.example/id/building/1"],
+        ["http://www.w3.org/2000/01/rdf-schema#label", "https://vocab.dsgo.example/def#energyLabel"],
+        ["rule-1"],
     ]
 
 

@@ -1,18 +1,22 @@
 """Checking and reading an audit log: recompute the chain, show the latest entries.
 
-``verify`` recomputes every hash: an edited, removed or reordered entry breaks its
-batch's hash, a removed or moved batch breaks the ``first`` sequence or the next
-``prev``. Deleting the *last* batches leaves a valid shorter chain; the head in ``meta``
-catches that, unless whoever deleted them also rewrote ``meta``. The chain cannot stop
-someone who may write the file and rewrites it all; the full answer is an external
-anchor: export ``head(path)`` now and then (to another party, a ticket, a printed
-report) and pass it to ``verify(path, anchor=...)``.
+``verify`` recomputes every hash, each batch by the rule of its format (3, or 2 for the
+batches a log of format 2 held when it went on as 3): an edited, removed or reordered
+entry, or an edited list that many entries share, breaks its batch's hash; an entry
+naming a list its batch does not hold is reported (never followed); a removed or moved
+batch breaks the ``first`` sequence or the next ``prev``. Deleting the *last* batches
+leaves a valid shorter chain; the head in ``meta`` catches that, unless whoever deleted
+them also rewrote ``meta``. The chain cannot stop someone who may write the file and
+rewrites it all; the full answer is an external anchor: export ``head(path)`` now and
+then (to another party, a ticket, a printed report) and pass it to
+``verify(path, anchor=...)``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import sqlite3
+import typing
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,13 +25,24 @@ from typing import Any
 
 import orjson
 
-from gateway.audit.format import COLUMNS, DROPPED_PATH, FORMAT, LAST, ZERO_HASH, Entry, link
+from gateway.audit.format import (
+    COLUMNS,
+    CONTINUED,
+    DROPPED_PATH,
+    FORMAT,
+    LAST,
+    LISTED,
+    ZERO_HASH,
+    Entry,
+    link,
+)
 from gateway.errors import GatewayError
 
 __all__ = ["VerifyReport", "format_entry", "head", "tail", "verify"]
 
 _MAX_PROBLEMS = 100
 _UNREADABLE = "audit:unreadable"
+_AT = tuple(Entry._fields.index(name) for name in LISTED)  # where an entry names its lists
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,14 +66,17 @@ def verify(path: Path, *, anchor: tuple[int, str] | None = None) -> VerifyReport
     be there unchanged, ending at that seq, which catches a log rewritten or cut off
     after the export.
     """
-    walk = _Chain(anchor)
     with _reading(path) as db:
         db.execute("BEGIN")  # one snapshot: the head is read with the batches it covers
         meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
-        for row in db.execute("SELECT first, count, entries, prev, hash FROM batches ORDER BY first"):
+        walk = _Chain(anchor, _format3_from(meta))
+        query = f"SELECT first, count, entries, prev, hash, {_lists(db)} FROM batches ORDER BY first"  # noqa: S608 (a column)
+        for row in db.execute(query):
             walk.batch(*row)
         db.execute("COMMIT")
     problems = walk.problems
+    if walk.since is None:
+        problems.insert(0, f"format3_from {meta.get('format3_from')!r} is not a seq (meta edited)")
     last = (walk.expected - 1, walk.prev)
     problems.extend(_check_head(meta, last))
     if not walk.anchored and anchor is not None:
@@ -78,35 +96,49 @@ def verify(path: Path, *, anchor: tuple[int, str] | None = None) -> VerifyReport
 class _Chain:
     """What ``verify`` has found so far, batch by batch."""
 
-    def __init__(self, anchor: tuple[int, str] | None) -> None:
+    def __init__(self, anchor: tuple[int, str] | None, since: int | None) -> None:
         self.anchor = anchor
+        #: the first seq stored in format 3; None: meta does not say (a problem)
+        self.since = since
         self.problems: list[str] = []
         self.gaps: list[tuple[str, int]] = []
         self.count, self.expected, self.prev = 0, 1, ZERO_HASH
         self.anchored = anchor is None
 
-    def batch(self, first: Any, size: Any, text: Any, stored_prev: Any, stored_hash: Any) -> None:
+    def batch(self, first: Any, size: Any, text: Any, stored_prev: Any, stored_hash: Any, lists: Any) -> None:
         span = _span(first, size)
+        held, unresolved = _batch(text, lists)
         if not isinstance(size, int) or size < 1:
             self.problems.append(f"{span}: its count {size!r} is not a count of entries (edited)")
-            size = len(_batch(text) or ())
-        self._links(span, first, text, stored_prev, stored_hash)
-        held = _batch(text)
+            size = len(held or ())
+        self._form(span, first, lists)
+        self._links(span, first, text, stored_prev, stored_hash, lists)
         if held is None or len(held) != size:
             self.problems.append(f"{span}: does not hold {size} entries as its count says (edited)")
+        self.problems.extend(
+            f"seq {first + i}: names a list its batch does not hold (edited)" for i in unresolved
+        )
         self.gaps.extend(_gaps(first, held or []))
         self._anchor(span, first, size, stored_hash)
         self.count += size
         self.expected, self.prev = first + size, stored_hash
 
-    def _links(self, span: str, first: Any, text: Any, stored_prev: Any, stored_hash: Any) -> None:
+    def _form(self, span: str, first: int, lists: Any) -> None:
+        """A batch from ``format3_from`` on has its lists apart; one before it has none."""
+        if self.since is not None and (lists is None) != (first < self.since):
+            held = "no lists" if lists is None else "lists"
+            self.problems.append(f"{span}: holds {held}, unlike a batch of its format (edited)")
+
+    def _links(
+        self, span: str, first: Any, text: Any, stored_prev: Any, stored_hash: Any, lists: Any
+    ) -> None:
         if first < self.expected:
             self.problems.append(f"{span}: overlaps the entries before it (the log starts at 1)")
         elif first > self.expected:
             self.problems.append(f"{_span(self.expected, first - self.expected)}: missing")
         if stored_prev != self.prev:
             self.problems.append(f"{span}: prev is not the hash of the batch before it (removed or moved)")
-        if link(stored_prev, text) != stored_hash:
+        if link(stored_prev, text, lists) != stored_hash:
             self.problems.append(f"{span}: hash does not match the content (edited)")
 
     def _anchor(self, span: str, first: int, size: int, stored_hash: Any) -> None:
@@ -145,10 +177,11 @@ def tail(path: Path, n: int = 20) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     with _reading(path) as db:
         db.execute("BEGIN")
-        for first, text in db.execute("SELECT first, entries FROM batches ORDER BY first DESC"):
+        query = f"SELECT first, entries, {_lists(db)} FROM batches ORDER BY first DESC"  # noqa: S608 (a column)
+        for first, text, lists in db.execute(query):
             if len(out) >= n:
                 break
-            held = _batch(text) or [None]
+            held = _batch(text, lists)[0] or [None]
             out.extend(_entry_dict(first + i, held[i]) for i in reversed(range(len(held))))
         db.execute("COMMIT")
     return list(reversed(out[: max(n, 0)]))
@@ -177,13 +210,60 @@ def _span(first: Any, size: Any) -> str:
     return f"seq {first}"
 
 
-def _batch(text: Any) -> list[Any] | None:
-    """A stored batch's entries, or None if it is not a JSON array."""
+def _batch(text: Any, lists: Any) -> tuple[list[Any] | None, list[int]]:
+    """A stored batch's entries with their lists resolved (None if it is not a JSON array),
+    and the offsets of the entries that name a list it does not hold (each is None).
+
+    ``lists`` None: a batch of format 2, whose entries hold their lists themselves."""
+    held = _json_array(text)
+    if held is None or lists is None:
+        return held, []
+    shared = _json_array(lists)
+    unresolved = []
+    for i, fields in enumerate(held):
+        resolved = _resolve(fields, shared)
+        if resolved is None:
+            unresolved.append(i)
+        held[i] = resolved
+    return held, unresolved
+
+
+def _resolve(fields: Any, lists: list[Any] | None) -> list[Any] | None:
+    """An entry with the lists it names by index, or None if one is not in ``lists``."""
+    if not isinstance(fields, list) or len(fields) != len(Entry._fields):
+        # not an entry: shown unreadable, and its batch's hash says edited
+        return typing.cast("list[Any] | None", fields)
+    out = list(fields)
+    for at in _AT:
+        index = fields[at]
+        if lists is None or type(index) is not int or not 0 <= index < len(lists):
+            return None
+        out[at] = lists[index]
+    return out
+
+
+def _json_array(text: Any) -> list[Any] | None:
     try:
         held = orjson.loads(text)
     except (orjson.JSONDecodeError, TypeError):
         return None
     return held if isinstance(held, list) else None
+
+
+def _lists(db: sqlite3.Connection) -> str:
+    """The ``lists`` column, or NULL in a log of format 2 that no dsgo of format 3 opened."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(batches)")}
+    return "lists" if "lists" in columns else "NULL"
+
+
+def _format3_from(meta: Mapping[str, str]) -> int | None:
+    """Where format 3 begins: 1 for a log begun in it; past the end in a log of format 2."""
+    if meta.get("format") == CONTINUED:
+        return 2**63
+    try:
+        return int(meta.get("format3_from", ""))
+    except ValueError:
+        return None
 
 
 def _entry_dict(seq: int, fields: Any) -> dict[str, Any]:
@@ -203,8 +283,9 @@ def _entry_dict(seq: int, fields: Any) -> dict[str, Any]:
 
 
 def _check_head(meta: Mapping[str, str], last: tuple[int, str]) -> list[str]:
-    if meta.get("format") != FORMAT:
-        return [f"format {meta.get('format')!r} is not {FORMAT!r} (meta edited, or not an audit log)"]
+    if meta.get("format") not in (FORMAT, CONTINUED):
+        found = meta.get("format")
+        return [f"format {found!r} is not {FORMAT!r} or {CONTINUED!r} (meta edited, or not an audit log)"]
     try:
         head_seq = int(meta.get("head_seq", "0"))
     except ValueError:
