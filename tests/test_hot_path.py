@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from gateway.audit import tail
 from tests.kit import CORP, FIRM, Federation, Pki, federation
 
 pytestmark = pytest.mark.anyio
@@ -82,3 +83,26 @@ async def test_repeated_read_without_the_token_is_401(fed: Federation, client: h
         answer = await anonymous.get(PATH)
     assert answer.status_code == 401
     assert (answer.json()["code"], answer.json()["reason"]) == ("invalid_token", "token_missing")
+
+
+async def test_repeated_read_is_audited_with_the_first_request_id_sent_or_one_of_its_own(
+    fed: Federation, client: httpx.AsyncClient
+) -> None:
+    for headers in ([("x-request-id", ""), ("x-request-id", "req-7"), ("x-request-id", "req-8")], []):
+        assert (await client.get(PATH, headers=headers)).status_code == 200
+    log = fed.nodes[FIRM].state.dsgo.audit
+    assert log.flush(timeout=10)
+    ids = [e["request_id"] for e in tail(log.path, 2)]
+    assert ids[0] == "req-7"
+    assert ids[1] and ids[1] not in ("req-7", "req-8")
+
+
+async def test_a_token_ending_as_a_known_one_is_not_taken_for_it(client: httpx.AsyncClient) -> None:
+    known = client.headers["authorization"]
+    scheme, _, token = known.partition(" ")
+    forged = f"{scheme} {'f' if token[0] != 'f' else 'g'}{token[1:]}"  # the same last bytes
+    assert (await client.get(PATH)).status_code == 200  # a repeated read: known by its last bytes
+    answer = await client.get(PATH, headers={"authorization": forged})
+    assert answer.status_code == 401
+    assert answer.json()["code"] == "invalid_token"
+    assert (await client.get(PATH)).status_code == 200

@@ -231,22 +231,18 @@ def _pack(rows: list[tuple[Any, ...]]) -> tuple[bytes, bytes, int]:
             by_id[id(value)] = found
         return found
 
-    known = by_id.get  # inline: the writer runs this for every read
     packed = []
+    # each column's list as in the row before, else looked up: consecutive reads mostly repeat
+    last_resources = last_released = last_rules = at_resources = at_released = at_rules = None
     for when, request_id, caller, path, resources, released, withheld, rules, purpose in rows:
-        at_resources, at_released, at_rules = known(id(resources)), known(id(released)), known(id(rules))
+        if resources is not last_resources:
+            last_resources, at_resources = resources, index(resources)
+        if released is not last_released:
+            last_released, at_released = released, index(released)
+        if rules is not last_rules:
+            last_rules, at_rules = rules, index(rules)
         packed.append(
-            (
-                when,
-                request_id,
-                caller,
-                path,
-                index(resources) if at_resources is None else at_resources,
-                index(released) if at_released is None else at_released,
-                withheld,
-                index(rules) if at_rules is None else at_rules,
-                purpose,
-            )
+            (when, request_id, caller, path, at_resources, at_released, withheld, at_rules, purpose)
         )
     return orjson.dumps(lists), orjson.dumps(packed), len(packed)
 

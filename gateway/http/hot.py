@@ -55,6 +55,7 @@ class HotPath:
         if path[1:].partition("/")[0] in self.reserved:
             return None
         authorization = accept = inm = None
+        request_id = b""  # the first non-empty, as ``record`` would look for it
         for name, value in scope["headers"]:
             if name == b"authorization":
                 if authorization is not None:
@@ -64,6 +65,8 @@ class HotPath:
                 accept = value if accept is None else accept  # the first, as Starlette reads
             elif name == b"if-none-match":
                 inm = value if inm is None else inm
+            elif name == b"x-request-id":
+                request_id = request_id or value
             elif name in EVIDENCE_NAMES:
                 return None  # delegation evidence widens the grant: decided there
         state = self.state
@@ -83,7 +86,7 @@ class HotPath:
         if rep is None:
             return None
         try:
-            record(node.audit, scope, caller, rep)  # no read without its record
+            record(node.audit, scope, caller, rep, request_id)  # no read without its record
         except GatewayError:
             return None
         return reply(rep, inm.decode("latin-1") if inm is not None else None, failed_header(node))

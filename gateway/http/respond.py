@@ -121,8 +121,11 @@ def audit(log: AuditLog | None, request: Request, caller: Caller, rep: Represent
     record(log, request.scope, caller, rep)
 
 
-def record(log: AuditLog | None, scope: Scope, caller: Caller, rep: Representation) -> None:
-    """``audit`` from the request's ASGI scope.
+def record(
+    log: AuditLog | None, scope: Scope, caller: Caller, rep: Representation, request_id: bytes | None = None
+) -> None:
+    """``audit`` from the request's ASGI scope; ``request_id``: the request's first
+    non-empty ``X-Request-Id`` when the caller has read the headers already (``b""``: none).
 
     Every read pays this, so it is lean: the entry is a plain tuple in ``Entry``'s order
     (the garbage collector soon stops tracking a plain tuple; a named tuple it would keep
@@ -131,7 +134,7 @@ def record(log: AuditLog | None, scope: Scope, caller: Caller, rep: Representati
         log.record(
             (
                 time.time(),
-                _request_id(scope["headers"]),
+                _request_id(scope["headers"], request_id),
                 caller.party_id or "anonymous",
                 scope["path"],
                 rep.resources,
@@ -143,9 +146,12 @@ def record(log: AuditLog | None, scope: Scope, caller: Caller, rep: Representati
         )
 
 
-def _request_id(headers: list[tuple[bytes, bytes]]) -> str:
-    """The caller's ``X-Request-Id``, else one of our own (a fifth of ``Headers.get``'s cost)."""
-    for name, value in headers:
-        if name == b"x-request-id" and value:
-            return value.decode("latin-1")
-    return f"{_RUN}-{next(_COUNTER)}"
+def _request_id(headers: list[tuple[bytes, bytes]], found: bytes | None) -> str:
+    """The caller's ``X-Request-Id`` (``found``, or looked for in ``headers`` when None),
+    else one of our own (a fifth of ``Headers.get``'s cost)."""
+    if found is None:
+        for name, value in headers:
+            if name == b"x-request-id" and value:
+                found = value
+                break
+    return found.decode("latin-1") if found else f"{_RUN}-{next(_COUNTER)}"
