@@ -11,7 +11,16 @@ alternating bare and node runs for several rounds, and the table shows the media
 requests/s, node/bare and the target: open Turtle >= 0.50, JSON-LD >= 0.35;
 authenticated >= 0.75 in both, and within 5 points of the open node's ratio. A second
 table gives each server's own CPU time per request (the audit writer's thread
-included), which other load on the machine moves far less.
+included), which other load on the machine moves far less. Each bare route sends the
+headers its node sends (all but content-length and date, which uvicorn and Starlette add
+to both), the withheld-fields IRIs included.
+
+``--in-process`` takes the network, wrk and the other processes out: both nodes and both
+bare apps run in this process, each behind uvicorn's own HTTP protocol (httptools, as
+``dsgo serve`` runs it) on a transport that only collects the bytes, fed the very request
+wrk sends; the table gives each one's CPU time per request (process time, the audit
+writer's thread and its commits included) and node/bare as bare µs / node µs. On a shared
+machine this ratio moves by a few points where the wrk one moves by ten or more.
 
 Reading it: answers are cached, so the ratio prices the node's request path (FastAPI's
 middleware, the route table, negotiation, cache lookup, headers) against the least a
@@ -22,11 +31,13 @@ trust a FAIL only when the rounds agree. The open node's audit log is off unless
 Always exits 0: a report, not a test.
 
     .venv/bin/python bench/bench_resource.py [--seconds 5] [--rounds 3] [--audit]
+    .venv/bin/python bench/bench_resource.py --in-process [--requests 5000] [--rounds 7] [--audit]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import os
@@ -39,6 +50,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -226,10 +238,7 @@ def _start(tmp: Path, config: Config, audit: bool, procs: list[subprocess.Popen[
         answer = httpx.get(
             config.node + PATH, headers={"accept": accept, **config.headers}
         ).raise_for_status()
-        headers = {
-            h: answer.headers[h] for h in ("content-type", "etag", "vary", WITHHELD) if h in answer.headers
-        }
-        answers[accept] = {"body": answer.content.decode(), "headers": headers}
+        answers[accept] = {"body": answer.content.decode(), "headers": same_headers(answer.headers.items())}
         config.sizes[accept] = len(answer.content)
     (tmp / f"{config.name}.json").write_text(json.dumps(answers))
     cmd = [str(BIN / "uvicorn"), "--factory", "bench_resource:bare_app", "--app-dir", str(ROOT / "bench")]
@@ -238,6 +247,12 @@ def _start(tmp: Path, config: Config, audit: bool, procs: list[subprocess.Popen[
     env |= {"BENCH_ANSWERS": str(tmp / f"{config.name}.json"), "PYTHONDONTWRITEBYTECODE": "1"}
     procs.append(start(cmd, config.bare + PATH, tmp / f"{config.name}-bare.log", env))
     config.pids["bare"] = procs[-1].pid
+
+
+def same_headers(headers: Any) -> dict[str, str]:
+    """What a bare route sends to match its node: every header but those uvicorn and
+    Starlette add to any answer (``date``, ``content-length``) or neither sends."""
+    return {name.lower(): value for name, value in headers if name.lower() not in ("content-length", "date")}
 
 
 def run(tmp: Path, seconds: int, rounds: int, procs: list[subprocess.Popen[bytes]], audit: bool) -> None:
@@ -323,6 +338,162 @@ def _report_cpu(configs: list[Config], cpu: dict[tuple[str, str, str], list[floa
             print(f"{name:8} {config.name:5} {b * 1e6:8.1f} {n * 1e6:8.1f} {b / n:9.2f}")
 
 
+class _Collect(asyncio.Transport):
+    """A transport that keeps what is written: the socket, for ``--in-process``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written, self.closing = bytearray(), False
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.written += data
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"peername": ("127.0.0.1", 40000), "sockname": ("127.0.0.1", 8000)}.get(name, default)
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def close(self) -> None:
+        self.closing = True
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+class _Connection:
+    """One keep-alive connection into ``app`` through uvicorn's httptools protocol."""
+
+    def __init__(self, app: Any) -> None:
+        from uvicorn.config import Config
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+        from uvicorn.server import ServerState
+
+        config = Config(app=app, lifespan="off", access_log=False, server_header=False, log_level="warning")
+        config.load()  # the middleware uvicorn.run puts in front (proxy headers), as for dsgo serve
+        self.protocol = HttpToolsProtocol(
+            config=config, server_state=ServerState(), app_state={}, _loop=asyncio.get_running_loop()
+        )
+        self.transport = _Collect()
+        self.protocol.connection_made(self.transport)
+        self.answered = asyncio.Event()
+        complete = self.protocol.on_response_complete
+
+        def counted() -> None:
+            self.answered.set()
+            complete()
+
+        self.protocol.on_response_complete = counted  # type: ignore[method-assign]
+
+    async def send(self, request: bytes, times: int) -> bytes:
+        """``request`` ``times`` times, one after the other; the last answer's bytes."""
+        for _ in range(times):
+            self.transport.written.clear()
+            self.answered.clear()
+            self.protocol.data_received(request)
+            await self.answered.wait()
+        return bytes(self.transport.written)
+
+
+async def _lifespan(app: Any) -> Callable[[], Awaitable[None]]:
+    """Start ``app`` (ASGI lifespan); returns what stops it."""
+    inbox: asyncio.Queue[dict[str, str]] = asyncio.Queue()
+    outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    await inbox.put({"type": "lifespan.startup"})
+    scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
+    task = asyncio.create_task(app(scope, inbox.get, outbox.put))
+    started = await outbox.get()
+    if started["type"] != "lifespan.startup.complete":
+        raise RuntimeError(f"the node did not start: {started}")
+
+    async def stop() -> None:
+        await inbox.put({"type": "lifespan.shutdown"})
+        await outbox.get()
+        await task
+
+    return stop
+
+
+def _request(accept: str, headers: dict[str, str]) -> bytes:
+    """The bytes wrk sends for ``GET PATH`` with these headers."""
+    lines = [f"GET {PATH} HTTP/1.1", "Host: 127.0.0.1:8000", f"Accept: {accept}"]
+    return ("\r\n".join(lines + [f"{k}: {v}" for k, v in headers.items()]) + "\r\n\r\n").encode()
+
+
+async def _in_process(tmp: Path, requests: int, rounds: int, audit: bool) -> None:
+    from gateway.config import load_node_settings
+    from gateway.http.app import create_app
+
+    (tmp / "building.ttl").write_text(building_ttl())
+    token = _token(tmp)
+    stops, servers = [], {}
+    try:
+        for name, auth in (("open", False), ("auth", True)):
+            toml = _node_toml(tmp, name, free_port(), audit or auth, auth)
+            app = create_app(load_node_settings(toml), watch=False)
+            stops.append(await _lifespan(app))
+            headers = {"Authorization": f"Bearer {token}"} if auth else {}
+            node = _Connection(app)
+            answers = {}
+            for accept, _ in FORMATS.values():
+                head, _, body = (await node.send(_request(accept, headers), 1)).partition(b"\r\n\r\n")
+                status, *lines = head.decode("latin-1").split("\r\n")
+                if not status.startswith("HTTP/1.1 200"):
+                    raise RuntimeError(f"{name} node: {status}")
+                sent = same_headers(line.split(": ", 1) for line in lines)
+                answers[accept] = {"body": body.decode(), "headers": sent}
+            (tmp / f"{name}.json").write_text(json.dumps(answers))
+            os.environ["BENCH_ANSWERS"] = str(tmp / f"{name}.json")
+            servers[name] = (headers, node, _Connection(bare_app()), app.state.dsgo.node.audit)
+        cpu: dict[tuple[str, str, str], list[float]] = {}
+        for r in range(rounds):
+            for fmt, (accept, _) in FORMATS.items():
+                for name, (headers, node, bare, log) in servers.items():
+                    request = _request(accept, headers)
+                    pair = [("bare", bare, None), ("node", node, log)]
+                    for who, connection, writer in pair[:: 1 if r % 2 == 0 else -1]:
+                        await connection.send(request, max(100, requests // 10))  # warm
+                        if writer is not None and not writer.flush(60):
+                            raise RuntimeError("the audit log did not keep up")
+                        before = time.process_time()
+                        await connection.send(request, requests)
+                        if writer is not None and not writer.flush(60):  # its commits are its cost
+                            raise RuntimeError("the audit log did not keep up")
+                        used = (time.process_time() - before) / requests
+                        cpu.setdefault((name, fmt, who), []).append(used)
+                        print(
+                            f"round {r + 1}/{rounds} {fmt:7} {name:4} {who}: {used * 1e6:6.2f} µs", flush=True
+                        )
+        _report_in_process(cpu, requests, rounds, audit)
+    finally:
+        for stop in reversed(stops):
+            await stop()
+
+
+def _report_in_process(
+    cpu: dict[tuple[str, str, str], list[float]], requests: int, rounds: int, audit: bool
+) -> None:
+    print(f"\nin process, through uvicorn's httptools protocol: {requests} requests a run, median of")
+    print(f"{rounds} rounds, GET {PATH}; open: audit {'on' if audit else 'off'}; auth: bearer token, policy,")
+    print("audit on. CPU per request (process time: the audit writer's thread and commits included).")
+    print(f"{'format':8} {'node':5} {'bare µs':>8} {'node µs':>8} {'bare/node':>9} target")
+    for name, (_, target) in FORMATS.items():
+        ratios = {}
+        for config in ("open", "auth"):
+            b = statistics.median(cpu[config, name, "bare"])
+            n = statistics.median(cpu[config, name, "node"])
+            ratios[config] = b / n
+            goal = AUTH_TARGET if config == "auth" else target
+            verdict = "PASS" if b / n >= goal else "FAIL"
+            print(f"{name:8} {config:5} {b * 1e6:8.2f} {n * 1e6:8.2f} {b / n:9.2f} >= {goal:.2f} {verdict}")
+        gap = ratios["open"] - ratios["auth"]
+        verdict = "PASS" if gap <= 0.05 else "FAIL"
+        print(f"{name:8} authenticated is {gap * 100:+.0f} points below open (target <= 5): {verdict}")
+
+
 def stop_all(procs: list[subprocess.Popen[bytes]], sig: int = signal.SIGTERM, grace: float = 5) -> None:
     """Signal every process, give each ``grace`` seconds, then kill what is left."""
     for proc in procs:
@@ -342,7 +513,17 @@ def main() -> int:
     parser.add_argument(
         "--audit", action="store_true", help="keep the node's audit log on (its cost: bench_policy.py)"
     )
+    parser.add_argument(
+        "--in-process", action="store_true", help="no sockets, no wrk: uvicorn's protocol in this process"
+    )
+    parser.add_argument("--requests", type=int, default=5000, help="--in-process: requests per run")
     args = parser.parse_args()
+    if args.in_process:
+        import uvloop
+
+        with tempfile.TemporaryDirectory(prefix="bench-resource-") as tmp:
+            uvloop.run(_in_process(Path(tmp), args.requests, args.rounds, args.audit))
+        return 0
     if shutil.which("wrk") is None:
         print("bench_resource: wrk is missing; install it with `apt-get install wrk`", file=sys.stderr)
         return 1
