@@ -29,7 +29,8 @@ head (last seq and hash) in ``meta``.
 Why lists apart: a read names the same lists as the reads before it (a grant releases
 the same fields on every read of its resources: 48 field IRIs, 2 kB of JSON), so a batch
 that repeated them per entry spent most of its encoding, hash and disk writes on copies
-(format 2: 2 kB per entry; 4.4 µs of the writer's CPU per read, as much as the read).
+(format 2: 2.1 kB and 4.4 µs of the writer's CPU per read, half a cached read served in
+process; format 3: about 100 B and under 1 µs, ``bench/bench_audit.py``).
 
 Format 2 (``dsgo`` before the lists) stored no ``lists``: its list fields held the lists
 themselves and ``hash = sha256(prev + entries)``. Opening such a log for writing keeps
@@ -41,8 +42,8 @@ entries are never lost, and a dsgo of format 2 refuses the file instead of misre
 Why per batch and not per entry: the chain must cover every entry, and it does (an entry
 edited, removed or moved changes its batch's bytes). But a canonical form, a hash and a
 row per entry cost 5 to 12 µs of CPU per read (format 1 did that), a third of a cached
-read served in process, while a batch costs its JSON encoding and hash (about 0.2 µs per
-entry with the lists apart) and its share of one row.
+read served in process, while a batch costs its JSON encoding and hash and its share of
+one row (under 1 µs per entry all told).
 
 Opening a file for writing creates it, or checks its format: a log of format 2 goes on
 as above; one of format 1 (a row per entry) is moved aside (renamed, unchanged) and a new
