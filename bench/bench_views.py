@@ -287,11 +287,14 @@ def in_process(tmp: Path, runs: int) -> None:
         if small:
             store.residue(view.residue(small), small)
             graphs.append(view.residue(small))
-        for name, query in (("point", point(42 + i % 2)), ("3-hop", join(42 + i % 2))):
+        # a building the grant sees (an empty join would measure its first look-up only)
+        b = next((b for b in range(42 + i % 2, 142, 2) if timed(join(b), graphs)[1]), 42 + i % 2)
+        for name, query in (("point", point(b)), ("3-hop", join(b))):
             for _ in range(5):
                 timed(query, raw), timed(query, graphs)
-            t_raw = statistics.median(timed(query, raw)[0] for _ in range(runs))
-            t_view = statistics.median(timed(query, graphs)[0] for _ in range(runs))
+            pairs = [(timed(query, raw)[0], timed(query, graphs)[0]) for _ in range(runs)]  # interleaved
+            t_raw = statistics.median(t for t, _ in pairs)
+            t_view = statistics.median(t for _, t in pairs)
             rows = f"{timed(query, raw)[1]}/{timed(query, graphs)[1]}"
             verdict = "PASS" if t_view / t_raw <= SPARQL_TARGET else "FAIL"
             print(

@@ -24,13 +24,18 @@ from gateway.labels import Labeller, changed_subjects, chunks, fresh_chunks, rul
 from gateway.policy.model import Grant, Rule
 from gateway.store.local import RESIDUE_PREFIX, LabelChunk, Labels, Reader, SourceChange, Store
 
-__all__ = ["DIRECT", "RESIDUE_SHARE", "View", "Views", "grant_keys"]
+__all__ = ["DIRECT", "RESIDUE_SHARE", "RESIDUE_STORE_SHARE", "View", "Views", "grant_keys"]
 
 
-#: a query reads at most this many label graphs of a view directly...
-DIRECT = 3
-#: ...and the others through one residue graph, while they hold this share of the view
+#: a query reads at least this many label graphs of a view directly (the largest: never
+#: worth a copy), and the others too while the rest would not fit the residue...
+DIRECT = 1
+#: ...which holds the view's other label graphs while they hold at most this share of
+#: the view...
 RESIDUE_SHARE = 0.05
+#: ...or of all the labelled triples, whichever is more (a view of a few medium label
+#: graphs, small beside the store, is then read through two graphs, not through many)
+RESIDUE_STORE_SHARE = 0.01
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,16 +47,10 @@ class View:
 
     def plan(self) -> tuple[tuple[ox.NamedNode, ...], tuple[ox.NamedNode, ...]]:
         """The graphs a query reads directly, and the (small) ones it reads through a
-        residue: a query pays a lookup per graph of its dataset for every pattern, and a
-        view usually lies in a few large label graphs and many small ones."""
-        sizes = {g: self.labels.graphs[g].triples for g in self.graphs}
-        ordered = sorted(self.graphs, key=lambda g: (-sizes[g], g.value))
-        if len(ordered) <= DIRECT + 1:
-            return tuple(ordered), ()
-        total, cut = sum(sizes.values()), DIRECT
-        while cut < len(ordered) and sum(sizes[g] for g in ordered[cut:]) > RESIDUE_SHARE * total:
-            cut += 1
-        return tuple(ordered[:cut]), tuple(ordered[cut:])
+        residue: a query pays a lookup per graph of its dataset for every pattern (a
+        3-hop join over three graphs costs about 1.3 times one over two), and a view
+        usually lies in a few large label graphs and many small ones."""
+        return _plan(self.labels, self.graphs, DIRECT, RESIDUE_SHARE, RESIDUE_STORE_SHARE)
 
     def residue(self, small: tuple[ox.NamedNode, ...]) -> ox.NamedNode:
         """The name of the residue of ``small``: the store keeps a residue in step with its
@@ -137,6 +136,26 @@ class Views:
         if not labels.state or (keys is not None and not keys <= _keys(labels.state)):
             return None
         return View(labels, _graphs(labels, keys))
+
+
+@lru_cache(maxsize=1024)
+def _plan(
+    labels: Labels, graphs: tuple[ox.NamedNode, ...], direct: int, share: float, store_share: float
+) -> tuple[tuple[ox.NamedNode, ...], tuple[ox.NamedNode, ...]]:
+    """The fewest largest graphs (at least ``direct``) that leave to the residue no more
+    than its share; all of them when that would leave it one graph (a copy of one graph
+    saves no lookup). Remembered per labels version and view, as it is asked per query."""
+    sizes = {g: labels.graphs[g].triples for g in graphs}
+    ordered = sorted(graphs, key=lambda g: (-sizes[g], g.value))
+    store = sum(lg.triples for lg in labels.graphs.values())
+    budget = max(share * sum(sizes.values()), store_share * store)
+    cut, rest = direct, sum(sizes[g] for g in ordered[direct:])
+    while cut < len(ordered) and rest > budget:
+        rest -= sizes[ordered[cut]]
+        cut += 1
+    if len(ordered) - cut <= 1:
+        return tuple(ordered), ()
+    return tuple(ordered[:cut]), tuple(ordered[cut:])
 
 
 @lru_cache(maxsize=1024)
