@@ -37,6 +37,13 @@ RESIDUE_SHARE = 0.05
 #: graphs, small beside the store, is then read through two graphs, not through many)
 RESIDUE_STORE_SHARE = 0.01
 
+_Plan = tuple[tuple[ox.NamedNode, ...], tuple[ox.NamedNode, ...]]
+#: plans by the identity of a view's labels and graphs (each ``_graphs`` answer is one
+#: object per labels version and grant); an entry holds both, so no identity is reused
+_PLANS: dict[tuple[int, int, tuple[int, float, float]], tuple[Labels, tuple[ox.NamedNode, ...], _Plan]] = {}
+#: residue names by the identity of the graphs they hold (an entry holds them too)
+_NAMES: dict[int, tuple[tuple[ox.NamedNode, ...], ox.NamedNode]] = {}
+
 
 @dataclass(frozen=True, slots=True)
 class View:
@@ -45,18 +52,31 @@ class View:
     labels: Labels
     graphs: tuple[ox.NamedNode, ...]
 
-    def plan(self) -> tuple[tuple[ox.NamedNode, ...], tuple[ox.NamedNode, ...]]:
+    def plan(self) -> _Plan:
         """The graphs a query reads directly, and the (small) ones it reads through a
         residue: a query pays a lookup per graph of its dataset for every pattern (a
         3-hop join over three graphs costs about 1.3 times one over two), and a view
         usually lies in a few large label graphs and many small ones."""
-        return _plan(self.labels, self.graphs, DIRECT, RESIDUE_SHARE, RESIDUE_STORE_SHARE)
+        knobs = (DIRECT, RESIDUE_SHARE, RESIDUE_STORE_SHARE)
+        key = (id(self.labels), id(self.graphs), knobs)  # hashing the graphs costs 10 µs a query
+        hit = _PLANS.get(key)
+        if hit is None or hit[0] is not self.labels or hit[1] is not self.graphs:
+            if len(_PLANS) >= 1024:
+                _PLANS.clear()
+            hit = _PLANS[key] = (self.labels, self.graphs, _plan(self.labels, self.graphs, *knobs))
+        return hit[2]
 
     def residue(self, small: tuple[ox.NamedNode, ...]) -> ox.NamedNode:
         """The name of the residue of ``small``: the store keeps a residue in step with its
         label graphs, so one name serves every version of the labels."""
-        text = "|".join(g.value for g in small)
-        return ox.NamedNode(RESIDUE_PREFIX + hashlib.blake2b(text.encode(), digest_size=10).hexdigest())
+        hit = _NAMES.get(id(small))  # a plan's ``small`` is one object: naming it costs 17 µs
+        if hit is None or hit[0] is not small:
+            if len(_NAMES) >= 1024:
+                _NAMES.clear()
+            text = "|".join(g.value for g in small)
+            name = ox.NamedNode(RESIDUE_PREFIX + hashlib.blake2b(text.encode(), digest_size=10).hexdigest())
+            hit = _NAMES[id(small)] = (small, name)
+        return hit[1]
 
     def triples(self) -> int:
         return sum(self.labels.graphs[g].triples for g in self.graphs)
@@ -138,13 +158,12 @@ class Views:
         return View(labels, _graphs(labels, keys))
 
 
-@lru_cache(maxsize=1024)
 def _plan(
     labels: Labels, graphs: tuple[ox.NamedNode, ...], direct: int, share: float, store_share: float
-) -> tuple[tuple[ox.NamedNode, ...], tuple[ox.NamedNode, ...]]:
+) -> _Plan:
     """The fewest largest graphs (at least ``direct``) that leave to the residue no more
     than its share; all of them when that would leave it one graph (a copy of one graph
-    saves no lookup). Remembered per labels version and view, as it is asked per query."""
+    saves no lookup)."""
     sizes = {g: labels.graphs[g].triples for g in graphs}
     ordered = sorted(graphs, key=lambda g: (-sizes[g], g.value))
     store = sum(lg.triples for lg in labels.graphs.values())

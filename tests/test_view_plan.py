@@ -66,3 +66,12 @@ def test_the_plan_reads_every_graph_of_the_view_once(sizes: list[int], others: i
     assert sorted(direct + small, key=lambda g: g.value) == sorted(seen, key=lambda g: g.value)
     assert len(small) != 1
     assert all(labels.graphs[d].triples >= labels.graphs[s].triples for d in direct for s in small)
+
+
+def test_a_residue_is_named_by_the_graphs_it_holds_whichever_view_asks() -> None:
+    labels, seen = labels_of([700_000, *[50] * 10])
+    small = View(labels, seen).plan()[1]
+    again = View(labels_of([700_000, *[50] * 10])[0], tuple(seen)).plan()[1]
+    other = View(labels, seen).residue(small[1:])
+    assert View(labels, seen).residue(small) == View(labels, seen).residue(tuple(list(again)))
+    assert other != View(labels, seen).residue(small)
