@@ -145,10 +145,11 @@ def rss_mb(pid: int) -> float:
 
 
 def cpu_s(pid: int) -> float:
-    """CPU seconds process ``pid`` has used (user + system): on a shared machine the
-    start's wall time says more about the neighbours than about the node."""
+    """CPU seconds process ``pid`` and the children it has waited for (its first load's)
+    have used (user + system): on a shared machine the start's wall time says more about
+    the neighbours than about the node."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
 def children(pid: int) -> list[int]:

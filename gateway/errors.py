@@ -14,6 +14,7 @@ and tests act on a code, never on the text.
     │   └── RemoteContextError     a JSON-LD document asks for a context not in vocab/
     ├── KeyFileError           a key or certificate file is missing, exists, or is unreadable
     ├── PolicyError            a policy file is wrong (file, line, rule): never loaded, never half-used
+    ├── StartError             a node's first load, in a process of its own, died
     └── HttpError              anything a request can cause
         ├── BadRequest             400 bad_request
         ├── NotFound               404 not_found
@@ -71,6 +72,7 @@ __all__ = [
     "RegistryUnavailable",
     "RemoteContextError",
     "SourceError",
+    "StartError",
     "SubscriptionExpired",
     "SubscriptionRefused",
     "TemporarilyUnavailable",
@@ -131,6 +133,13 @@ class KeyFileError(GatewayError):
 
     code = "key_file"
     title = "Key file problem"
+
+
+class StartError(GatewayError):
+    """The process doing a node's first load (``gateway.startup``) died or answered wrongly."""
+
+    code = "start_failed"
+    title = "The node could not start"
 
 
 class PolicyError(GatewayError):

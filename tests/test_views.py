@@ -27,7 +27,6 @@ from gateway.access import Access
 from gateway.config import load_node_settings
 from gateway.labels import graph_of
 from gateway.policy.model import Caller, Grant
-from gateway.store import local
 from gateway.store.local import LABEL_PREFIX, Store
 from gateway.vocab import load_vocab
 from tests.conftest import serving, write_node
@@ -457,35 +456,3 @@ def test_labels_made_from_nothing_on_disk_and_residues_follow_changes(
         assert_counts_true(store)
     finally:
         store.close()
-
-
-def test_a_store_settled_after_a_heavy_start_is_reopened_and_serves_the_same_views(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A start that loads and labels much reopens the store (RocksDB releases what such a
-    load leaves in memory only on close); the labels and views are the same after."""
-    monkeypatch.setattr(local, "_BULK", 10)  # "much": more than 10 triples
-    folder = tmp_path / "policies"
-    write_policies(folder, [[_permit("buildings", "bot:Building", ["rdfs:label"])]])
-    store = Store(tmp_path / "store")
-    access = Access(store, VOCAB, folder, open_node=False, clock=NOW.timestamp)
-    store.replace_source("s", _buildings(10), "1", serving=False)
-    access.sync_labels()
-    before = store.labels()
-    assert store.settle()
-    assert store.labels() is before and before.state
-    assert_views_equal(access, grants_of(access, [Caller("EU.EORI.NL000000003")]))
-    assert not store.settle()  # nothing heavy since
-    store.close()
-
-
-def test_a_store_another_object_holds_is_not_reopened(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(local, "_BULK", 10)
-    store = Store(tmp_path / "store")
-    store.replace_source("s", _buildings(10), "1", serving=False)
-    held = store._ox  # as a reader still at work would
-    assert not store.settle()
-    assert store._ox is held and len(store.quads()) == 20
-    store.close()

@@ -53,6 +53,7 @@ from gateway.identity.replay import replay_cache
 from gateway.identity.tokens import TokenIssuer
 from gateway.node import Node
 from gateway.sparql.pool import QueryPool, on_exit_signals
+from gateway.startup import load_apart
 from gateway.store.remote import SPARQL_NOT_OFFERED
 from gateway.web.sessions import Sessions, session_key
 from gateway.web.workbench import Workbench, browser_redirect
@@ -242,11 +243,11 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if node.audit is not None:
             node.audit.start()
+        # a first start's load and labelling, in a process of its own: its heap goes with it
+        await asyncio.to_thread(load_apart, node)
         if not (watch and _serves_stored(node)):  # else changed sources are re-read while serving
             await asyncio.to_thread(node.sources.refresh_all, False)  # nothing is served yet
         await asyncio.to_thread(node.access.sync_labels)
-        if node.remote is None:  # a first start's load and labelling leave RocksDB memory behind
-            await asyncio.to_thread(node.access.store.settle)
         state.started = True
         task = asyncio.create_task(_watch(node, settings.poll_interval)) if watch else None
         sender = asyncio.create_task(state.notifier.run()) if watch and state.notifier else None

@@ -20,10 +20,8 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import gc
 import itertools
 import shutil
-import sys
 import threading
 import time
 import uuid
@@ -127,24 +125,27 @@ class Store:
         if path is not None:
             path.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._ox = ox.Store(str(path)) if path is not None else ox.Store()
         self._write = threading.Lock()
-        self._states: dict[str, SourceState] = self._read_meta()
-        self._graphs: frozenset[ox.NamedNode] = frozenset(s.graph for s in self._states.values())
-        self._reader = Reader(self._ox, self._graphs)
         #: increases with every change; caches of derived data key on it
         self.generation = 0
         #: asked for the label changes a source change brings, before it is switched in
         self.on_change: Callable[[SourceChange], Iterable[LabelChunk]] | None = None
+        #: told (in the writer's thread, after the write lock is let go) whenever the label
+        #: graphs or residues changed: readers in other processes then take a new snapshot
+        self.on_labels: list[Callable[[], None]] = []
+        self._open()
+
+    def _open(self) -> None:
+        """Open the store and read what it serves: its sources and labels (a residue is
+        not kept: orphans go)."""
+        self._ox = ox.Store(str(self.path)) if self.path is not None else ox.Store()
+        self._states: dict[str, SourceState] = self._read_meta()
+        self._graphs: frozenset[ox.NamedNode] = frozenset(s.graph for s in self._states.values())
+        self._reader = Reader(self._ox, self._graphs)
         self._labels = self._read_labels()
         #: copies of unions of small label graphs, by the label graphs each holds; kept in
         #: step with them by every label change, so they outlive data and policy versions
         self._residues: dict[ox.NamedNode, frozenset[ox.NamedNode]] = {}
-        #: a large bulk load or labelling from nothing since the store was opened (``settle``)
-        self._heavy = False
-        #: told (in the writer's thread, after the write lock is let go) whenever the label
-        #: graphs or residues changed: readers in other processes then take a new snapshot
-        self.on_labels: list[Callable[[], None]] = []
         self._drop_orphans()
 
     # -- writing -------------------------------------------------------------------
@@ -173,7 +174,6 @@ class Store:
             self._labels_follow()
         if count >= _SLICE:
             give_back()
-        self._heavy |= not serving and count >= _BULK
         self._tell()
         return state
 
@@ -237,28 +237,29 @@ class Store:
             if graph != _META and graph not in self._graphs and not _is_label(graph):
                 self._ox.remove_graph(graph)
 
-    def settle(self) -> bool:
-        """After a start that loaded or labelled much (``_heavy``), close the on-disk store
-        and open it again, before anything else reads it: what RocksDB keeps in memory
-        after such a load (about 170 MB for 1M triples here, released only on close) goes,
-        as on a restart. Nothing is done (False) while another object holds the store."""
-        if self.path is None or not self._heavy:
-            return False
+    @contextlib.contextmanager
+    def apart(self) -> Iterator[Path]:
+        """Close the on-disk store for another process to write (a node's first load,
+        ``gateway.startup``), then open it again and serve what that process left, as a
+        restarted node would. Nothing else may hold the store meanwhile: RocksDB closes
+        (and lets go of its lock) only when its last reference goes."""
+        assert self.path is not None, "only an on-disk store can be shared with a process"
         with self._write:
-            self._reader = Reader(ox.Store(), frozenset())
-            gc.collect()  # an iterator left in a cycle would keep the store open
-            if sys.getrefcount(self._ox) > 2:  # this attribute and the call's argument
-                self._reader = Reader(self._ox, self._graphs)
-                return False
             self._ox.flush()
+            self._reader = Reader(ox.Store(), frozenset())  # readers hold the store open
             del self._ox
-            self._ox = ox.Store(str(self.path))
-            self._reader = Reader(self._ox, self._graphs)
-            self._heavy = False
-        give_back()
-        return True
+            version = self._labels.version
+            try:
+                yield self.path
+            finally:
+                self._open()
+                self._labels = Labels(version + 1, self._labels.graphs, self._labels.state)
+                self.generation += 1
+        self._tell()
 
     def close(self) -> None:
+        if not hasattr(self, "_ox"):  # opening it again after ``apart`` failed: closed
+            return
         if self.path is not None:
             self._ox.flush()
         self._reader = Reader(ox.Store(), frozenset())  # readers hold the store open
@@ -305,7 +306,6 @@ class Store:
             if commit is not None:
                 commit()
             self.generation += 1
-            self._heavy |= clear and sum(g.triples for g in self._labels.graphs.values()) >= _BULK
         give_back()
         self._tell()
 
