@@ -85,8 +85,7 @@ _iris = st.sampled_from(
         "http://qudt.org/schema/qudt/unit",
     ]
 )
-# pyld's N-Quads reader does not unescape \\uXXXX, so control characters are left out
-_text = st.text(st.characters(blacklist_categories=("Cc", "Cs")), max_size=8)
+_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=8)
 _literals = st.one_of(
     _text.map(ox.Literal),
     st.tuples(_text.filter(bool), st.sampled_from(["nl", "en", "de-ch"])).map(
@@ -105,11 +104,30 @@ _triples = st.lists(st.builds(ox.Triple, _subjects, _iris.map(ox.NamedNode), _ob
 @settings(max_examples=150, deadline=None)
 @given(_triples)
 def test_jsonld_equals_pyld_for_any_graph(triples: list[ox.Triple]) -> None:
-    nquads = ox.serialize(triples, format=ox.RdfFormat.N_TRIPLES).decode()
-    reference = jsonld.compact(jsonld.from_rdf(nquads, {"format": "application/n-quads"}), VOCAB.context)
-    # pyld orders values as they come from its N-Quads parse: give ours the same order
-    ordered = [q.triple for q in ox.parse(nquads, ox.RdfFormat.N_TRIPLES)]
+    # pyld is handed the graph as its own RDF dataset, not as N-Quads text: its N-Quads
+    # reader reads an escaped backslash before an n as a backslash and a newline, and
+    # leaves \\uXXXX escaped; the reference must not carry a parser's slips
+    ordered = list(dict.fromkeys(triples))  # a graph: each triple once, in a fixed order
+    dataset = {"@default": [_pyld_triple(t) for t in ordered]}
+    reference = jsonld.compact(jsonld.from_rdf(dataset), VOCAB.context)
     assert compact(ordered, VOCAB.context["@context"], VOCAB.prefixes) == reference
+
+
+def _pyld_term(term: ox.NamedNode | ox.BlankNode | ox.Literal) -> dict[str, str]:
+    """A term as pyld's RDF dataset holds it (``jsonld.from_rdf`` without a format)."""
+    if isinstance(term, ox.NamedNode):
+        return {"type": "IRI", "value": term.value}
+    if isinstance(term, ox.BlankNode):
+        return {"type": "blank node", "value": "_:" + term.value}
+    out = {"type": "literal", "value": term.value, "datatype": term.datatype.value}
+    if term.language:
+        out["language"] = term.language
+    return out
+
+
+def _pyld_triple(triple: ox.Triple) -> dict[str, dict[str, str]]:
+    parts = ("subject", "predicate", "object")
+    return {name: _pyld_term(getattr(triple, name)) for name in parts}
 
 
 def test_html_links_own_iris_to_local_paths_and_escapes_text() -> None:
