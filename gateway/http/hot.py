@@ -16,6 +16,8 @@ decisions stay where they are made; this only skips asking twice.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -27,9 +29,44 @@ from gateway.http.respond import failed_header, record, reply
 from gateway.http.state import NodeState
 from gateway.policy.model import Caller
 
-__all__ = ["HotPath"]
+__all__ = ["HotPath", "Known", "known_request"]
 
 _ANONYMOUS = Caller(None)
+
+
+class Known(NamedTuple):
+    """A request's caller, known already, and the headers a hot path reads."""
+
+    caller: Caller
+    accept: bytes | None  # the first ``Accept``, as Starlette reads it
+    if_none_match: bytes | None
+    request_id: bytes  # the first non-empty ``X-Request-Id``, as ``record`` looks for it
+
+
+def known_request(state: NodeState, scope: Scope) -> Known | None:
+    """The caller of a request a hot path may answer (anonymous on an open node, else the
+    one ``known_caller`` knows by its token), with the headers it reads; None whenever the
+    application must decide: no, a new, an expired or several tokens, delegation evidence
+    (it widens the grant)."""
+    authorization = accept = inm = None
+    request_id = b""
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            if authorization is not None:
+                return None  # several: the application refuses them
+            authorization = value
+        elif name == b"accept":
+            accept = value if accept is None else accept
+        elif name == b"if-none-match":
+            inm = value if inm is None else inm
+        elif name == b"x-request-id":
+            request_id = request_id or value
+        elif name in EVIDENCE_NAMES:
+            return None
+    caller = _ANONYMOUS if state.auth is None else None
+    if state.auth is not None and authorization is not None:
+        caller = known_caller(state.auth, authorization)
+    return None if caller is None else Known(caller, accept, inm, request_id)
 
 
 class HotPath:
@@ -54,29 +91,11 @@ class HotPath:
             return None
         if path[1:].partition("/")[0] in self.reserved:
             return None
-        authorization = accept = inm = None
-        request_id = b""  # the first non-empty, as ``record`` would look for it
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                if authorization is not None:
-                    return None  # several: the application refuses them
-                authorization = value
-            elif name == b"accept":
-                accept = value if accept is None else accept  # the first, as Starlette reads
-            elif name == b"if-none-match":
-                inm = value if inm is None else inm
-            elif name == b"x-request-id":
-                request_id = request_id or value
-            elif name in EVIDENCE_NAMES:
-                return None  # delegation evidence widens the grant: decided there
-        state = self.state
-        known = _ANONYMOUS if state.auth is None else None
-        if state.auth is not None and authorization is not None:
-            known = known_caller(state.auth, authorization)
+        known = known_request(self.state, scope)
         if known is None:
             return None
-        caller: Caller = known
-        node = state.node
+        caller, accept, inm, request_id = known
+        node = self.state.node
         try:
             fmt = negotiate(accept.decode("latin-1") if accept is not None else None)
         except GatewayError:

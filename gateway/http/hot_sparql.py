@@ -28,19 +28,16 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.errors import GatewayError
-from gateway.http.auth import known_caller
-from gateway.http.delegation import EVIDENCE_NAMES
+from gateway.http.hot import known_request
 from gateway.http.respond import record
 from gateway.http.sparql import answered, audited, dataset_in
 from gateway.http.sparql_protocol import MAX_QUERY
 from gateway.http.state import NodeState
-from gateway.policy.model import Caller
 from gateway.sparql.point import answer_here, parsed
 from gateway.sparql.worker import Request as Job
 
 __all__ = ["SparqlHotPath"]
 
-_ANONYMOUS = Caller(None)
 _SPARQL_QUERY = b"application/sparql-query"
 
 
@@ -70,23 +67,11 @@ class SparqlHotPath:
         """The application's answer to ``query``, or None where it must decide."""
         if not parsed(query)[0]:
             return None
-        authorization = accept = None
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                if authorization is not None:
-                    return None  # several: the application refuses them
-                authorization = value
-            elif name == b"accept":
-                accept = value if accept is None else accept  # the first, as Starlette reads
-            elif name in EVIDENCE_NAMES:
-                return None  # delegation evidence widens the grant: decided there
         state = self.state
-        caller = _ANONYMOUS if state.auth is None else None
-        if state.auth is not None and authorization is not None:
-            caller = known_caller(state.auth, authorization)
-        pool = state.queries
-        if caller is None or pool is None:
+        known, pool = known_request(state, scope), state.queries
+        if known is None or pool is None:
             return None
+        caller, accept, _, request_id = known
         snapshot = pool.current()
         if snapshot is None or not snapshot.labels.state:
             return None
@@ -109,8 +94,8 @@ class SparqlHotPath:
             return None
         head, body = here
         media: str = head["media"]
-        try:
-            record(node.audit, scope, caller, audited(grant, body, media))  # no read without its record
+        try:  # no read without its record
+            record(node.audit, scope, caller, audited(grant, body, media), request_id)
         except GatewayError:
             return None
         return answered(body, media)
