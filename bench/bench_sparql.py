@@ -53,7 +53,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import httpx  # noqa: E402
 import pyoxigraph as ox  # noqa: E402
-from bench_policy import NS, free_port, small_dataset  # noqa: E402
+from bench_policy import NS, free_port, get_scope, small_dataset  # noqa: E402
 from bench_resource import start, stop_all, wrk_command, wrk_result  # noqa: E402
 
 FIRM, HEAVY_PARTY, OTHER = "EU.EORI.NL000000001", "EU.EORI.NL000000102", "EU.EORI.NL000000103"
@@ -297,20 +297,7 @@ def in_process(toml: Path, data: Path, token: str, n: int) -> None:
 
 async def _drive(app: Any, headers: list[tuple[bytes, bytes]], n: int) -> tuple[float, bytes]:
     """CPU seconds per GET of the point look-up through ``app`` and the last answer's body."""
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": "/sparql",
-        "raw_path": b"/sparql",
-        "query_string": ("query=" + quote(POINT)).encode(),
-        "root_path": "",
-        "headers": [(b"host", b"127.0.0.1"), *headers],
-        "client": ("127.0.0.1", 1),
-        "server": ("127.0.0.1", 80),
-    }
+    scope = get_scope("/sparql", [(b"host", b"127.0.0.1"), *headers], ("query=" + quote(POINT)).encode())
     sent: list[dict[str, Any]] = []
 
     async def receive() -> dict[str, Any]:
