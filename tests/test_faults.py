@@ -485,7 +485,11 @@ def _alive(pid: int) -> bool:
     return fields[0] != "Z"
 
 
-@pytest.mark.parametrize("stop", ["sigterm", "ctrl-c"])
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # as a shell without job control starts `demo &`
+
+
+@pytest.mark.parametrize("stop", ["sigterm", "ctrl-c", "ctrl-c, started with SIGINT ignored"])
 def test_a_sigterm_or_ctrl_c_to_the_demo_stops_the_registry_and_every_node_without_tracebacks(
     tmp_path: Path, stop: str
 ) -> None:
@@ -494,7 +498,12 @@ def test_a_sigterm_or_ctrl_c_to_the_demo_stops_the_registry_and_every_node_witho
     )
     argv = [sys.executable, "-m", "gateway.cli", "demo", "--root", str(tmp_path), "--port", str(free_block())]
     demo = subprocess.Popen(
-        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=_ignore_sigint if "ignored" in stop else None,
     )
     try:
         assert demo.stdout is not None

@@ -219,7 +219,11 @@ def _interrupted(signum: int, frame: object) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    signal.signal(signal.SIGTERM, _interrupted)
+    # Ctrl-C (SIGINT) stops it too, even when started where SIGINT is ignored (a shell
+    # without job control ignores it in background commands, and Python keeps that): the
+    # demo says "serving until Ctrl-C", so an interrupt must stop it wherever it runs
+    for stop in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop, _interrupted)
     say = _Say()
     _unpack(args.root, say)
     pilot = _pilot(args.root, args.port)
