@@ -267,7 +267,7 @@ def in_process(toml: Path, data: Path, token: str, n: int) -> None:
     hot = create_app(load_node_settings(toml), watch=False)
     full = create_app(load_node_settings(toml), watch=False)
     hot_path: Any = SparqlHotPath
-    full.user_middleware = [m for m in full.user_middleware if m.cls is not hot_path]
+    full.front = [m for m in full.front if m.cls is not hot_path]
     auth = [(b"authorization", f"Bearer {token}".encode())]
     apps: tuple[tuple[str, Any, list[tuple[bytes, bytes]]], ...] = (
         ("node, hot path", hot, auth),

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from gateway.audit import tail
+from gateway.http.hot import HotPath
 from tests.kit import CORP, FIRM, Federation, Pki, federation
 
 pytestmark = pytest.mark.anyio
@@ -106,3 +107,25 @@ async def test_a_token_ending_as_a_known_one_is_not_taken_for_it(client: httpx.A
     assert answer.status_code == 401
     assert answer.json()["code"] == "invalid_token"
     assert (await client.get(PATH)).status_code == 200
+
+
+async def test_a_hot_path_that_fails_hands_the_read_to_the_application(
+    fed: Federation,
+    client: httpx.AsyncClient,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The hot path sits in front of the application's error handling: when it raises, the
+    application answers the read as it would have, with its one audit entry."""
+    before = await client.get(PATH)
+
+    def broken(self: HotPath, scope: object) -> None:
+        raise RuntimeError("a bug in the hot path")
+
+    monkeypatch.setattr(HotPath, "_answer", broken)
+    answer = await client.get(PATH, headers={"x-request-id": "after-the-bug"})
+    assert comparable(answer) == comparable(before)
+    assert "a hot path failed" in caplog.text
+    log = fed.nodes[FIRM].state.dsgo.audit
+    assert log.flush(timeout=10)
+    assert [e["request_id"] for e in tail(log.path, 2)].count("after-the-bug") == 1

@@ -262,3 +262,22 @@ async def test_point_lookup_while_the_audit_log_refuses_reads_gets_the_routes_an
     answer = await client.get("/sparql", params={"query": POINT})
     assert (answer.status_code, answer.json()["code"]) == (503, "audit_unavailable")
     assert fast == []
+
+
+async def test_a_failing_hot_path_hands_the_query_to_the_route(
+    fed: Federation, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It sits in front of the application's error handling: when it raises, the route
+    answers (a POST with the body the hot path read), with the route's one audit entry."""
+    hot = await client.post(
+        "/sparql", content=POINT, headers={**JSON, "content-type": "application/sparql-query"}
+    )
+
+    def broken(self: SparqlHotPath, scope: Any, query: str) -> None:
+        raise RuntimeError("a bug in the hot path")
+
+    monkeypatch.setattr(SparqlHotPath, "_answer", broken)
+    headers = {**JSON, "content-type": "application/sparql-query", "x-request-id": "after-the-bug"}
+    routed = await client.post("/sparql", content=POINT, headers=headers)
+    assert comparable(routed) == comparable(hot)
+    assert [e["request_id"] for e in audited(fed, 2)].count("after-the-bug") == 1

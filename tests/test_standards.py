@@ -16,6 +16,7 @@ import pyoxigraph as ox
 import pytest
 
 from gateway.config import load_node_settings
+from gateway.node import Node
 from tests.conftest import NS, serving, write_node
 from tests.kit import FIRM, Pki, federation
 
@@ -195,3 +196,27 @@ async def test_collection_has_one_iri_whatever_spelling_was_asked(tmp_path: Path
     assert full.status_code == short.status_code == 200
     assert full.text == short.text and full.headers["etag"] == short.headers["etag"]
     assert f"<{NS}collections/bot:Building>" in short.text
+
+
+async def test_cors_headers_are_on_an_internal_error_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CORS sits in front of the node's error handling: a browser client reads the 500
+    (a problem with its stable code) instead of a bare CORS failure."""
+    settings = load_node_settings(write_node(tmp_path, cors_origins=["https://yasgui.example"]), {})
+    async with serving(settings) as (app, _):
+        # the server's view: the 500 is sent, then the error goes on up to be logged
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://node.test") as client:
+            origin = {"origin": "https://yasgui.example"}
+            assert (await client.get("/id/building/1", headers=origin)).status_code == 200
+
+            def broken(*args: object, **kwargs: object) -> None:
+                raise RuntimeError("a bug")
+
+            monkeypatch.setattr(Node, "cached", broken)  # the hot path's and the route's look-up
+            monkeypatch.setattr(Node, "represent", broken)
+            answer = await client.get("/id/building/1", headers=origin)
+    assert answer.status_code == 500
+    assert answer.json()["code"] == "internal_error"
+    assert answer.headers["access-control-allow-origin"] == "https://yasgui.example"

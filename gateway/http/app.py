@@ -16,11 +16,12 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
+from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Route
-from starlette.types import Scope
+from starlette.types import ASGIApp, Scope
 
 from gateway import __version__
 from gateway.audit import AuditLog
@@ -279,7 +280,7 @@ def create_app(
             if http is None:
                 await client.aclose()
 
-    app = FastAPI(
+    app = _NodeApp(
         title=f"DSGO node {settings.name}",
         version=__version__,
         lifespan=lifespan,
@@ -319,13 +320,34 @@ def create_app(
     hot = _ResourceRoute([*routes, *app.router.routes])
     app.router.routes[:0] = [hot, *routes]
     install(app, secured=auth is not None, description=_DESCRIPTION)
-    # a read whose every decision is made is answered before FastAPI's layers
-    app.add_middleware(HotPath, state=state, reserved=hot.reserved)
-    if node.remote is None:  # and a point look-up at /sparql (gateway.http.hot_sparql)
-        app.add_middleware(SparqlHotPath, state=state)
     if settings.cors_origins:  # off unless the operator allows browser clients: no cost then
-        app.add_middleware(CORSMiddleware, **cors(settings.cors_origins))
+        app.front.append(Middleware(CORSMiddleware, **cors(settings.cors_origins)))
+    # a read whose every decision is made is answered before FastAPI's layers
+    app.front.append(Middleware(HotPath, state=state, reserved=hot.reserved))
+    if node.remote is None:  # and a point look-up at /sparql (gateway.http.hot_sparql)
+        app.front.append(Middleware(SparqlHotPath, state=state))
     return app
+
+
+class _NodeApp(FastAPI):
+    """FastAPI with ``front``: middleware in front of all of FastAPI's own layers (its
+    error, telemetry and body-limit middleware, which every request would otherwise pass
+    through, each wrapping ``send``), the first outermost.
+
+    The hot paths sit there: what they answer needs none of those layers, and an error
+    inside one passes the request on to the application, whose layers then answer it
+    (``gateway.http.hot``). CORS sits in front of them all, so that every answer, a 500's
+    too, carries its headers."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.front: list[Middleware] = []
+
+    def build_middleware_stack(self) -> ASGIApp:
+        app = super().build_middleware_stack()
+        for cls, args, kwargs in reversed(self.front):
+            app = cls(app, *args, **kwargs)
+        return app
 
 
 _DESCRIPTION = (

@@ -3,8 +3,9 @@
 Most reads repeat one a caller made before: its bearer token is verified, its grant
 decided and the representation for that grant rendered (``Node.represent`` caches it).
 Such a read costs a few dictionary look-ups, but served through the full application it
-would also pay FastAPI's and Starlette's layers (exception middleware, body limit, exit
-stack, router, request wrapper): most of its time. ``HotPath`` sits in front of them
+would also pay FastAPI's and Starlette's layers (error, telemetry and exception
+middleware, body limit, exit stack, router, request wrapper): most of its time.
+``HotPath`` sits in front of them all (``gateway.http.app``: ``_NodeApp.front``)
 and answers a ``GET`` of a resource exactly as ``gateway.http.resources.resource``
 would when everything it needs is at hand: same caller, grant, cache key,
 representation, audit record and headers. Anything else (no or a new token, an expired
@@ -16,6 +17,8 @@ decisions stay where they are made; this only skips asking twice.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from typing import NamedTuple
 
 from starlette.responses import Response
@@ -29,7 +32,9 @@ from gateway.http.respond import failed_header, record, reply
 from gateway.http.state import NodeState
 from gateway.policy.model import Caller
 
-__all__ = ["HotPath", "Known", "known_request"]
+__all__ = ["HotPath", "Known", "answer_or_pass", "known_request"]
+
+log = logging.getLogger("dsgo.node")
 
 _ANONYMOUS = Caller(None)
 
@@ -69,6 +74,16 @@ def known_request(state: NodeState, scope: Scope) -> Known | None:
     return None if caller is None else Known(caller, accept, inm, request_id)
 
 
+def answer_or_pass(answer: Callable[[Scope], Response | None], scope: Scope) -> Response | None:
+    """``answer(scope)``, or None (the application decides) when it raises: a hot path sits
+    in front of the application's error handling, which then answers, as it would have."""
+    try:
+        return answer(scope)
+    except Exception:
+        log.exception("a hot path failed; the application answers %s %s", scope["method"], scope["path"])
+        return None
+
+
 class HotPath:
     """ASGI middleware in front of the node's routes (see the module's docstring).
     ``reserved``: the first path segments of the routes that are not resources."""
@@ -78,7 +93,7 @@ class HotPath:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "GET":
-            response = self._answer(scope)
+            response = answer_or_pass(self._answer, scope)
             if response is not None:
                 await response(scope, receive, send)
                 return

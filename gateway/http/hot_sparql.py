@@ -4,11 +4,12 @@ A point look-up (``gateway.sparql.point``: one triple pattern about one IRI) is 
 in the node itself in a few tens of microseconds; served through the full application
 it would also pay FastAPI's and Starlette's layers, three parsings of the query string,
 the request wrapper and the pool's hand-off: most of its time. ``SparqlHotPath`` sits in
-front of them and answers it exactly as ``gateway.http.sparql.sparql`` would when
-everything it needs is at hand: the same caller (a bearer token verified before and not
-expired, ``known_caller``), grant, label graphs of the same snapshot, evaluation
-(``answer_here``: every request's query is evaluated, nothing is cached), audit record
-(``audited``, ``record``) and response (``answered``).
+front of them all (as ``gateway.http.hot.HotPath`` does) and answers it exactly as
+``gateway.http.sparql.sparql`` would when everything it needs is at hand: the same
+caller (a bearer token verified before and not expired, ``known_caller``), grant, label
+graphs of the same snapshot, evaluation (``answer_here``: every request's query is
+evaluated, nothing is cached), audit record (``audited``, ``record``) and response
+(``answered``).
 
 Only ``GET /sparql?query=...`` with that one parameter, and ``POST /sparql`` of an
 ``application/sparql-query`` body with no query string, are tried. Anything else is
@@ -28,7 +29,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.errors import GatewayError
-from gateway.http.hot import known_request
+from gateway.http.hot import answer_or_pass, known_request
 from gateway.http.respond import record
 from gateway.http.sparql import answered, audited, dataset_in
 from gateway.http.sparql_protocol import MAX_QUERY
@@ -57,7 +58,7 @@ class SparqlHotPath:
             else:
                 query = None
             if query is not None:
-                response = self._answer(scope, query)
+                response = answer_or_pass(lambda scope: self._answer(scope, query), scope)
                 if response is not None:
                     await response(scope, receive, send)
                     return
