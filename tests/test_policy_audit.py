@@ -30,7 +30,7 @@ DATA = """
 @prefix props: <https://w3id.org/props#> . @prefix rdfs: <http://www.w3.org/2000/01/rdf-schema#> .
 <id/building/1> a bot:Building ; rdfs:label "Kerkstraat 1" ; dsgo:municipalityCode "0363" ;
     dsgo:energyLabel "F" ; dsgo:address "Geheimstraat 13, Amsterdam" ; props:constructionCost 987654321 ;
-    dsgo:rcRoof 4.75 ; dsgo:floorArea [ dsgo:value 8181 ] .
+    dsgo:rcRoof 4.7531862 ; dsgo:floorArea [ dsgo:value 818161814 ] .
 <id/building/2> a bot:Building ; rdfs:label "Dorpsstraat 2" ; dsgo:municipalityCode "0344" .
 """
 POLICY = f"""
@@ -49,12 +49,13 @@ rules:
     resources: all
     fields: [props:constructionCost]
 """
-#: what MUNI may not see of building 1 (values and field names) and of building 2 (all)
+#: what MUNI may not see of building 1 (values and field names) and of building 2 (all);
+#: numbers long enough not to turn up by chance among a log's digits (times, hashes)
 SECRETS = (
     b"Geheimstraat",
     b"987654321",
-    b"4.75",
-    b"8181",
+    b"4.7531862",
+    b"818161814",
     b"address",
     b"constructionCost",
     b"municipalityCode",
