@@ -129,3 +129,20 @@ async def test_a_hot_path_that_fails_hands_the_read_to_the_application(
     log = fed.nodes[FIRM].state.dsgo.audit
     assert log.flush(timeout=10)
     assert [e["request_id"] for e in tail(log.path, 2)].count("after-the-bug") == 1
+
+
+async def test_a_hot_path_failing_after_its_decision_leaves_the_read_one_audit_entry(
+    fed: Federation, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The record is made last: a hot path that fails writing its answer records nothing,
+    and the application's answer makes the read's one entry."""
+    import gateway.http.hot as hot
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("a bug in the answer")
+
+    monkeypatch.setattr(hot, "reply", broken)
+    assert (await client.get(PATH, headers={"x-request-id": "once"})).status_code == 200
+    log = fed.nodes[FIRM].state.dsgo.audit
+    assert log.flush(timeout=10)
+    assert [e["request_id"] for e in tail(log.path, 3)].count("once") == 1

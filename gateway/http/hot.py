@@ -119,8 +119,9 @@ class HotPath:
         rep = node.cached(("resource", grant.key, node.namespace + raw.decode("latin-1").lstrip("/")), fmt)
         if rep is None:
             return None
-        try:
-            record(node.audit, scope, caller, rep, request_id)  # no read without its record
+        response = reply(rep, inm.decode("latin-1") if inm is not None else None, failed_header(node))
+        try:  # no read without its record, made last: a failure before it leaves none
+            record(node.audit, scope, caller, rep, request_id)
         except GatewayError:
             return None
-        return reply(rep, inm.decode("latin-1") if inm is not None else None, failed_header(node))
+        return response

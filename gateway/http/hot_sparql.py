@@ -95,11 +95,12 @@ class SparqlHotPath:
             return None
         head, body = here
         media: str = head["media"]
-        try:  # no read without its record
+        response = answered(body, media)
+        try:  # no read without its record, made last: a failure before it leaves none
             record(node.audit, scope, caller, audited(grant, body, media), request_id)
         except GatewayError:
             return None
-        return answered(body, media)
+        return response
 
 
 def _get_query(query_string: bytes) -> str | None:
